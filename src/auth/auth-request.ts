@@ -1,0 +1,154 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Where a handshake comes from. `forwardedFor` is the first `X-Forwarded-For` entry, or ''.
+ * @publicApi
+ */
+export interface PeerAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly forwardedFor: string;
+}
+
+/** @publicApi */
+export interface BasicCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+const EMPTY_BASIC: BasicCredentials = Object.freeze({ username: '', password: '' });
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const FORWARDED_FOR = /^[A-Za-z0-9:._\-[\]]+$/;
+
+/**
+ * The handshake request as `@OnAuthenticate` sees it, before any upgrade.
+ * @publicApi
+ */
+export class AuthRequest {
+  /** The request path, without the query string. */
+  readonly path: string;
+  /**
+   * Query parameters, percent-decoded (`+` is a space). A name without `=` is `true`; for a
+   * repeated name the last value wins.
+   */
+  readonly queries: Readonly<Record<string, string | true>>;
+  /** Request headers with lower-cased names; repeated headers joined by ', ' (cookies by '; '). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The subprotocols the client offered in `Sec-WebSocket-Protocol`, in its order. */
+  readonly subprotocols: readonly string[];
+  readonly peer: PeerAddress;
+  private basicCache: BasicCredentials | undefined;
+  private cookiesCache: Readonly<Record<string, string>> | undefined;
+
+  /** @internal Built by the handshake; throws a `MalformedRequestError` on an unreadable query string. */
+  constructor(
+    /** The raw Node request, for anything not covered above. */
+    readonly raw: IncomingMessage,
+    path: string,
+    query: string,
+    subprotocols: readonly string[],
+  ) {
+    this.path = path;
+    this.queries = parseQuery(query);
+    this.headers = flattenHeaders(raw);
+    this.subprotocols = subprotocols;
+    this.peer = readPeer(raw, this.headers['x-forwarded-for']);
+  }
+
+  /**
+   * Credentials of an `Authorization: Basic` header; empty strings when absent or malformed.
+   * The password may contain ':' (only the first ':' separates).
+   */
+  get basic(): BasicCredentials {
+    return (this.basicCache ??= parseBasic(this.headers.authorization));
+  }
+
+  /** The token of an `Authorization: Bearer <token>` header, or '' when absent or malformed. */
+  get bearerToken(): string {
+    const [scheme, token] = splitAuthorization(this.headers.authorization);
+    return scheme === 'bearer' ? token : '';
+  }
+
+  /** Cookies of the `Cookie` header, values percent-decoded; the first of a repeated name wins. */
+  get cookies(): Readonly<Record<string, string>> {
+    return (this.cookiesCache ??= parseCookies(this.headers.cookie));
+  }
+}
+
+/** A handshake the server cannot read: answered with HTTP 400. */
+export class MalformedRequestError extends Error {}
+
+function decodeQueryComponent(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    throw new MalformedRequestError(`malformed percent-encoding in query: ${text.slice(0, 64)}`);
+  }
+}
+
+function parseQuery(query: string): Record<string, string | true> {
+  const result: Record<string, string | true> = Object.create(null);
+  if (query === '') return result;
+  for (const pair of query.split('&')) {
+    if (pair === '') continue;
+    const equals = pair.indexOf('=');
+    if (equals === 0) throw new MalformedRequestError('query parameter without a name');
+    if (equals === -1) result[decodeQueryComponent(pair)] = true;
+    else result[decodeQueryComponent(pair.slice(0, equals))] = decodeQueryComponent(pair.slice(equals + 1));
+  }
+  return result;
+}
+
+function flattenHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = Object.create(null);
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    headers[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
+  }
+  return headers;
+}
+
+function readPeer(req: IncomingMessage, forwardedFor: string | undefined): PeerAddress {
+  const address = req.socket.remoteAddress ?? '';
+  const first = forwardedFor?.split(',')[0]?.trim() ?? '';
+  return Object.freeze({
+    // An IPv4 client of a dual-stack server shows up as ::ffff:a.b.c.d.
+    address: address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address,
+    port: req.socket.remotePort ?? 0,
+    forwardedFor: FORWARDED_FOR.test(first) ? first : '',
+  });
+}
+
+function splitAuthorization(header: string | undefined): [scheme: string, credentials: string] {
+  if (!header) return ['', ''];
+  const match = /^([A-Za-z]+) +(\S+)$/.exec(header.trim());
+  return match ? [match[1].toLowerCase(), match[2]] : ['', ''];
+}
+
+function parseBasic(header: string | undefined): BasicCredentials {
+  const [scheme, encoded] = splitAuthorization(header);
+  if (scheme !== 'basic' || !STRICT_BASE64.test(encoded)) return EMPTY_BASIC;
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) return EMPTY_BASIC;
+  return Object.freeze({ username: decoded.slice(0, colon), password: decoded.slice(colon + 1) });
+}
+
+function parseCookies(header: string | undefined): Record<string, string> {
+  const cookies: Record<string, string> = Object.create(null);
+  if (!header) return cookies;
+  for (const part of header.split(';')) {
+    const equals = part.indexOf('=');
+    if (equals <= 0) continue;
+    const name = part.slice(0, equals).trim();
+    if (name === '' || name in cookies) continue;
+    let value = part.slice(equals + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      cookies[name] = decodeURIComponent(value);
+    } catch {
+      cookies[name] = value;
+    }
+  }
+  return cookies;
+}

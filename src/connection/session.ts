@@ -1,0 +1,111 @@
+import type { PeerAddress } from '../auth/auth-request.js';
+import { assertApplicationCloseCode } from './close-codes.js';
+
+/** What a Session needs from the connection behind it. */
+export interface SessionConnection {
+  readonly isOpen: boolean;
+  send(message: unknown): boolean;
+  close(code: number, reason: string): void;
+  join(channel: string | number, meta: unknown): boolean;
+  leave(channel: string | number): boolean;
+  leaveAll(): number;
+  channels(): string[];
+  schedule(ms: number, info: unknown): ScheduledInfo;
+}
+
+const kConnection = Symbol('riverside.session_connection');
+
+/** @internal The connection behind a session, for DeliveryService. */
+export function connectionOf(session: Session): SessionConnection {
+  return (session as unknown as Record<symbol, SessionConnection>)[kConnection];
+}
+
+/**
+ * A pending `session.sendAfter()`; `cancel()` stops it (it is also cleared at terminate).
+ * @publicApi
+ */
+export interface ScheduledInfo {
+  cancel(): void;
+}
+
+/**
+ * One WebSocket connection of an authenticated user, handed to every handler callback.
+ * @publicApi
+ */
+export class Session<S = unknown> {
+  /** Handler-owned state, initialised from the `state` of the auth result. */
+  state: S;
+
+  private readonly [kConnection]: SessionConnection;
+
+  /** @internal Sessions are created by the server for each accepted connection. */
+  constructor(
+    connection: SessionConnection,
+    /** The user this connection belongs to (always a string: a numeric id becomes its decimal form). */
+    readonly userId: string,
+    /** This connection's session id (from the auth result, or a random 40-hex id). */
+    readonly id: string,
+    readonly peer: PeerAddress,
+    /** The subprotocol selected in the handshake, or null. */
+    readonly subprotocol: string | null,
+    state: S,
+    /** When the WebSocket was accepted. */
+    readonly connectedAt: Date,
+  ) {
+    this[kConnection] = connection;
+    this.state = state;
+  }
+
+  private get connection(): SessionConnection {
+    return this[kConnection];
+  }
+
+  /** Whether messages can still be written to this connection. */
+  get isOpen(): boolean {
+    return this.connection.isOpen;
+  }
+
+  /**
+   * Encodes a message with the handler's codec and writes it to this connection (a `Frame`
+   * is written as it is). Returns false when nothing was written (closed or slow consumer).
+   * Throws an `EncodeError` when the codec cannot encode the value.
+   */
+  send(message: unknown): boolean {
+    return this.connection.send(message);
+  }
+
+  /** Closes this connection; `@OnTerminate` gets 'stop'. Codes: 1000 or 3000-4999. */
+  close(code = 1000, reason = ''): void {
+    assertApplicationCloseCode(code, reason);
+    this.connection.close(code, reason);
+  }
+
+  /**
+   * Joins a channel (idempotent: joining again only replaces `meta`). Returns true when this
+   * call added the membership.
+   */
+  join(channel: string | number, meta?: unknown): boolean {
+    return this.connection.join(channel, meta);
+  }
+
+  /** Leaves one channel, or every channel when none is named. Returns how many were left. */
+  leave(channel?: string | number): number {
+    return channel === undefined ? this.connection.leaveAll() : Number(this.connection.leave(channel));
+  }
+
+  /** The channels this session is in. */
+  channels(): string[] {
+    return this.connection.channels();
+  }
+
+  /** After `ms`, `info` reaches this handler's `@OnInfo` (in order with frames). */
+  sendAfter(ms: number, info: unknown): ScheduledInfo {
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`sendAfter takes a delay in ms >= 0, got ${ms}`);
+    return this.connection.schedule(ms, info);
+  }
+
+  /** 'Session:<userId>:<first 6 characters of the id>', for logs. */
+  toString(): string {
+    return `Session:${this.userId}:${this.id.slice(0, 6)}`;
+  }
+}

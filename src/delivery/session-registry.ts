@@ -1,0 +1,111 @@
+import { Injectable } from '@nestjs/common';
+import type { Connection } from '../connection/connection.js';
+import type { ChannelMember, DeliveryTarget } from './delivery-target.js';
+
+const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
+
+/** A length prefix keeps 'a/b'+'c' and 'a'+'b/c' apart (Riverside's topics collide there). */
+function sessionKey(userId: string, sessionId: string): string {
+  return `${userId.length}:${userId}/${sessionId}`;
+}
+
+function addTo<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): void {
+  const bucket = index.get(key);
+  if (bucket) bucket.add(connection);
+  else index.set(key, new Set([connection]));
+}
+
+function removeFrom<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): void {
+  const bucket = index.get(key);
+  if (bucket?.delete(connection) && bucket.size === 0) index.delete(key);
+}
+
+/**
+ * The sessions of this node, indexed by user, by session and by channel. The only place that
+ * knows who is connected here; DeliveryService and the server read it.
+ */
+@Injectable()
+export class SessionRegistry {
+  /** Every open connection of this node. */
+  readonly connections = new Set<Connection>();
+  private readonly byUser = new Map<string, Set<Connection>>();
+  private readonly bySession = new Map<string, Set<Connection>>();
+  private readonly byChannel = new Map<string, Map<Connection, unknown>>();
+
+  add(connection: Connection): void {
+    const { userId, id } = connection.session;
+    this.connections.add(connection);
+    addTo(this.byUser, userId, connection);
+    addTo(this.bySession, sessionKey(userId, id), connection);
+  }
+
+  remove(connection: Connection): void {
+    if (!this.connections.delete(connection)) return;
+    const { userId, id } = connection.session;
+    this.leaveAll(connection);
+    removeFrom(this.byUser, userId, connection);
+    removeFrom(this.bySession, sessionKey(userId, id), connection);
+  }
+
+  /** Connections behind a target; empty (never a throw) when there are none. */
+  resolve(target: DeliveryTarget): ReadonlySet<Connection> | ReadonlyMap<Connection, unknown> {
+    if ('channel' in target) return this.byChannel.get(String(target.channel)) ?? NO_CONNECTIONS;
+    if ('user' in target) return this.byUser.get(String(target.user)) ?? NO_CONNECTIONS;
+    if ('session' in target && Array.isArray(target.session)) {
+      const [userId, sessionId] = target.session;
+      return this.bySession.get(sessionKey(String(userId), String(sessionId))) ?? NO_CONNECTIONS;
+    }
+    throw new TypeError(
+      'A delivery target is { user: id }, { session: [userId, sessionId] } or { channel: id }, got ' +
+        JSON.stringify(target),
+    );
+  }
+
+  /** Joins or updates meta; true when the membership is new. */
+  join(connection: Connection, channel: string, meta: unknown): boolean {
+    let members = this.byChannel.get(channel);
+    if (!members) this.byChannel.set(channel, (members = new Map()));
+    const isNew = !members.has(connection);
+    members.set(connection, meta);
+    if (isNew) (connection.joined ??= new Set()).add(channel);
+    return isNew;
+  }
+
+  leave(connection: Connection, channel: string): boolean {
+    const members = this.byChannel.get(channel);
+    if (!members?.delete(connection)) return false;
+    if (members.size === 0) this.byChannel.delete(channel);
+    connection.joined?.delete(channel);
+    return true;
+  }
+
+  leaveAll(connection: Connection): number {
+    const joined = connection.joined;
+    if (!joined) return 0;
+    const count = joined.size;
+    for (const channel of joined) {
+      const members = this.byChannel.get(channel);
+      if (members?.delete(connection) && members.size === 0) this.byChannel.delete(channel);
+    }
+    connection.joined = null;
+    return count;
+  }
+
+  isMember(connection: Connection, channel: string): boolean {
+    return this.byChannel.get(channel)?.has(connection) ?? false;
+  }
+
+  members(channel: string): ChannelMember[] {
+    const members = this.byChannel.get(channel);
+    if (!members) return [];
+    const result: ChannelMember[] = [];
+    for (const [connection, meta] of members) {
+      result.push({ userId: connection.session.userId, sessionId: connection.session.id, meta });
+    }
+    return result;
+  }
+
+  channelsOf(connection: Connection): string[] {
+    return connection.joined ? [...connection.joined] : [];
+  }
+}

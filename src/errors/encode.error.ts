@@ -1,0 +1,17 @@
+import { RiversideError } from './riverside.error.js';
+
+/**
+ * Thrown when a codec cannot encode an outgoing message (e.g. a BigInt or a circular object
+ * for JSON). Nothing was written when it is thrown.
+ * @publicApi
+ */
+export class EncodeError extends RiversideError {
+  constructor(codecName: string, cause: unknown) {
+    super(
+      'RIVERSIDE_ERR_ENCODE',
+      `${codecName} could not encode the message: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+        'Send a value the codec supports, or a raw Frame.text()/Frame.binary().',
+      { cause },
+    );
+  }
+}

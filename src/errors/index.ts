@@ -1,0 +1,5 @@
+export * from './riverside.error.js';
+export * from './invalid-options.error.js';
+export * from './invalid-handler-class.error.js';
+export * from './encode.error.js';
+export * from './missing-package.error.js';

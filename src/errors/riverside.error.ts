@@ -1,0 +1,25 @@
+/**
+ * Stable, documented error codes carried by every error the library throws.
+ * @publicApi
+ */
+export type RiversideErrorCode =
+  | 'RIVERSIDE_ERR_INVALID_OPTIONS'
+  | 'RIVERSIDE_ERR_INVALID_HANDLER'
+  | 'RIVERSIDE_ERR_ENCODE'
+  | 'RIVERSIDE_ERR_MISSING_PACKAGE'
+  | 'RIVERSIDE_ERR_NOT_READY';
+
+/**
+ * Base class of the errors thrown by nestjs-riverside; `code` is stable across versions.
+ * @publicApi
+ */
+export class RiversideError extends Error {
+  constructor(
+    readonly code: RiversideErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}

@@ -1,0 +1,22 @@
+import { SetMetadata, type Type } from '@nestjs/common';
+import type { Codec } from '../../codec/codec.interface.js';
+import { RIVERSIDE_HANDLER_METADATA } from '../../riverside.constants.js';
+
+/** @publicApi */
+export interface RiversideHandlerOptions {
+  /** The WebSocket path this handler serves. @default the module's `path` option */
+  path?: string;
+  /** Codec of this handler (instance or injectable class). @default the module's `codec` option */
+  codec?: Codec | Type<Codec>;
+  /** Subprotocols this handler speaks, in order of preference. @default the module's `subprotocols` option */
+  subprotocols?: readonly string[];
+}
+
+/**
+ * Marks a provider as the handler of one WebSocket path. Add the class to a module's
+ * `providers`; its `@OnAuthenticate`, `@OnInit`, `@OnMessage`, `@OnInfo` and `@OnTerminate`
+ * methods are found once, at bootstrap.
+ * @publicApi
+ */
+export const RiversideHandler = (options: RiversideHandlerOptions = {}): ClassDecorator =>
+  SetMetadata(RIVERSIDE_HANDLER_METADATA, options);

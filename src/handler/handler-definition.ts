@@ -1,0 +1,23 @@
+import type { AuthRequest } from '../auth/auth-request.js';
+import type { AuthResult } from '../auth/auth-result.interface.js';
+import type { Codec } from '../codec/codec.interface.js';
+import type { Session } from '../connection/session.js';
+import type { TerminateReason } from '../connection/terminate-reason.js';
+
+type Callback<A extends unknown[]> = ((...args: A) => unknown) | null;
+
+/** A handler's methods bound once at bootstrap: per frame, a lookup and a direct call. */
+export interface HandlerDefinition {
+  readonly className: string;
+  readonly path: string;
+  readonly codec: Codec;
+  readonly codecName: string;
+  readonly subprotocols: readonly string[];
+  readonly authenticate: ((req: AuthRequest) => AuthResult | Promise<AuthResult>) | null;
+  readonly init: Callback<[Session]>;
+  readonly message: Callback<[unknown, Session]>;
+  readonly info: Callback<[unknown, Session]>;
+  readonly terminate: Callback<[TerminateReason, Session]>;
+  /** 'ChatHandler.onMessage()' and friends, for logs. */
+  readonly labels: Readonly<Record<'authenticate' | 'init' | 'message' | 'info' | 'terminate', string>>;
+}

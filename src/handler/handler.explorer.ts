@@ -1,0 +1,126 @@
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
+import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
+import { resolveCodec } from '../codec/codec.resolver.js';
+import { InvalidHandlerClassError } from '../errors/invalid-handler-class.error.js';
+import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
+import { resolvePath, resolveSubprotocols } from '../module/riverside-options.resolver.js';
+import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
+import { handlerMethodLabel } from '../riverside.messages.js';
+import type { HandlerDefinition } from './handler-definition.js';
+import {
+  CALLBACK_DECORATOR,
+  CALLBACK_METADATA,
+  type CallbackKind,
+  HandlerMetadataAccessor,
+} from './handler-metadata.accessor.js';
+
+const CALLBACK_KINDS = Object.keys(CALLBACK_METADATA) as CallbackKind[];
+
+/**
+ * Finds every `@RiversideHandler` provider once, at module init, and builds the frozen
+ * path -> handler table the server dispatches through. Nothing is reflected per frame.
+ */
+@Injectable()
+export class HandlerExplorer implements OnModuleInit {
+  private readonly logger = new Logger('Riverside');
+  private table: ReadonlyMap<string, HandlerDefinition> = new Map();
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly accessor: HandlerMetadataAccessor,
+    private readonly moduleRef: ModuleRef,
+    @Inject(RIVERSIDE_RESOLVED_OPTIONS) private readonly options: ResolvedRiversideOptions,
+    @Inject(RIVERSIDE_CODEC) private readonly defaultCodec: Codec,
+  ) {}
+
+  /** Handlers by normalized path. */
+  get handlers(): ReadonlyMap<string, HandlerDefinition> {
+    return this.table;
+  }
+
+  async onModuleInit(): Promise<void> {
+    const table = new Map<string, HandlerDefinition>();
+    for (const wrapper of this.discovery.getProviders()) {
+      const { metatype, instance } = wrapper;
+      if (!metatype || typeof metatype !== 'function' || wrapper.isAlias) continue;
+      const handlerOptions = this.accessor.getHandlerOptions(metatype);
+      if (!handlerOptions) continue;
+      if (!wrapper.isDependencyTreeStatic() || !instance) {
+        throw new InvalidHandlerClassError(
+          `Handler class "${metatype.name}" is request- or transient-scoped (itself or through a dependency). ` +
+            'A Riverside handler lives as long as the application: make it and its dependencies singletons.',
+        );
+      }
+      const definition = await this.define(metatype.name, instance as object, handlerOptions);
+      const existing = table.get(definition.path);
+      if (existing) {
+        if (existing.className === definition.className) continue; // the same provider exported through two modules
+        throw new InvalidHandlerClassError(
+          `Handler classes "${existing.className}" and "${definition.className}" both serve path "${definition.path}". ` +
+            'Give one of them another path: @RiversideHandler({ path: "/other" }).',
+        );
+      }
+      table.set(definition.path, definition);
+    }
+    if (table.size === 0) {
+      this.logger.warn('RiversideModule found no @RiversideHandler provider: add your handler class to a module\'s providers.');
+    }
+    this.table = table;
+  }
+
+  private async define(
+    className: string,
+    instance: object,
+    handlerOptions: { path?: unknown; codec?: unknown; subprotocols?: unknown },
+  ): Promise<HandlerDefinition> {
+    const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
+    const found: Partial<Record<CallbackKind, string>> = {};
+    for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+      const method = prototype[methodName];
+      if (typeof method !== 'function') continue;
+      for (const kind of CALLBACK_KINDS) {
+        if (!this.accessor.isCallback(kind, method)) continue;
+        if (found[kind]) {
+          throw new InvalidHandlerClassError(
+            `Handler class "${className}" has two ${CALLBACK_DECORATOR[kind]} methods, "${found[kind]}" and "${methodName}". ` +
+              `Keep one ${CALLBACK_DECORATOR[kind]} per handler class.`,
+          );
+        }
+        found[kind] = methodName;
+      }
+    }
+    const bind = (kind: CallbackKind) => {
+      const name = found[kind];
+      return name ? (prototype[name] as (...args: unknown[]) => unknown).bind(instance) : null;
+    };
+    const label = (kind: CallbackKind) => handlerMethodLabel(className, found[kind] ?? kind);
+    const codec =
+      handlerOptions.codec === undefined
+        ? this.defaultCodec
+        : await resolveCodec(handlerOptions.codec as Codec, this.moduleRef, `@RiversideHandler({ codec }) of ${className}`);
+    return Object.freeze({
+      className,
+      path: resolvePath(`@RiversideHandler({ path }) of ${className}`, handlerOptions.path, this.options.path),
+      codec,
+      codecName: codec.constructor?.name ?? 'codec',
+      subprotocols:
+        handlerOptions.subprotocols === undefined
+          ? this.options.subprotocols
+          : resolveSubprotocols(`@RiversideHandler({ subprotocols }) of ${className}`, handlerOptions.subprotocols),
+      authenticate: bind('authenticate') as HandlerDefinition['authenticate'],
+      init: bind('init'),
+      message: bind('message'),
+      info: bind('info'),
+      terminate: bind('terminate'),
+      labels: Object.freeze({
+        authenticate: label('authenticate'),
+        init: label('init'),
+        message: label('message'),
+        info: label('info'),
+        terminate: label('terminate'),
+      }),
+    });
+  }
+}

@@ -1,0 +1,63 @@
+// The public API of nestjs-riverside. Everything else is internal.
+export { RiversideModule } from './module/riverside.module.js';
+export { RIVERSIDE_MODULE_OPTIONS } from './module/riverside.module-definition.js';
+export type {
+  RiversideModuleOptions,
+  RiversideTlsOptions,
+  RiversideWsOptions,
+  TransmissionLimit,
+} from './module/riverside-options.interface.js';
+export { env, type EnvRef } from './module/env.js';
+
+export {
+  RiversideHandler,
+  type RiversideHandlerOptions,
+  OnAuthenticate,
+  OnInit,
+  OnMessage,
+  OnInfo,
+  OnTerminate,
+} from './handler/decorators/index.js';
+
+export { AuthRequest, type PeerAddress, type BasicCredentials } from './auth/auth-request.js';
+export { AuthError } from './auth/auth-error.js';
+export type { AuthResult } from './auth/auth-result.interface.js';
+
+export { Session, type ScheduledInfo } from './connection/session.js';
+export type { TerminateReason } from './connection/terminate-reason.js';
+export { CloseCode } from './connection/close-codes.js';
+
+export {
+  type Codec,
+  type FrameType,
+  INVALID_MESSAGE,
+  RIVERSIDE_CODEC,
+  JsonCodec,
+  RawTextCodec,
+  RawBinaryCodec,
+  MessagePackCodec,
+  Frame,
+} from './codec/index.js';
+
+export { DeliveryService } from './delivery/delivery.service.js';
+export type { DeliveryTarget, ChannelMember, RiversideId } from './delivery/delivery-target.js';
+
+export {
+  type RiversideTransport,
+  type TransportMessageHandler,
+  RIVERSIDE_TRANSPORT,
+} from './transport/transport.interface.js';
+export { LocalTransport } from './transport/local.transport.js';
+
+export { RiversideServer } from './server/riverside.server.js';
+export { RiversideAdapter } from './server/riverside.adapter.js';
+export { RiversideStats } from './stats/riverside-stats.js';
+
+export {
+  RiversideError,
+  type RiversideErrorCode,
+  InvalidOptionsError,
+  InvalidHandlerClassError,
+  EncodeError,
+  MissingPackageError,
+} from './errors/index.js';

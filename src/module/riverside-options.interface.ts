@@ -1,0 +1,98 @@
+import type { Type } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerOptions as WsServerOptions } from 'ws';
+import type { Codec } from '../codec/codec.interface.js';
+import type { RiversideTransport } from '../transport/transport.interface.js';
+import type { EnvRef } from './env.js';
+
+/**
+ * TLS for the standalone server: clients connect with `wss://`.
+ * @publicApi
+ */
+export interface RiversideTlsOptions {
+  /** Turns TLS on or off, e.g. from the environment. @default true */
+  enabled?: boolean | EnvRef<boolean>;
+  /** Certificate chain: a PEM string or a path to a PEM file. */
+  cert: string | Buffer | EnvRef<string>;
+  /** Private key: a PEM string or a path to a PEM file. */
+  key: string | Buffer | EnvRef<string>;
+  /** Passphrase of the private key, if it has one. */
+  passphrase?: string;
+  /** Extra CA certificates (PEM). */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+/**
+ * `ws` server options passed through (the analogue of Riverside's `cowboy_opts`). The options
+ * that Riverside owns (`server`, `port`, `path`, `noServer`, `verifyClient`, `handleProtocols`,
+ * `clientTracking`) are not accepted.
+ * @publicApi
+ */
+export type RiversideWsOptions = Omit<
+  WsServerOptions,
+  'server' | 'port' | 'host' | 'path' | 'noServer' | 'verifyClient' | 'handleProtocols' | 'clientTracking' | 'backlog'
+>;
+
+/**
+ * Riverside's fixed-window flood limit: the `capacity`-th frame within `duration` ms closes
+ * the connection with 3001.
+ * @publicApi
+ */
+export interface TransmissionLimit {
+  /** Frames per window; the frame that reaches this count closes the connection. @default 50 */
+  capacity: number;
+  /** Window length in ms. @default 2000 */
+  duration: number;
+}
+
+/**
+ * Options of `RiversideModule.forRoot()` / `forRootAsync()`. Every option is validated once,
+ * at boot; a bad value fails the boot with an error naming the option.
+ * @publicApi
+ */
+export interface RiversideModuleOptions {
+  /**
+   * Port of the standalone server (0 picks a free one), or `'http'` to serve the handler
+   * paths on the Nest HTTP server next to the app's controllers.
+   * @default 3000
+   */
+  port?: number | string | 'http' | EnvRef<number | string>;
+  /** Interface to bind the standalone server to. @default all interfaces */
+  host?: string;
+  /** Default path of handlers that do not name one. @default '/' */
+  path?: string;
+  /** Default codec of every handler: an instance or an injectable class. @default JsonCodec */
+  codec?: Codec | Type<Codec>;
+  /** Connections accepted at once (handshakes in flight included); past it, HTTP 503. @default 65536 */
+  maxConnections?: number;
+  /** A connection is closed with 3002 this many ms after @OnInit. @default Infinity */
+  maxConnectionAge?: number;
+  /** A connection that sends nothing (pings included) for this long is closed with 3003. `0` or `Infinity` disables it. @default 60000 */
+  idleTimeout?: number;
+  /** Sets SO_REUSEPORT so several processes can listen on one port (needs Node >= 22.12). @default false */
+  reusePort?: boolean;
+  /** Logs a debug line per connection event (Riverside's show_debug_logs). @default false */
+  debug?: boolean;
+  /** Per-connection flood limit. @default { capacity: 50, duration: 2000 } */
+  transmissionLimit?: Partial<TransmissionLimit>;
+  /** TLS for the standalone server. @default false */
+  tls?: false | RiversideTlsOptions;
+  /** Options passed to the `ws` server. `maxPayload` defaults to 1 MiB (ws's own default is 100 MiB). */
+  ws?: RiversideWsOptions;
+  /** What to do with a frame of the wrong type or one the codec cannot decode. @default 'ignore' */
+  invalidMessage?: 'ignore' | 'close';
+  /** Unsent bytes a socket may hold before it is treated as a slow consumer. @default 4194304 (4 MiB) */
+  maxBackpressure?: number;
+  /** What happens to a slow consumer: closed with 3004, or messages to it dropped. @default 'close' */
+  slowConsumer?: 'close' | 'drop';
+  /** Allowed `Origin` values (or a predicate); a browser handshake from elsewhere gets 403. @default any origin */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean);
+  /** Subprotocols the handlers speak; the first one the client offers is selected. @default none */
+  subprotocols?: readonly string[];
+  /** Request listener for every non-WebSocket request of the standalone server; replaces `/health` and the 404. */
+  router?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** How long shutdown waits for @OnTerminate callbacks before cutting sockets, in ms. @default 5000 */
+  shutdownTimeout?: number;
+  /** Cluster transport carrying deliveries between nodes. @default new LocalTransport() */
+  transport?: RiversideTransport;
+}

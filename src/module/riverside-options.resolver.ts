@@ -1,0 +1,263 @@
+import type { Type } from '@nestjs/common';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Codec, isCodec } from '../codec/codec.interface.js';
+import { JsonCodec } from '../codec/json.codec.js';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { invalidOptionMessage } from '../riverside.messages.js';
+import { LocalTransport } from '../transport/local.transport.js';
+import { isTransport, type RiversideTransport } from '../transport/transport.interface.js';
+import { readEnvRef } from './env.js';
+import type {
+  RiversideModuleOptions,
+  RiversideWsOptions,
+  TransmissionLimit,
+} from './riverside-options.interface.js';
+
+/** The options after defaults, env indirection and validation: what the runtime reads. */
+export interface ResolvedRiversideOptions {
+  /** 'standalone': our own HTTP(S) server on `port`; 'http': the Nest HTTP server. */
+  readonly mode: 'standalone' | 'http';
+  readonly port: number;
+  readonly host: string | undefined;
+  readonly path: string;
+  readonly codec: Codec | Type<Codec>;
+  readonly maxConnections: number;
+  readonly maxConnectionAge: number;
+  readonly idleTimeout: number;
+  readonly reusePort: boolean;
+  readonly debug: boolean;
+  readonly transmissionLimit: Readonly<TransmissionLimit>;
+  readonly tls: false | { cert: string | Buffer; key: string | Buffer; passphrase?: string; ca?: unknown };
+  readonly ws: Readonly<RiversideWsOptions> & { maxPayload: number };
+  readonly invalidMessage: 'ignore' | 'close';
+  readonly maxBackpressure: number;
+  readonly slowConsumer: 'close' | 'drop';
+  readonly isOriginAllowed: ((origin: string) => boolean) | null;
+  readonly subprotocols: readonly string[];
+  readonly router: ((req: IncomingMessage, res: ServerResponse) => void) | null;
+  readonly shutdownTimeout: number;
+  readonly transport: RiversideTransport;
+}
+
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof RiversideModuleOptions>([
+  'port', 'host', 'path', 'codec', 'maxConnections', 'maxConnectionAge', 'idleTimeout', 'reusePort',
+  'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
+  'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport',
+]);
+const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
+  'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
+];
+const ONE_MIB = 1024 * 1024;
+/** SO_REUSEPORT reached net.Server#listen in Node 22.12 (and 23.1). */
+const REUSE_PORT_SINCE: readonly [number, number] = [22, 12];
+// Forbidden in a subprotocol token by RFC 6455 (it must be an RFC 7230 token).
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function fail(option: string, value: unknown, expected: string, source = ''): never {
+  throw new InvalidOptionsError(option, invalidOptionMessage(option, value, expected, source));
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function positiveInteger(option: string, value: unknown, fallback: number, allowInfinity = false): number {
+  if (value === undefined) return fallback;
+  if (allowInfinity && value === Infinity) return Infinity;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    fail(option, value, allowInfinity ? 'a positive integer or Infinity' : 'a positive integer');
+  }
+  return value;
+}
+
+function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) fail(option, value, allowed.map((a) => `'${a}'`).join(' or '));
+  return value as T;
+}
+
+function booleanOption(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') fail(option, value, 'true or false');
+  return value;
+}
+
+function resolvePort(raw: unknown, environment: NodeJS.ProcessEnv): { mode: 'standalone' | 'http'; port: number } {
+  const { value, source } = readEnvRef(raw ?? 3000, environment);
+  if (value === 'http') return { mode: 'http', port: 0 };
+  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    fail('port', value, "an integer from 0 to 65535, a numeric string, env('VAR', default) or 'http'", source);
+  }
+  return { mode: 'standalone', port };
+}
+
+function resolveBooleanEnv(option: string, raw: unknown, fallback: boolean, environment: NodeJS.ProcessEnv): boolean {
+  const { value, source } = readEnvRef(raw ?? fallback, environment);
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  return fail(option, value, "true, false, 'true' or 'false'", source);
+}
+
+function readPem(option: string, raw: unknown, environment: NodeJS.ProcessEnv): string | Buffer {
+  const { value, source } = readEnvRef(raw, environment);
+  if (Buffer.isBuffer(value)) return value;
+  if (typeof value !== 'string' || value === '') fail(option, value, 'a PEM string or the path of a PEM file', source);
+  if (value.includes('-----BEGIN')) return value;
+  try {
+    return readFileSync(value);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    return fail(option, value, `a readable PEM file (reading it failed: ${reason})`, source);
+  }
+}
+
+function resolveTls(raw: unknown, environment: NodeJS.ProcessEnv): ResolvedRiversideOptions['tls'] {
+  if (raw === undefined || raw === false) return false;
+  if (!isPlainObject(raw)) return fail('tls', raw, 'false or { cert, key } (PEM strings or file paths)');
+  if (!resolveBooleanEnv('tls.enabled', raw.enabled, true, environment)) return false;
+  for (const key of Object.keys(raw)) {
+    if (!['enabled', 'cert', 'key', 'passphrase', 'ca'].includes(key)) {
+      fail(`tls.${key}`, raw[key], 'no such option (tls accepts enabled, cert, key, passphrase, ca)');
+    }
+  }
+  if (raw.cert === undefined) fail('tls.cert', undefined, 'a PEM string or the path of a PEM file (TLS needs both cert and key)');
+  if (raw.key === undefined) fail('tls.key', undefined, 'a PEM string or the path of a PEM file (TLS needs both cert and key)');
+  return {
+    cert: readPem('tls.cert', raw.cert, environment),
+    key: readPem('tls.key', raw.key, environment),
+    ...(raw.passphrase !== undefined && { passphrase: String(raw.passphrase) }),
+    ...(raw.ca !== undefined && { ca: raw.ca }),
+  };
+}
+
+function resolveWs(raw: unknown): ResolvedRiversideOptions['ws'] {
+  if (raw === undefined) return { maxPayload: ONE_MIB, perMessageDeflate: false };
+  if (!isPlainObject(raw)) return fail('ws', raw, 'an object of ws server options');
+  for (const key of WS_OPTIONS_OWNED_BY_RIVERSIDE) {
+    if (key in raw) fail(`ws.${key}`, raw[key], `nothing: Riverside sets ws's "${key}" itself`);
+  }
+  return {
+    perMessageDeflate: false,
+    ...raw,
+    maxPayload: positiveInteger('ws.maxPayload', raw.maxPayload, ONE_MIB),
+  };
+}
+
+function resolveTransmissionLimit(raw: unknown): TransmissionLimit {
+  if (raw === undefined) return { capacity: 50, duration: 2000 };
+  if (!isPlainObject(raw)) return fail('transmissionLimit', raw, '{ capacity, duration }');
+  for (const key of Object.keys(raw)) {
+    if (key !== 'capacity' && key !== 'duration') {
+      fail(`transmissionLimit.${key}`, raw[key], 'no such option (transmissionLimit accepts capacity, duration)');
+    }
+  }
+  return {
+    capacity: positiveInteger('transmissionLimit.capacity', raw.capacity, 50, true),
+    duration: positiveInteger('transmissionLimit.duration', raw.duration, 2000),
+  };
+}
+
+function resolveCodec(raw: unknown): Codec | Type<Codec> {
+  if (raw === undefined) return JsonCodec;
+  if (typeof raw === 'function' || isCodec(raw)) return raw as Codec | Type<Codec>;
+  return fail('codec', raw, "a codec ({ frameType: 'text' | 'binary', encode(), decode() }) or a codec class");
+}
+
+function resolveOrigins(raw: unknown): ((origin: string) => boolean) | null {
+  if (raw === undefined) return null;
+  if (typeof raw === 'function') return raw as (origin: string) => boolean;
+  if (Array.isArray(raw) && raw.every((origin) => typeof origin === 'string')) {
+    const allowed = new Set(raw.map((origin: string) => origin.toLowerCase()));
+    return (origin) => allowed.has(origin.toLowerCase());
+  }
+  return fail('allowedOrigins', raw, "an array of origins (e.g. ['https://app.example.com']) or a function");
+}
+
+export function resolveSubprotocols(option: string, raw: unknown): readonly string[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw) || !raw.every((p) => typeof p === 'string' && TOKEN.test(p))) {
+    fail(option, raw, 'an array of subprotocol names (HTTP tokens, e.g. ["chat.v1"])');
+  }
+  return Object.freeze([...raw]);
+}
+
+export function resolvePath(option: string, raw: unknown, fallback: string): string {
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'string' || !raw.startsWith('/') || /[?#\s]/.test(raw)) {
+    fail(option, raw, "a URL path starting with '/' (no query, fragment or spaces)");
+  }
+  return normalizePath(raw);
+}
+
+/** '/chat/' and '/chat' are one path, as in Cowboy's router. */
+export function normalizePath(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+function supportsReusePort(nodeVersion: string): boolean {
+  const [major, minor] = nodeVersion.replace(/^v/, '').split('.').map(Number);
+  return major > REUSE_PORT_SINCE[0] || (major === REUSE_PORT_SINCE[0] && minor >= REUSE_PORT_SINCE[1]);
+}
+
+/**
+ * Applies defaults, reads env indirections and validates every option. Called once, from the
+ * options provider's factory, so `forRoot` and `forRootAsync` options are checked alike.
+ */
+export function resolveRiversideOptions(
+  raw: RiversideModuleOptions | undefined,
+  environment: NodeJS.ProcessEnv = process.env,
+  nodeVersion: string = process.version,
+): ResolvedRiversideOptions {
+  const options = (raw ?? {}) as Record<string, unknown>;
+  if (!isPlainObject(options)) fail('(options)', raw, 'an options object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) fail(key, options[key], `no such option; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
+  }
+  const { mode, port } = resolvePort(options.port, environment);
+  const reusePort = booleanOption('reusePort', options.reusePort, false);
+  if (reusePort && !supportsReusePort(nodeVersion)) {
+    fail('reusePort', true, `a Node.js that supports SO_REUSEPORT (>= ${REUSE_PORT_SINCE.join('.')}); this is ${nodeVersion}`);
+  }
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) {
+    fail('host', options.host, "an interface address such as '127.0.0.1' or '::'");
+  }
+  const tls = resolveTls(options.tls, environment);
+  if (mode === 'http') {
+    if (tls) fail('tls', options.tls, "false with port 'http' (the Nest HTTP server carries its own TLS)");
+    if (options.router !== undefined) fail('router', options.router, "nothing with port 'http' (the app's controllers serve HTTP)");
+    if (reusePort) fail('reusePort', true, "false with port 'http' (the Nest HTTP server owns the port)");
+  }
+  if (options.router !== undefined && typeof options.router !== 'function') {
+    fail('router', options.router, 'a request listener (req, res) => void');
+  }
+  const idleTimeout = options.idleTimeout === 0 ? Infinity : positiveInteger('idleTimeout', options.idleTimeout, 60_000, true);
+  const transport = options.transport ?? new LocalTransport();
+  if (!isTransport(transport)) {
+    fail('transport', transport, 'a RiversideTransport (connect, publish, subscribe, unsubscribe, close)');
+  }
+  return Object.freeze({
+    mode,
+    port,
+    host: options.host as string | undefined,
+    path: resolvePath('path', options.path, '/'),
+    codec: resolveCodec(options.codec),
+    maxConnections: positiveInteger('maxConnections', options.maxConnections, 65_536),
+    maxConnectionAge: positiveInteger('maxConnectionAge', options.maxConnectionAge, Infinity, true),
+    idleTimeout,
+    reusePort,
+    debug: booleanOption('debug', options.debug, false),
+    transmissionLimit: Object.freeze(resolveTransmissionLimit(options.transmissionLimit)),
+    tls,
+    ws: Object.freeze(resolveWs(options.ws)),
+    invalidMessage: oneOf('invalidMessage', options.invalidMessage, ['ignore', 'close'], 'ignore'),
+    maxBackpressure: positiveInteger('maxBackpressure', options.maxBackpressure, 4 * ONE_MIB),
+    slowConsumer: oneOf('slowConsumer', options.slowConsumer, ['close', 'drop'], 'close'),
+    isOriginAllowed: resolveOrigins(options.allowedOrigins),
+    subprotocols: resolveSubprotocols('subprotocols', options.subprotocols),
+    router: (options.router as ResolvedRiversideOptions['router']) ?? null,
+    shutdownTimeout: positiveInteger('shutdownTimeout', options.shutdownTimeout, 5000),
+    transport,
+  });
+}

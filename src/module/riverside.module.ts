@@ -1,0 +1,57 @@
+import { Global, Module } from '@nestjs/common';
+import { DiscoveryModule, ModuleRef } from '@nestjs/core';
+import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
+import { resolveCodec } from '../codec/codec.resolver.js';
+import { DeliveryService } from '../delivery/delivery.service.js';
+import { SessionRegistry } from '../delivery/session-registry.js';
+import { HandlerMetadataAccessor } from '../handler/handler-metadata.accessor.js';
+import { HandlerExplorer } from '../handler/handler.explorer.js';
+import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
+import { RiversideServer } from '../server/riverside.server.js';
+import { RiversideStats } from '../stats/riverside-stats.js';
+import { RIVERSIDE_TRANSPORT } from '../transport/transport.interface.js';
+import { ConfigurableModuleClass, RIVERSIDE_MODULE_OPTIONS } from './riverside.module-definition.js';
+import { type ResolvedRiversideOptions, resolveRiversideOptions } from './riverside-options.resolver.js';
+
+/**
+ * Riverside for NestJS. Import it once, in the root module:
+ *
+ * ```ts
+ * @Module({ imports: [RiversideModule.forRoot({ port: 3000 })], providers: [ChatHandler] })
+ * export class AppModule {}
+ * ```
+ *
+ * `forRootAsync({ imports, inject, useFactory })` takes the options from other providers
+ * (e.g. ConfigService). The module is global: `DeliveryService` is injectable everywhere.
+ * @publicApi
+ */
+@Global()
+@Module({
+  imports: [DiscoveryModule],
+  providers: [
+    {
+      provide: RIVERSIDE_RESOLVED_OPTIONS,
+      useFactory: resolveRiversideOptions,
+      inject: [RIVERSIDE_MODULE_OPTIONS],
+    },
+    {
+      provide: RIVERSIDE_CODEC,
+      useFactory: (options: ResolvedRiversideOptions, moduleRef: ModuleRef): Promise<Codec> =>
+        resolveCodec(options.codec, moduleRef, 'codec'),
+      inject: [RIVERSIDE_RESOLVED_OPTIONS, ModuleRef],
+    },
+    {
+      provide: RIVERSIDE_TRANSPORT,
+      useFactory: (options: ResolvedRiversideOptions) => options.transport,
+      inject: [RIVERSIDE_RESOLVED_OPTIONS],
+    },
+    HandlerMetadataAccessor,
+    HandlerExplorer,
+    SessionRegistry,
+    RiversideStats,
+    DeliveryService,
+    RiversideServer,
+  ],
+  exports: [DeliveryService, RiversideServer, RiversideStats, RIVERSIDE_CODEC, RIVERSIDE_TRANSPORT],
+})
+export class RiversideModule extends ConfigurableModuleClass {}

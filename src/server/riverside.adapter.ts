@@ -1,0 +1,45 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { WebSocketServer } from 'ws';
+import { RiversideServer } from './riverside.server.js';
+
+type GatewayOptions = Record<string, unknown> & { namespace?: string; server?: unknown; path?: string };
+
+/**
+ * `@nestjs/platform-ws`'s adapter, made to live beside Riverside handlers:
+ * `app.useWebSocketAdapter(new RiversideAdapter(app))`.
+ *
+ * Plain `@WebSocketGateway` gateways keep their `{ event, data }` protocol. A gateway on the
+ * port Riverside serves (its standalone port, or the Nest HTTP server with `port: 'http'`)
+ * is routed by Riverside's single upgrade listener, so both share one server instead of
+ * fighting over it; other gateways behave exactly as under WsAdapter.
+ * @publicApi
+ */
+export class RiversideAdapter extends WsAdapter {
+  private riverside: RiversideServer | null | undefined;
+
+  constructor(private readonly app?: INestApplicationContext) {
+    super(app);
+  }
+
+  override create(port: number, options: GatewayOptions = {}): unknown {
+    const riverside = this.findRiversideServer();
+    const { server, path, namespace, ...wsOptions } = options;
+    if (riverside === null || server !== undefined || namespace !== undefined || !riverside.servesPort(port)) {
+      return super.create(port, options);
+    }
+    const wsServer = this.bindErrorHandler(new WebSocketServer({ noServer: true, ...wsOptions }));
+    riverside.addGateway(path ?? '/', wsServer);
+    return wsServer;
+  }
+
+  private findRiversideServer(): RiversideServer | null {
+    if (this.riverside !== undefined) return this.riverside;
+    try {
+      this.riverside = this.app?.get(RiversideServer, { strict: false }) ?? null;
+    } catch {
+      this.riverside = null;
+    }
+    return this.riverside;
+  }
+}

@@ -1,0 +1,354 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  Optional,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
+import { SessionRegistry } from '../delivery/session-registry.js';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import type { HandlerDefinition } from '../handler/handler-definition.js';
+import { HandlerExplorer } from '../handler/handler.explorer.js';
+import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
+import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
+import { invalidOptionMessage } from '../riverside.messages.js';
+import { RiversideStats } from '../stats/riverside-stats.js';
+import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
+import { rejectUpgrade, respond, splitTarget } from './http-responses.js';
+
+// Lifecycle of the server as a whole; close() is idempotent.
+const IDLE = 0;
+const RUNNING = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+/** The idle and max-age sweep runs at most this often, and at least once a second. */
+const MIN_SWEEP_MS = 10;
+const MAX_SWEEP_MS = 1000;
+
+function selectProtocol(_offered: Set<string>, req: IncomingMessage): string | false {
+  return (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] ?? false;
+}
+
+/**
+ * Serves the handler paths: its own HTTP(S) server on `port` (with `/health`), or the Nest
+ * HTTP server with `port: 'http'`. Inject it to learn the bound address in tests.
+ * @publicApi
+ */
+@Injectable()
+export class RiversideServer
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, ConnectionHost, HandshakeHost
+{
+  /** @internal */
+  readonly logger = new Logger('Riverside');
+  /** @internal */
+  readonly wss: WebSocketServer;
+  private httpServer: Server | null = null;
+  private ownsHttpServer = false;
+  private readonly gateways = new Map<string, WebSocketServer>();
+  private phase = IDLE;
+  private openCount = 0;
+  private inFlight = 0;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly pendingTerminations = new Set<Promise<unknown>>();
+  private drained: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    /** @internal */
+    @Inject(RIVERSIDE_RESOLVED_OPTIONS) readonly options: ResolvedRiversideOptions,
+    private readonly explorer: HandlerExplorer,
+    /** @internal */
+    readonly registry: SessionRegistry,
+    /** @internal */
+    readonly stats: RiversideStats,
+    @Optional() private readonly httpAdapterHost?: HttpAdapterHost,
+  ) {
+    this.wss = new WebSocketServer({
+      ...options.ws,
+      noServer: true,
+      clientTracking: false,
+      handleProtocols: selectProtocol,
+    });
+  }
+
+  /** The bound address of the standalone server (or of the Nest HTTP server once it listens). */
+  address(): AddressInfo {
+    const address = this.httpServer?.address();
+    if (address === null || address === undefined || typeof address === 'string') {
+      throw new Error('The Riverside server is not listening (yet): call this after app.init() / app.listen().');
+    }
+    return address;
+  }
+
+  /** `ws://127.0.0.1:<port><path>` (`wss://` with TLS), for tests and logs. */
+  url(path = this.options.path): string {
+    const { port } = this.address();
+    return `${this.options.tls ? 'wss' : 'ws'}://127.0.0.1:${port}${path}`;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.phase !== IDLE) return;
+    this.phase = RUNNING;
+    await this.options.transport.connect();
+    if (this.options.mode === 'http') this.attachToNestHttpServer();
+    else await this.listenStandalone();
+    this.startSweep();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /**
+   * Stops accepting, closes every connection with 1001, waits (up to `shutdownTimeout`) for
+   * @OnTerminate callbacks, then closes the server and the transport. Idempotent.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  // ---- gateways (RiversideAdapter) --------------------------------------------------------
+
+  /** @internal Whether a gateway on this port is served by our upgrade listener. */
+  servesPort(port: number): boolean {
+    return this.options.mode === 'http' ? port === 0 : port !== 0 && port === this.options.port;
+  }
+
+  /** @internal */
+  addGateway(path: string, server: WebSocketServer): void {
+    const normalized = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path || '/';
+    if (this.explorer.handlers.has(normalized) || this.gateways.has(normalized)) {
+      throw new InvalidOptionsError(
+        'path',
+        `A @WebSocketGateway and another handler both claim path "${normalized}" on port ${this.options.port}. Give the gateway its own path.`,
+      );
+    }
+    this.gateways.set(normalized, server);
+  }
+
+  // ---- HandshakeHost / ConnectionHost ----------------------------------------------------
+
+  /** @internal */
+  reserveSlot(): boolean {
+    if (this.phase !== RUNNING || this.openCount + this.inFlight >= this.options.maxConnections) return false;
+    this.inFlight++;
+    return true;
+  }
+
+  /** @internal */
+  releaseSlot(): void {
+    this.inFlight--;
+  }
+
+  /** @internal */
+  accept(ws: WebSocket, handler: HandlerDefinition, identity: ConnectionIdentity): void {
+    this.inFlight--;
+    this.openCount++;
+    this.stats.currentConnections++;
+    this.stats.totalConnections++;
+    const connection = new Connection(ws, handler, this, identity);
+    this.registry.add(connection);
+    if (this.phase !== RUNNING) connection.closeFor('shutdown');
+    connection.start();
+  }
+
+  /** @internal */
+  now(): number {
+    return performance.now();
+  }
+
+  /** @internal */
+  connectionClosed(): void {
+    this.openCount--;
+    this.stats.currentConnections--;
+    if (this.openCount === 0) this.drained?.();
+  }
+
+  /** @internal */
+  trackTermination(pending: Promise<unknown>): void {
+    this.pendingTerminations.add(pending);
+    void pending.finally(() => this.pendingTerminations.delete(pending));
+  }
+
+  // ---- HTTP ------------------------------------------------------------------------------
+
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const { path, query } = splitTarget(req);
+    const handler = this.explorer.handlers.get(path);
+    if (handler !== undefined) {
+      if (this.phase !== RUNNING) return rejectUpgrade(socket, 503);
+      performHandshake(this, handler, req, socket, head, path, query).catch((error: unknown) => {
+        const cause = error instanceof Error ? error : new Error(String(error));
+        this.logger.error(`Handshake on ${path} failed: ${cause.message}`, cause.stack);
+        rejectUpgrade(socket, 500);
+      });
+      return;
+    }
+    const gateway = this.gateways.get(path);
+    if (gateway !== undefined) {
+      gateway.handleUpgrade(req, socket, head, (ws) => gateway.emit('connection', ws, req));
+      return;
+    }
+    // On a shared server another upgrade listener (socket.io, a second adapter) may own the path.
+    if (!this.ownsHttpServer && (this.httpServer?.listenerCount('upgrade') ?? 0) > 1) return;
+    rejectUpgrade(socket, 404);
+  };
+
+  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const { path } = splitTarget(req);
+    if (this.explorer.handlers.has(path) || this.gateways.has(path)) {
+      return respond(res, 426, { Upgrade: 'websocket', Connection: 'Upgrade' });
+    }
+    if (this.options.router !== null) {
+      try {
+        this.options.router(req, res);
+      } catch (error) {
+        const cause = error instanceof Error ? error : new Error(String(error));
+        this.logger.error(`The router option threw: ${cause.message}`, cause.stack);
+        if (!res.headersSent) respond(res, 500);
+        else res.destroy();
+      }
+      return;
+    }
+    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return respond(res, 200, {}, 'OK');
+    respond(res, 404);
+  };
+
+  private createStandaloneServer(): Server {
+    const { tls } = this.options;
+    if (!tls) return createHttpServer(this.onRequest);
+    try {
+      return createHttpsServer(tls as Parameters<typeof createHttpsServer>[0], this.onRequest);
+    } catch (error) {
+      throw new InvalidOptionsError(
+        'tls',
+        invalidOptionMessage('tls', '(the given cert and key)', `a PEM certificate and its private key (${(error as Error).message})`),
+      );
+    }
+  }
+
+  private async listenStandalone(): Promise<void> {
+    const server = this.createStandaloneServer();
+    server.on('upgrade', this.onUpgrade);
+    this.httpServer = server;
+    this.ownsHttpServer = true;
+    const { port, host, reusePort } = this.options;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        server.off('listening', onListening);
+        reject(
+          new InvalidOptionsError(
+            'port',
+            `RiversideModule could not listen on port ${port}${host ? ` of ${host}` : ''}: ${error.code ?? error.message}. ` +
+              (error.code === 'EADDRINUSE' ? 'Another process holds it: choose another port option.' : 'Check the port and host options.'),
+          ),
+        );
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({ port, host, ...(reusePort && { reusePort: true }) });
+    });
+    server.on('error', (error) => this.logger.error(`HTTP server error: ${error.message}`, error.stack));
+    const { port: bound } = this.address();
+    this.logger.log(
+      `Listening on ${this.options.tls ? 'wss' : 'ws'}://${host ?? '0.0.0.0'}:${bound} for ${[...this.explorer.handlers.keys()].join(', ') || 'no handler'}`,
+    );
+  }
+
+  private attachToNestHttpServer(): void {
+    const server = this.httpAdapterHost?.httpAdapter?.getHttpServer() as Server | undefined;
+    if (server === undefined) {
+      throw new InvalidOptionsError(
+        'port',
+        "RiversideModule: port 'http' shares the Nest HTTP server, but this application has none " +
+          '(NestFactory.createApplicationContext). Use a port number, or NestFactory.create().',
+      );
+    }
+    server.on('upgrade', this.onUpgrade);
+    this.httpServer = server;
+  }
+
+  // ---- timers ----------------------------------------------------------------------------
+
+  /** One sweep for every connection's idle and age limits: no timer per connection. */
+  private startSweep(): void {
+    const { idleTimeout, maxConnectionAge } = this.options;
+    const shortest = Math.min(idleTimeout, maxConnectionAge);
+    if (shortest === Infinity) return;
+    const interval = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(shortest / 10)));
+    this.sweepTimer = setInterval(() => this.sweep(), interval);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    const { idleTimeout, maxConnectionAge } = this.options;
+    for (const connection of this.registry.connections) {
+      if (now - connection.lastSeen >= idleTimeout) connection.closeFor('idleTimeout');
+      else if (connection.openedAt !== 0 && now - connection.openedAt >= maxConnectionAge) connection.closeFor('overAge');
+    }
+  }
+
+  // ---- shutdown --------------------------------------------------------------------------
+
+  private async shutdown(): Promise<void> {
+    if (this.phase === CLOSED) return;
+    this.phase = CLOSING;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    const server = this.httpServer;
+    const serverClosed =
+      server !== null && this.ownsHttpServer
+        ? new Promise<void>((resolve) => server.close(() => resolve()))
+        : Promise.resolve();
+    const deadline = Date.now() + this.options.shutdownTimeout;
+    for (const connection of this.registry.connections) connection.closeFor('shutdown');
+    if (this.openCount > 0) {
+      await this.within(deadline, new Promise<void>((resolve) => (this.drained = resolve)));
+      if (this.openCount > 0) {
+        this.logger.warn(`${this.openCount} connection(s) did not close within shutdownTimeout; cutting them`);
+        for (const connection of [...this.registry.connections]) connection.ws.terminate();
+      }
+    }
+    await this.within(deadline, Promise.allSettled([...this.pendingTerminations]));
+    if (this.pendingTerminations.size > 0) {
+      this.logger.warn(`${this.pendingTerminations.size} @OnTerminate callback(s) still running after shutdownTimeout`);
+    }
+    if (server !== null) {
+      server.off('upgrade', this.onUpgrade);
+      if (this.ownsHttpServer) {
+        server.closeAllConnections();
+        await serverClosed;
+      }
+    }
+    this.wss.close();
+    try {
+      await this.options.transport.close();
+    } catch (error) {
+      this.logger.error(`Transport close failed: ${(error as Error).message}`);
+    }
+    this.phase = CLOSED;
+  }
+
+  private async within(deadline: number, work: Promise<unknown>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+    });
+    await Promise.race([work, timeout]);
+    clearTimeout(timer);
+  }
+}

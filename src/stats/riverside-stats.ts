@@ -1,0 +1,37 @@
+import { Injectable } from '@nestjs/common';
+
+/**
+ * Counters of this node, kept with plain increments on the hot path. Inject it anywhere.
+ * @publicApi
+ */
+@Injectable()
+export class RiversideStats {
+  /** Open WebSocket connections (after the 101, until the socket closed). */
+  currentConnections = 0;
+  /** Connections ever opened. */
+  totalConnections = 0;
+  /** Data frames received (text and binary, decodable or not). */
+  framesIn = 0;
+  /** Data frames written. */
+  framesOut = 0;
+  /** Frames dropped because they were of the wrong type or undecodable. */
+  invalidFrames = 0;
+  /** Messages not written to slow consumers (with `slowConsumer: 'drop'`). */
+  droppedMessages = 0;
+  /** When this node started counting. */
+  readonly startedAt = new Date();
+  /** Refused handshakes by HTTP status. */
+  readonly rejections: Record<number, number> = {};
+  /** Ended connections by terminate reason name ('remote', 'error', 'stop', 'idleTimeout'...). */
+  readonly terminations: Record<string, number> = {};
+
+  /** @internal */
+  countRejection(status: number): void {
+    this.rejections[status] = (this.rejections[status] ?? 0) + 1;
+  }
+
+  /** @internal */
+  countTermination(reasonName: string): void {
+    this.terminations[reasonName] = (this.terminations[reasonName] ?? 0) + 1;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Receives the payloads published on a topic by other nodes.
+ * @publicApi
+ */
+export type TransportMessageHandler = (payload: Uint8Array) => void;
+
+/**
+ * Carries deliveries between nodes. `DeliveryService` always serves local sessions itself
+ * and uses the transport only for the other nodes: a transport error never blocks local
+ * delivery. Implementations: `LocalTransport` (single node, the default); Redis and NATS
+ * transports plug in here.
+ * @publicApi
+ */
+export interface RiversideTransport {
+  /** Called once at application bootstrap, before any subscribe. */
+  connect(): Promise<void>;
+  /** Sends a payload to every other node subscribed to the topic. */
+  publish(topic: string, payload: Uint8Array): Promise<void>;
+  /** Starts receiving a topic; called when the first local session needs it. */
+  subscribe(topic: string, handler: TransportMessageHandler): Promise<void>;
+  /** Stops receiving a topic; called when the last local session leaves it. */
+  unsubscribe(topic: string): Promise<void>;
+  /** Called once at shutdown, after every socket is closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * DI token of the transport in use, for providers that want to inspect it.
+ * @publicApi
+ */
+export const RIVERSIDE_TRANSPORT = Symbol('RIVERSIDE_TRANSPORT');
+
+export function isTransport(value: unknown): value is RiversideTransport {
+  const candidate = value as Partial<RiversideTransport> | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    ['connect', 'publish', 'subscribe', 'unsubscribe', 'close'].every(
+      (method) => typeof (candidate as Record<string, unknown>)[method] === 'function',
+    )
+  );
+}
