@@ -12,6 +12,7 @@ import type { RiversideStats } from '../stats/riverside-stats.js';
 import { CLOSE_FRAMES } from './close-codes.js';
 import { type ScheduledInfo, Session, type SessionConnection } from './session.js';
 import { type TerminateReason, terminateReasonName } from './terminate-reason.js';
+import { TransmissionWindow } from './transmission-window.js';
 
 /** What a connection needs from the server that accepted it. */
 export interface ConnectionHost {
@@ -93,8 +94,7 @@ export class Connection implements SessionConnection {
   private socketError: Error | null = null;
   private terminatePending = false;
   private terminated = false;
-  private windowStart: number;
-  private windowCount = 0;
+  private readonly window: TransmissionWindow;
   private timers: Set<NodeJS.Timeout> | null = null;
 
   constructor(
@@ -105,8 +105,7 @@ export class Connection implements SessionConnection {
   ) {
     const now = host.now();
     this.lastSeen = now;
-    // Riverside starts the flood window at the handshake.
-    this.windowStart = now;
+    this.window = new TransmissionWindow(now);
     this.busyLabel = handler.labels.init;
     this.session = new Session(
       this,
@@ -182,15 +181,10 @@ export class Connection implements SessionConnection {
     return true;
   }
 
-  /** Riverside's fixed window: the capacity-th frame within `duration` ms closes with 3001. */
+  /** The capacity-th frame within `duration` ms closes with 3001 and is not handled. */
   private countTransmission(now: number): boolean {
     const { capacity, duration } = this.host.options.transmissionLimit;
-    if (this.windowStart + duration < now) {
-      this.windowStart = now;
-      this.windowCount = 1;
-      return true;
-    }
-    if (++this.windowCount < capacity) return true;
+    if (this.window.admit(now, capacity, duration)) return true;
     this.closeFor('tooManyMessages');
     return false;
   }

@@ -1,0 +1,8 @@
+// nestjs-riverside/testing: helpers for end-to-end tests of Riverside handlers.
+export {
+  TestClient,
+  type TestClientOptions,
+  type ReceivedFrame,
+  type ObservedClose,
+  HandshakeRefusedError,
+} from './test-client.js';
