@@ -22,3 +22,7 @@ export function invalidOptionMessage(option: string, value: unknown, expected: s
 export function handlerMethodLabel(className: string, methodName: string): string {
   return `${className}.${methodName}()`;
 }
+
+export function unknownOptionMessage(option: string, value: unknown, known: readonly string[]): string {
+  return `RiversideModule: unknown option "${option}" (got ${describeValue(value)}); the known options there are ${known.join(', ')}.`;
+}

@@ -34,7 +34,11 @@ export class AuthError extends Error {
   /** Adds a response header; a later call with the same name (any case) replaces it. */
   withHeader(name: string, value: string): this {
     if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) throw new TypeError(`Invalid HTTP header name: ${JSON.stringify(name)}`);
-    if (/[\r\n\0]/.test(value)) throw new TypeError(`HTTP header ${name} must not contain CR, LF or NUL`);
+    // Node's own rule for header values (validateHeaderValue): CR/LF would inject headers, and
+    // any other control character makes clients reject the whole response.
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) {
+      throw new TypeError(`HTTP header ${name} must hold only tab, visible ASCII, space or Latin-1 characters (no CR, LF or other controls)`);
+    }
     for (const existing of Object.keys(this.headers)) {
       if (existing.toLowerCase() === name.toLowerCase()) delete this.headers[existing];
     }

@@ -24,6 +24,8 @@ export interface ConnectionHost {
   now(): number;
   /** The socket is gone: release its slot. */
   connectionClosed(connection: Connection): void;
+  /** @OnTerminate has been called (its Promise, if any, is tracked): shutdown may go on. */
+  connectionTerminated(connection: Connection): void;
   /** An async @OnTerminate is running; shutdown waits for it (bounded). */
   trackTermination(pending: Promise<unknown>): void;
 }
@@ -157,7 +159,10 @@ export class Connection implements SessionConnection {
     this.lastSeen = now;
     if (!this.countTransmission(now)) return;
     if (this.busy) this.enqueue(TASK_FRAME, data, isBinary);
-    else this.handleFrame(data, isBinary);
+    else {
+      this.handleFrame(data, isBinary);
+      if (this.queue !== null) this.drain();
+    }
   }
 
   /** @internal A ping: it keeps the connection alive and counts against the flood limit. */
@@ -177,7 +182,10 @@ export class Connection implements SessionConnection {
   info(info: unknown): boolean {
     if (this.state >= CLOSING) return false;
     if (this.busy) this.enqueue(TASK_INFO, info, undefined);
-    else this.handleInfo(info);
+    else {
+      this.handleInfo(info);
+      if (this.queue !== null) this.drain();
+    }
     return true;
   }
 
@@ -217,19 +225,23 @@ export class Connection implements SessionConnection {
 
   private invoke(callback: (value: unknown, session: Session) => unknown, value: unknown, label: string): void {
     let result: unknown;
+    // Busy during the call too: an info the callback sends to this very connection (through
+    // DeliveryService) is queued behind it instead of running re-entrantly inside it.
+    this.busy = true;
     try {
       result = callback(value, this.session);
     } catch (error) {
+      this.busy = false;
       this.fail(error, label);
       return;
     }
     if (isPromiseLike(result)) {
-      this.busy = true;
       this.busyLabel = label;
       result.then(this.onSettled, this.onRejected);
-    } else if (result !== undefined) {
-      this.reply(result, label);
+      return;
     }
+    this.busy = false;
+    if (result !== undefined) this.reply(result, label);
   }
 
   private readonly onSettled = (value: unknown): void => this.settle(value);
@@ -333,7 +345,9 @@ export class Connection implements SessionConnection {
   private canWrite(bytes: number): boolean {
     const ws = this.ws;
     if (ws.readyState !== 1) return false;
-    if (ws.bufferedAmount + bytes <= this.host.options.maxBackpressure) return true;
+    // A socket with nothing unsent is keeping up, even for a message larger than the limit.
+    const buffered = ws.bufferedAmount;
+    if (buffered === 0 || buffered + bytes <= this.host.options.maxBackpressure) return true;
     if (this.host.options.slowConsumer === 'close') {
       this.closeFor('slowConsumer');
     } else {
@@ -458,6 +472,7 @@ export class Connection implements SessionConnection {
     }
     // After the synchronous part of @OnTerminate, which may still read session.channels().
     this.host.registry.remove(this);
+    this.host.connectionTerminated(this);
   }
 
   private logTerminateError(error: unknown): void {

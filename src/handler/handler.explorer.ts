@@ -25,6 +25,7 @@ const CALLBACK_KINDS = Object.keys(CALLBACK_METADATA) as CallbackKind[];
 export class HandlerExplorer implements OnModuleInit {
   private readonly logger = new Logger('Riverside');
   private table: ReadonlyMap<string, HandlerDefinition> = new Map();
+  private exploring: Promise<ReadonlyMap<string, HandlerDefinition>> | null = null;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -41,7 +42,17 @@ export class HandlerExplorer implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
+    await this.explore();
+  }
+
+  /** Builds the table once; the server awaits it too, whichever module hook runs first. */
+  explore(): Promise<ReadonlyMap<string, HandlerDefinition>> {
+    return (this.exploring ??= this.buildTable());
+  }
+
+  private async buildTable(): Promise<ReadonlyMap<string, HandlerDefinition>> {
     const table = new Map<string, HandlerDefinition>();
+    const classByPath = new Map<string, Function>();
     for (const wrapper of this.discovery.getProviders()) {
       const { metatype, instance } = wrapper;
       if (!metatype || typeof metatype !== 'function' || wrapper.isAlias) continue;
@@ -53,27 +64,39 @@ export class HandlerExplorer implements OnModuleInit {
             'A Riverside handler lives as long as the application: make it and its dependencies singletons.',
         );
       }
-      const definition = await this.define(metatype.name, instance as object, handlerOptions);
+      const definition = await this.define(metatype.name, instance as object, handlerOptions, this.moduleRefOf(wrapper));
       const existing = table.get(definition.path);
       if (existing) {
-        if (existing.className === definition.className) continue; // the same provider exported through two modules
+        if (classByPath.get(definition.path) === metatype) continue; // one class listed in two modules' providers
         throw new InvalidHandlerClassError(
           `Handler classes "${existing.className}" and "${definition.className}" both serve path "${definition.path}". ` +
             'Give one of them another path: @RiversideHandler({ path: "/other" }).',
         );
       }
       table.set(definition.path, definition);
+      classByPath.set(definition.path, metatype);
     }
     if (table.size === 0) {
       this.logger.warn('RiversideModule found no @RiversideHandler provider: add your handler class to a module\'s providers.');
     }
     this.table = table;
+    return table;
+  }
+
+  /**
+   * The ModuleRef of the module that declares the handler: a codec class named by the handler
+   * is resolved there, so it can inject that module's providers (not only RiversideModule's).
+   */
+  private moduleRefOf(wrapper: { host?: { providers: Map<unknown, { instance: unknown }> } }): ModuleRef {
+    const own = wrapper.host?.providers.get(ModuleRef)?.instance;
+    return own instanceof ModuleRef ? own : this.moduleRef;
   }
 
   private async define(
     className: string,
     instance: object,
     handlerOptions: { path?: unknown; codec?: unknown; subprotocols?: unknown },
+    moduleRef: ModuleRef,
   ): Promise<HandlerDefinition> {
     const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
     const found: Partial<Record<CallbackKind, string>> = {};
@@ -99,7 +122,7 @@ export class HandlerExplorer implements OnModuleInit {
     const codec =
       handlerOptions.codec === undefined
         ? this.defaultCodec
-        : await resolveCodec(handlerOptions.codec as Codec, this.moduleRef, `@RiversideHandler({ codec }) of ${className}`);
+        : await resolveCodec(handlerOptions.codec as Codec, moduleRef, `@RiversideHandler({ codec }) of ${className}`);
     return Object.freeze({
       className,
       path: resolvePath(`@RiversideHandler({ path }) of ${className}`, handlerOptions.path, this.options.path),

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Codec, isCodec } from '../codec/codec.interface.js';
 import { JsonCodec } from '../codec/json.codec.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
-import { invalidOptionMessage } from '../riverside.messages.js';
+import { invalidOptionMessage, unknownOptionMessage } from '../riverside.messages.js';
 import { LocalTransport } from '../transport/local.transport.js';
 import { isTransport, type RiversideTransport } from '../transport/transport.interface.js';
 import { readEnvRef } from './env.js';
@@ -40,22 +40,32 @@ export interface ResolvedRiversideOptions {
   readonly transport: RiversideTransport;
 }
 
-const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof RiversideModuleOptions>([
+const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'port', 'host', 'path', 'codec', 'maxConnections', 'maxConnectionAge', 'idleTimeout', 'reusePort',
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
   'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport',
-]);
+];
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
   'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
 ];
 const ONE_MIB = 1024 * 1024;
-/** SO_REUSEPORT reached net.Server#listen in Node 22.12 (and 23.1). */
+/** SO_REUSEPORT reached net.Server#listen in Node 22.12 and 23.1 (23.0 lacks it). */
 const REUSE_PORT_SINCE: readonly [number, number] = [22, 12];
+const REUSE_PORT_SINCE_23: readonly [number, number] = [23, 1];
 // Forbidden in a subprotocol token by RFC 6455 (it must be an RFC 7230 token).
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function fail(option: string, value: unknown, expected: string, source = ''): never {
   throw new InvalidOptionsError(option, invalidOptionMessage(option, value, expected, source));
+}
+
+function rejectUnknownKeys(prefix: string, raw: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) {
+      const option = prefix + key;
+      throw new InvalidOptionsError(option, unknownOptionMessage(option, raw[key], known));
+    }
+  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -113,15 +123,22 @@ function readPem(option: string, raw: unknown, environment: NodeJS.ProcessEnv): 
   }
 }
 
+/** The tls option as an error message may show it: a PEM body or a passphrase must not reach the logs. */
+function redactTls(raw: unknown): unknown {
+  if (!isPlainObject(raw)) return raw;
+  const shown: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    shown[key] =
+      key === 'passphrase' ? '(hidden)' : typeof value === 'string' && value.includes('-----BEGIN') ? '(PEM)' : value;
+  }
+  return shown;
+}
+
 function resolveTls(raw: unknown, environment: NodeJS.ProcessEnv): ResolvedRiversideOptions['tls'] {
   if (raw === undefined || raw === false) return false;
   if (!isPlainObject(raw)) return fail('tls', raw, 'false or { cert, key } (PEM strings or file paths)');
+  rejectUnknownKeys('tls.', raw, ['enabled', 'cert', 'key', 'passphrase', 'ca']);
   if (!resolveBooleanEnv('tls.enabled', raw.enabled, true, environment)) return false;
-  for (const key of Object.keys(raw)) {
-    if (!['enabled', 'cert', 'key', 'passphrase', 'ca'].includes(key)) {
-      fail(`tls.${key}`, raw[key], 'no such option (tls accepts enabled, cert, key, passphrase, ca)');
-    }
-  }
   if (raw.cert === undefined) fail('tls.cert', undefined, 'a PEM string or the path of a PEM file (TLS needs both cert and key)');
   if (raw.key === undefined) fail('tls.key', undefined, 'a PEM string or the path of a PEM file (TLS needs both cert and key)');
   return {
@@ -148,11 +165,7 @@ function resolveWs(raw: unknown): ResolvedRiversideOptions['ws'] {
 function resolveTransmissionLimit(raw: unknown): TransmissionLimit {
   if (raw === undefined) return { capacity: 50, duration: 2000 };
   if (!isPlainObject(raw)) return fail('transmissionLimit', raw, '{ capacity, duration }');
-  for (const key of Object.keys(raw)) {
-    if (key !== 'capacity' && key !== 'duration') {
-      fail(`transmissionLimit.${key}`, raw[key], 'no such option (transmissionLimit accepts capacity, duration)');
-    }
-  }
+  rejectUnknownKeys('transmissionLimit.', raw, ['capacity', 'duration']);
   return {
     capacity: positiveInteger('transmissionLimit.capacity', raw.capacity, 50, true),
     duration: positiveInteger('transmissionLimit.duration', raw.duration, 2000),
@@ -198,7 +211,9 @@ export function normalizePath(path: string): string {
 
 function supportsReusePort(nodeVersion: string): boolean {
   const [major, minor] = nodeVersion.replace(/^v/, '').split('.').map(Number);
-  return major > REUSE_PORT_SINCE[0] || (major === REUSE_PORT_SINCE[0] && minor >= REUSE_PORT_SINCE[1]);
+  if (major === REUSE_PORT_SINCE[0]) return minor >= REUSE_PORT_SINCE[1];
+  if (major === REUSE_PORT_SINCE_23[0]) return minor >= REUSE_PORT_SINCE_23[1];
+  return major > REUSE_PORT_SINCE_23[0];
 }
 
 /**
@@ -212,20 +227,18 @@ export function resolveRiversideOptions(
 ): ResolvedRiversideOptions {
   const options = (raw ?? {}) as Record<string, unknown>;
   if (!isPlainObject(options)) fail('(options)', raw, 'an options object');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) fail(key, options[key], `no such option; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
-  }
+  rejectUnknownKeys('', options, KNOWN_OPTIONS);
   const { mode, port } = resolvePort(options.port, environment);
   const reusePort = booleanOption('reusePort', options.reusePort, false);
   if (reusePort && !supportsReusePort(nodeVersion)) {
-    fail('reusePort', true, `a Node.js that supports SO_REUSEPORT (>= ${REUSE_PORT_SINCE.join('.')}); this is ${nodeVersion}`);
+    fail('reusePort', true, `a Node.js that supports SO_REUSEPORT (>= ${REUSE_PORT_SINCE.join('.')}; on Node 23, >= ${REUSE_PORT_SINCE_23.join('.')}); this is ${nodeVersion}`);
   }
   if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) {
     fail('host', options.host, "an interface address such as '127.0.0.1' or '::'");
   }
   const tls = resolveTls(options.tls, environment);
   if (mode === 'http') {
-    if (tls) fail('tls', options.tls, "false with port 'http' (the Nest HTTP server carries its own TLS)");
+    if (tls) fail('tls', redactTls(options.tls), "false with port 'http' (the Nest HTTP server carries its own TLS)");
     if (options.router !== undefined) fail('router', options.router, "nothing with port 'http' (the app's controllers serve HTTP)");
     if (reusePort) fail('reusePort', true, "false with port 'http' (the Nest HTTP server owns the port)");
   }

@@ -22,6 +22,8 @@ export interface HandshakeHost {
   /** Reserves a connection slot; false when `maxConnections` are open or in flight. */
   reserveSlot(): boolean;
   releaseSlot(): void;
+  /** Sockets whose handshake holds a slot (awaiting @OnAuthenticate); shutdown destroys them. */
+  readonly handshakes: Set<Duplex>;
   /** Turns a reserved slot into an open connection. */
   accept(ws: WebSocket, handler: HandlerDefinition, identity: ConnectionIdentity): void;
 }
@@ -40,6 +42,10 @@ class HandshakeRejection {
 }
 
 function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+function destroyOnEnd(this: Duplex): void {
   this.destroy();
 }
 
@@ -96,19 +102,37 @@ export async function performHandshake(
   // The slot is ours until the socket becomes a connection or goes away, whichever is first.
   let slotHeld = true;
   const releaseSlot = () => {
+    host.handshakes.delete(socket);
     if (slotHeld) {
       slotHeld = false;
       host.releaseSlot();
     }
   };
   socket.once('close', releaseSlot);
+  host.handshakes.add(socket);
+  // Nothing reads an upgraded socket before ws does, so a client that gives up during a slow
+  // @OnAuthenticate would go unnoticed and keep its slot: read now, so that its FIN frees the
+  // slot, and hand bytes it pipelined (at most maxPayload) to ws as `head`.
+  const early = [head];
+  let earlyBytes = head.length;
+  const onEarlyData = (chunk: Buffer) => {
+    earlyBytes += chunk.length;
+    if (earlyBytes > host.options.ws.maxPayload) socket.destroy();
+    else early.push(chunk);
+  };
+  socket.on('data', onEarlyData);
+  socket.once('end', destroyOnEnd);
   try {
     const identity = await authenticate(host, handler, request);
     if (socket.destroyed) return releaseSlot();
+    // ws attaches its own 'data' listener synchronously in handleUpgrade: no byte is lost.
+    socket.removeListener('data', onEarlyData);
+    socket.removeListener('end', destroyOnEnd);
     (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] = identity.subprotocol;
-    host.wss.handleUpgrade(req, socket, head, (ws) => {
+    host.wss.handleUpgrade(req, socket, early.length === 1 ? head : Buffer.concat(early), (ws) => {
       socket.removeListener('close', releaseSlot);
       socket.removeListener('error', destroyOnError);
+      host.handshakes.delete(socket);
       slotHeld = false;
       host.accept(ws, handler, identity);
     });

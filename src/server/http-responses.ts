@@ -13,7 +13,8 @@ export function rejectUpgrade(socket: Duplex, status: number, headers: Readonly<
   const body = STATUS_CODES[status] ?? 'Error';
   let head = `HTTP/1.1 ${status} ${body}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
   for (const name of Object.keys(headers)) head += `${name}: ${headers[name]}\r\n`;
-  socket.end(`${head}\r\n${body}`);
+  // Header bytes are Latin-1, as Node's http writes them; the status text body is ASCII.
+  socket.end(Buffer.from(`${head}\r\n${body}`, 'latin1'));
   // end() waits for the peer to close its side; a client that never does must not hold the socket.
   setTimeout(() => socket.destroy(), 1000).unref();
 }

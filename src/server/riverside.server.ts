@@ -4,6 +4,7 @@ import {
   Injectable,
   Logger,
   type OnApplicationBootstrap,
+  type OnModuleInit,
   Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
@@ -46,7 +47,7 @@ function selectProtocol(_offered: Set<string>, req: IncomingMessage): string | f
  */
 @Injectable()
 export class RiversideServer
-  implements OnApplicationBootstrap, BeforeApplicationShutdown, ConnectionHost, HandshakeHost
+  implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, ConnectionHost, HandshakeHost
 {
   /** @internal */
   readonly logger = new Logger('Riverside');
@@ -57,7 +58,11 @@ export class RiversideServer
   private readonly gateways = new Map<string, WebSocketServer>();
   private phase = IDLE;
   private openCount = 0;
+  /** Accepted connections whose @OnTerminate has not run yet (a closed one may await its handler). */
+  private unterminated = 0;
   private inFlight = 0;
+  /** @internal */
+  readonly handshakes = new Set<Duplex>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly pendingTerminations = new Set<Promise<unknown>>();
   private drained: (() => void) | null = null;
@@ -92,12 +97,39 @@ export class RiversideServer
 
   /** `ws://127.0.0.1:<port><path>` (`wss://` with TLS), for tests and logs. */
   url(path = this.options.path): string {
-    const { port } = this.address();
-    return `${this.options.tls ? 'wss' : 'ws'}://127.0.0.1:${port}${path}`;
+    const { port, address } = this.address();
+    // A wildcard bind is reachable on loopback; a specific one only on itself.
+    const host = address === '0.0.0.0' || address === '::' ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
+    return `${this.options.tls ? 'wss' : 'ws'}://${host}:${port}${path}`;
+  }
+
+  /**
+   * With `port: 'http'`, a plain GET on a handler path must get 426 like on the standalone
+   * server; routes added now land after the app's controllers and before Nest's 404 handler.
+   */
+  async onModuleInit(): Promise<void> {
+    const httpAdapter = this.httpAdapterHost?.httpAdapter;
+    if (this.options.mode !== 'http' || !httpAdapter) return;
+    for (const path of (await this.explorer.explore()).keys()) {
+      try {
+        httpAdapter.get(path, (_req: unknown, res: unknown) => {
+          httpAdapter.setHeader(res, 'Upgrade', 'websocket');
+          httpAdapter.setHeader(res, 'Connection', 'Upgrade');
+          httpAdapter.reply(res, 'Upgrade Required', 426);
+        });
+      } catch (error) {
+        // Some HTTP adapters refuse routes once started; the upgrade still works without it.
+        this.logger.debug(`No 426 route for ${path}: ${(error as Error).message}`);
+      }
+    }
   }
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.phase !== IDLE) return;
+    // Nest creates gateways before onModuleInit discovers the handlers: the clash is caught here.
+    for (const path of this.gateways.keys()) {
+      if (this.explorer.handlers.has(path)) throw this.pathClash(path, 'a Riverside handler');
+    }
     this.phase = RUNNING;
     await this.options.transport.connect();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
@@ -126,14 +158,19 @@ export class RiversideServer
 
   /** @internal */
   addGateway(path: string, server: WebSocketServer): void {
-    const normalized = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path || '/';
-    if (this.explorer.handlers.has(normalized) || this.gateways.has(normalized)) {
-      throw new InvalidOptionsError(
-        'path',
-        `A @WebSocketGateway and another handler both claim path "${normalized}" on port ${this.options.port}. Give the gateway its own path.`,
-      );
-    }
+    // Nest's WsAdapter serves @WebSocketGateway({ path: 'gw' }) on '/gw': so do we.
+    const absolute = path.startsWith('/') ? path : `/${path}`;
+    const normalized = absolute.length > 1 && absolute.endsWith('/') ? absolute.slice(0, -1) : absolute;
+    if (this.gateways.has(normalized)) throw this.pathClash(normalized, 'another @WebSocketGateway');
     this.gateways.set(normalized, server);
+  }
+
+  private pathClash(path: string, other: string): InvalidOptionsError {
+    const where = this.options.mode === 'http' ? 'the Nest HTTP server' : `port ${this.options.port}`;
+    return new InvalidOptionsError(
+      'path',
+      `A @WebSocketGateway and ${other} both claim path "${path}" on ${where}. Give the gateway its own path.`,
+    );
   }
 
   // ---- HandshakeHost / ConnectionHost ----------------------------------------------------
@@ -154,6 +191,7 @@ export class RiversideServer
   accept(ws: WebSocket, handler: HandlerDefinition, identity: ConnectionIdentity): void {
     this.inFlight--;
     this.openCount++;
+    this.unterminated++;
     this.stats.currentConnections++;
     this.stats.totalConnections++;
     const connection = new Connection(ws, handler, this, identity);
@@ -171,7 +209,12 @@ export class RiversideServer
   connectionClosed(): void {
     this.openCount--;
     this.stats.currentConnections--;
-    if (this.openCount === 0) this.drained?.();
+  }
+
+  /** @internal */
+  connectionTerminated(): void {
+    this.unterminated--;
+    if (this.unterminated === 0) this.drained?.();
   }
 
   /** @internal */
@@ -309,6 +352,8 @@ export class RiversideServer
     if (this.phase === CLOSED) return;
     this.phase = CLOSING;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    // A handshake still awaiting @OnAuthenticate would hold server.close() until auth settles.
+    for (const socket of this.handshakes) socket.destroy();
     const server = this.httpServer;
     const serverClosed =
       server !== null && this.ownsHttpServer
@@ -316,7 +361,9 @@ export class RiversideServer
         : Promise.resolve();
     const deadline = Date.now() + this.options.shutdownTimeout;
     for (const connection of this.registry.connections) connection.closeFor('shutdown');
-    if (this.openCount > 0) {
+    // Until every connection is terminated: a closed socket whose async handler is still running
+    // gets its @OnTerminate only when the handler settles.
+    if (this.unterminated > 0) {
       await this.within(deadline, new Promise<void>((resolve) => (this.drained = resolve)));
       if (this.openCount > 0) {
         this.logger.warn(`${this.openCount} connection(s) did not close within shutdownTimeout; cutting them`);
