@@ -11,7 +11,7 @@ import { STATUS_CODES } from 'node:http';
  * @publicApi
  */
 export class AuthError extends Error {
-  readonly headers: Record<string, string> = {};
+  private readonly responseHeaders: Record<string, string> = {};
 
   constructor(readonly status = 401) {
     super(`Handshake refused with HTTP ${status}`);
@@ -19,6 +19,11 @@ export class AuthError extends Error {
     if (!Number.isInteger(status) || status < 400 || status > 599 || !STATUS_CODES[status]) {
       throw new RangeError(`AuthError takes a known HTTP error status (400-599), got ${status}`);
     }
+  }
+
+  /** The headers of the refusal, as set through the `with*` helpers (which validate them). */
+  get headers(): Readonly<Record<string, string>> {
+    return Object.freeze({ ...this.responseHeaders });
   }
 
   /** 401 Unauthorized. */
@@ -34,15 +39,18 @@ export class AuthError extends Error {
   /** Adds a response header; a later call with the same name (any case) replaces it. */
   withHeader(name: string, value: string): this {
     if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) throw new TypeError(`Invalid HTTP header name: ${JSON.stringify(name)}`);
+    if (FRAMING_HEADERS.has(name.toLowerCase())) {
+      throw new TypeError(`HTTP header ${name} is set by Riverside itself for a refused handshake`);
+    }
     // Node's own rule for header values (validateHeaderValue): CR/LF would inject headers, and
     // any other control character makes clients reject the whole response.
     if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) {
       throw new TypeError(`HTTP header ${name} must hold only tab, visible ASCII, space or Latin-1 characters (no CR, LF or other controls)`);
     }
-    for (const existing of Object.keys(this.headers)) {
-      if (existing.toLowerCase() === name.toLowerCase()) delete this.headers[existing];
+    for (const existing of Object.keys(this.responseHeaders)) {
+      if (existing.toLowerCase() === name.toLowerCase()) delete this.responseHeaders[existing];
     }
-    this.headers[name] = value;
+    this.responseHeaders[name] = value;
     return this;
   }
 
@@ -60,6 +68,9 @@ export class AuthError extends Error {
     return this.withHeader('WWW-Authenticate', challenge);
   }
 }
+
+/** Headers that frame the refusal response; a second copy would make it unparsable. */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set(['content-length', 'content-type', 'connection', 'transfer-encoding']);
 
 function quote(value: string): string {
   return value.replace(/["\\]/g, '\\$&');

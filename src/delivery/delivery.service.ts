@@ -32,26 +32,31 @@ export class DeliveryService {
   deliver(target: DeliveryTarget, message: unknown): number {
     const connections = this.registry.resolve(target);
     if (connections.size === 0) return 0;
-    const raw = message instanceof Frame ? new OutboundFrame(message.data, message.type === 'binary') : null;
-    // Nearly every app has one codec: remember the last one instead of hashing per recipient.
-    let lastCodec: Codec | null = null;
-    let lastFrame: OutboundFrame | null = raw;
+    let frame: OutboundFrame;
+    let firstCodec: Codec | null = null;
     let otherFrames: Map<Codec, OutboundFrame> | null = null;
-    let written = 0;
-    for (const connection of connections.keys()) {
-      let frame = raw;
-      if (frame === null) {
+    if (message instanceof Frame) {
+      frame = new OutboundFrame(message.data, message.type === 'binary');
+    } else {
+      // Encode with every codec in use before the first write, so that an EncodeError leaves
+      // nothing half-delivered. Nearly every app has one codec: compare, do not hash, per recipient.
+      let first: Connection | null = null;
+      for (const connection of connections.keys()) {
         const codec = connection.handler.codec;
-        if (codec === lastCodec) {
-          frame = lastFrame as OutboundFrame;
-        } else {
-          if (lastCodec !== null) (otherFrames ??= new Map()).set(lastCodec, lastFrame as OutboundFrame);
-          frame = otherFrames?.get(codec) ?? encode(connection, message);
-          lastCodec = codec;
-          lastFrame = frame;
+        if (first === null) {
+          first = connection;
+          firstCodec = codec;
+        } else if (codec !== firstCodec && !otherFrames?.has(codec)) {
+          (otherFrames ??= new Map()).set(codec, encode(connection, message));
         }
       }
-      if (connection.deliver(frame)) written++;
+      frame = encode(first as Connection, message);
+    }
+    let written = 0;
+    for (const connection of connections.keys()) {
+      const codec = connection.handler.codec;
+      const own = otherFrames === null || codec === firstCodec ? frame : (otherFrames.get(codec) as OutboundFrame);
+      if (connection.deliver(own)) written++;
     }
     return written;
   }

@@ -87,7 +87,10 @@ export interface RiversideModuleOptions {
   slowConsumer?: 'close' | 'drop';
   /** Allowed `Origin` values (or a predicate); a browser handshake from elsewhere gets 403. @default any origin */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean);
-  /** Subprotocols the handlers speak; the first one the client offers is selected. @default none */
+  /**
+   * Subprotocols the handlers speak, in order of preference: the first of these that the client
+   * offered is selected (unless @OnAuthenticate chooses). @default none
+   */
   subprotocols?: readonly string[];
   /** Request listener for every non-WebSocket request of the standalone server; replaces `/health` and the 404. */
   router?: (req: IncomingMessage, res: ServerResponse) => void;

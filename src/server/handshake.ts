@@ -41,6 +41,10 @@ class HandshakeRejection {
   ) {}
 }
 
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
 function destroyOnError(this: Duplex): void {
   this.destroy();
 }
@@ -82,7 +86,8 @@ export async function performHandshake(
 ): Promise<void> {
   socket.on('error', destroyOnError);
   if (!isValidUpgrade(req)) return refuse(host, socket, new HandshakeRejection(400));
-  const origin = req.headers.origin;
+  // Version 8 (pre-RFC) clients send Sec-WebSocket-Origin instead of Origin.
+  const origin = req.headers.origin ?? (req.headers['sec-websocket-origin'] as string | undefined);
   if (origin !== undefined && host.options.isOriginAllowed !== null && !host.options.isOriginAllowed(origin)) {
     return refuse(host, socket, new HandshakeRejection(403));
   }
@@ -155,8 +160,8 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
   }
   let result: AuthResult | undefined;
   try {
-    const returned = handler.authenticate(request);
-    result = returned instanceof Promise ? await returned : returned;
+    const returned: unknown = handler.authenticate(request);
+    result = (isThenable(returned) ? await returned : returned) as AuthResult | undefined;
   } catch (error) {
     if (error instanceof AuthError) throw new HandshakeRejection(error.status, error.headers);
     const cause = error instanceof Error ? error : new Error(String(error));
@@ -165,8 +170,10 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
   }
   const problem = invalidAuthResult(result, request);
   if (problem !== null) {
+    // The result itself is not logged: its state may hold tokens.
+    const shown = typeof result === 'object' && result !== null ? 'an invalid result' : describeValue(result);
     host.logger.error(
-      `${handler.labels.authenticate} returned ${describeValue(result)}: ${problem}. ` +
+      `${handler.labels.authenticate} returned ${shown}: ${problem}. ` +
         'Expected { userId: string | number, sessionId?: string, state?: any, subprotocol?: string }, or a thrown AuthError.',
     );
     throw new HandshakeRejection(500);
