@@ -9,6 +9,8 @@ interface MsgpackrPackr {
 }
 interface MsgpackrModule {
   Packr: new (options?: Record<string, unknown>) => MsgpackrPackr;
+  /** What msgpackr returns for the byte 0xC1, which MessagePack never uses. */
+  C1: unknown;
 }
 
 function loadMsgpackr(): MsgpackrModule {
@@ -27,12 +29,15 @@ function loadMsgpackr(): MsgpackrModule {
 @Injectable()
 export class MessagePackCodec implements Codec<unknown> {
   readonly frameType = 'binary' as const;
-  // useRecords: false keeps the output plain MessagePack that any client library reads.
-  private readonly packr = new (loadMsgpackr().Packr)({ useRecords: false });
+  private readonly msgpackr = loadMsgpackr();
+  // useRecords: false keeps the output plain MessagePack that any client library reads;
+  // variableMapSize picks the smallest map header (fixmap for small objects).
+  private readonly packr = new this.msgpackr.Packr({ useRecords: false, variableMapSize: true });
 
   decode(data: Buffer): unknown {
     try {
-      return this.packr.unpack(data);
+      const value = this.packr.unpack(data);
+      return value === this.msgpackr.C1 ? INVALID_MESSAGE : value;
     } catch {
       return INVALID_MESSAGE;
     }

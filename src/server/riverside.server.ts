@@ -369,6 +369,12 @@ export class RiversideServer
         this.logger.warn(`${this.openCount} connection(s) did not close within shutdownTimeout; cutting them`);
         for (const connection of [...this.registry.connections]) connection.ws.terminate();
       }
+      const stillBusy = this.unterminated - this.openCount;
+      if (stillBusy > 0) {
+        this.logger.warn(
+          `${stillBusy} connection(s) still had a handler running after shutdownTimeout; their @OnTerminate runs when it settles`,
+        );
+      }
     }
     await this.within(deadline, Promise.allSettled([...this.pendingTerminations]));
     if (this.pendingTerminations.size > 0) {
