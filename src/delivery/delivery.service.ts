@@ -1,12 +1,12 @@
-import { Injectable } from '@nestjs/common';
-import type { Codec } from '../codec/codec.interface.js';
-import { Frame } from '../codec/frame.js';
+import { Inject, Injectable } from '@nestjs/common';
+import { type Codec, RIVERSIDE_CODEC } from '../codec/codec.interface.js';
 import { assertApplicationCloseCode } from '../connection/close-codes.js';
 import type { Connection } from '../connection/connection.js';
 import { connectionOf, type Session } from '../connection/session.js';
-import { EncodeError } from '../errors/encode.error.js';
+import { ClusterRelay } from './cluster-relay.js';
 import type { ChannelMember, DeliveryTarget, RiversideId } from './delivery-target.js';
-import { OutboundFrame } from './outbound-frame.js';
+import { EncodedMessage } from './encoded-message.js';
+import { LocalDelivery } from './local-delivery.js';
 import { SessionRegistry } from './session-registry.js';
 
 /**
@@ -21,63 +21,46 @@ import { SessionRegistry } from './session-registry.js';
  */
 @Injectable()
 export class DeliveryService {
-  constructor(private readonly registry: SessionRegistry) {}
+  constructor(
+    private readonly registry: SessionRegistry,
+    private readonly local: LocalDelivery,
+    private readonly relay: ClusterRelay,
+    @Inject(RIVERSIDE_CODEC) private readonly defaultCodec: Codec,
+  ) {}
 
   /**
    * Sends a message to every session behind the target, encoded once per codec in use and
-   * framed once. Returns how many local sockets it was written to (0, never a throw, when
-   * nobody is there). Throws an `EncodeError`, before writing anything, when the codec cannot
-   * encode the message; a `Frame` bypasses the codec.
+   * framed once; other nodes get it through the cluster transport. Returns how many local
+   * sockets it was written to (0, never a throw, when nobody is here). Throws an
+   * `EncodeError`, before writing anything, when the codec cannot encode the message; a
+   * `Frame` bypasses the codec.
    */
   deliver(target: DeliveryTarget, message: unknown): number {
-    const connections = this.registry.resolve(target);
-    if (connections.size === 0) return 0;
-    let frame: OutboundFrame;
-    let firstCodec: Codec | null = null;
-    let otherFrames: Map<Codec, OutboundFrame> | null = null;
-    if (message instanceof Frame) {
-      frame = new OutboundFrame(message.data, message.type === 'binary');
-    } else {
-      // Encode with every codec in use before the first write, so that an EncodeError leaves
-      // nothing half-delivered. Nearly every app has one codec: compare, do not hash, per recipient.
-      let first: Connection | null = null;
-      for (const connection of connections.keys()) {
-        const codec = connection.handler.codec;
-        if (first === null) {
-          first = connection;
-          firstCodec = codec;
-        } else if (codec !== firstCodec && !otherFrames?.has(codec)) {
-          (otherFrames ??= new Map()).set(codec, encode(connection, message));
-        }
-      }
-      frame = encode(first as Connection, message);
-    }
-    let written = 0;
-    for (const connection of connections.keys()) {
-      const codec = connection.handler.codec;
-      const own = otherFrames === null || codec === firstCodec ? frame : (otherFrames.get(codec) as OutboundFrame);
-      if (connection.deliver(own)) written++;
+    const encoded = new EncodedMessage(message);
+    const written = this.local.deliver(target, encoded);
+    if (this.relay.enabled) {
+      // Other nodes write these bytes as they are: they are encoded with the module's codec.
+      const frame = encoded.frameFor(this.defaultCodec);
+      this.relay.publish(target, { v: 1, kind: 'deliver', binary: frame.binary, data: frame.data });
     }
     return written;
   }
 
-  /** Hands `info` to the `@OnInfo` of every session behind the target; returns how many. */
+  /**
+   * Hands `info` to the `@OnInfo` of every session behind the target, in order with its
+   * frames; returns how many local sessions. Other nodes get a JSON copy of it.
+   */
   info(target: DeliveryTarget, info: unknown): number {
-    let reached = 0;
-    for (const connection of [...this.registry.resolve(target).keys()]) {
-      if (connection.info(info)) reached++;
-    }
+    const reached = this.local.info(target, info);
+    if (this.relay.enabled) this.relay.publish(target, { v: 1, kind: 'info', info });
     return reached;
   }
 
   /** Closes every session behind the target (1000 or 3000-4999); their terminate reason is 'stop'. */
   close(target: DeliveryTarget, code = 1000, reason = ''): number {
     assertApplicationCloseCode(code, reason);
-    let closed = 0;
-    for (const connection of [...this.registry.resolve(target).keys()]) {
-      if (connection.isOpen) closed++;
-      connection.close(code, reason);
-    }
+    const closed = this.local.close(target, code, reason);
+    if (this.relay.enabled) this.relay.publish(target, { v: 1, kind: 'close', code, reason });
     return closed;
   }
 
@@ -108,15 +91,4 @@ export class DeliveryService {
   channelsOf(session: Session): string[] {
     return connectionOf(session).channels();
   }
-}
-
-function encode(connection: Connection, message: unknown): OutboundFrame {
-  const { codec, codecName } = connection.handler;
-  let data: string | Uint8Array;
-  try {
-    data = codec.encode(message);
-  } catch (error) {
-    throw new EncodeError(codecName, error);
-  }
-  return new OutboundFrame(data, codec.frameType === 'binary');
 }

@@ -1,6 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from '../connection/connection.js';
+import { channelTopic, sessionTopic, userTopic } from '../transport/topics.js';
 import type { ChannelMember, DeliveryTarget } from './delivery-target.js';
+
+/** Told when this node gains its first session behind a topic, and when it loses the last. */
+export interface TopicListener {
+  topicOpened(topic: string, target: DeliveryTarget): void;
+  topicClosed(topic: string): void;
+}
 
 const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
 
@@ -9,15 +16,23 @@ function sessionKey(userId: string, sessionId: string): string {
   return `${userId.length}:${userId}/${sessionId}`;
 }
 
-function addTo<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): void {
+/** Adds to a bucket; true when the bucket is new. */
+function addTo<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): boolean {
   const bucket = index.get(key);
-  if (bucket) bucket.add(connection);
-  else index.set(key, new Set([connection]));
+  if (bucket) {
+    bucket.add(connection);
+    return false;
+  }
+  index.set(key, new Set([connection]));
+  return true;
 }
 
-function removeFrom<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): void {
+/** Removes from a bucket; true when the bucket is now gone. */
+function removeFrom<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): boolean {
   const bucket = index.get(key);
-  if (bucket?.delete(connection) && bucket.size === 0) index.delete(key);
+  if (!bucket?.delete(connection) || bucket.size > 0) return false;
+  index.delete(key);
+  return true;
 }
 
 /**
@@ -31,20 +46,28 @@ export class SessionRegistry {
   private readonly byUser = new Map<string, Set<Connection>>();
   private readonly bySession = new Map<string, Set<Connection>>();
   private readonly byChannel = new Map<string, Map<Connection, unknown>>();
+  private listener: TopicListener | null = null;
+
+  /** The cluster relay listens, to subscribe only to topics this node has sessions for. */
+  setTopicListener(listener: TopicListener): void {
+    this.listener = listener;
+  }
 
   add(connection: Connection): void {
     const { userId, id } = connection.session;
     this.connections.add(connection);
-    addTo(this.byUser, userId, connection);
-    addTo(this.bySession, sessionKey(userId, id), connection);
+    if (addTo(this.byUser, userId, connection)) this.listener?.topicOpened(userTopic(userId), { user: userId });
+    if (addTo(this.bySession, sessionKey(userId, id), connection)) {
+      this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
+    }
   }
 
   remove(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
     const { userId, id } = connection.session;
     this.leaveAll(connection);
-    removeFrom(this.byUser, userId, connection);
-    removeFrom(this.bySession, sessionKey(userId, id), connection);
+    if (removeFrom(this.byUser, userId, connection)) this.listener?.topicClosed(userTopic(userId));
+    if (removeFrom(this.bySession, sessionKey(userId, id), connection)) this.listener?.topicClosed(sessionTopic(userId, id));
   }
 
   /** Connections behind a target; empty (never a throw) when there are none. */
@@ -64,7 +87,10 @@ export class SessionRegistry {
   /** Joins or updates meta; true when the membership is new. */
   join(connection: Connection, channel: string, meta: unknown): boolean {
     let members = this.byChannel.get(channel);
-    if (!members) this.byChannel.set(channel, (members = new Map()));
+    if (!members) {
+      this.byChannel.set(channel, (members = new Map()));
+      this.listener?.topicOpened(channelTopic(channel), { channel });
+    }
     const isNew = !members.has(connection);
     members.set(connection, meta);
     if (isNew) (connection.joined ??= new Set()).add(channel);
@@ -74,7 +100,7 @@ export class SessionRegistry {
   leave(connection: Connection, channel: string): boolean {
     const members = this.byChannel.get(channel);
     if (!members?.delete(connection)) return false;
-    if (members.size === 0) this.byChannel.delete(channel);
+    if (members.size === 0) this.channelEmptied(channel);
     connection.joined?.delete(channel);
     return true;
   }
@@ -85,10 +111,15 @@ export class SessionRegistry {
     const count = joined.size;
     for (const channel of joined) {
       const members = this.byChannel.get(channel);
-      if (members?.delete(connection) && members.size === 0) this.byChannel.delete(channel);
+      if (members?.delete(connection) && members.size === 0) this.channelEmptied(channel);
     }
     connection.joined = null;
     return count;
+  }
+
+  private channelEmptied(channel: string): void {
+    this.byChannel.delete(channel);
+    this.listener?.topicClosed(channelTopic(channel));
   }
 
   isMember(connection: Connection, channel: string): boolean {

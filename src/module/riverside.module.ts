@@ -2,7 +2,9 @@ import { Global, Module } from '@nestjs/common';
 import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
 import { resolveCodec } from '../codec/codec.resolver.js';
+import { ClusterRelay } from '../delivery/cluster-relay.js';
 import { DeliveryService } from '../delivery/delivery.service.js';
+import { LocalDelivery } from '../delivery/local-delivery.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { HandlerMetadataAccessor } from '../handler/handler-metadata.accessor.js';
 import { HandlerExplorer } from '../handler/handler.explorer.js';
@@ -49,6 +51,8 @@ import { type ResolvedRiversideOptions, resolveRiversideOptions } from './rivers
     HandlerExplorer,
     SessionRegistry,
     RiversideStats,
+    LocalDelivery,
+    ClusterRelay,
     DeliveryService,
     RiversideServer,
   ],

@@ -18,6 +18,8 @@ export class RiversideStats {
   invalidFrames = 0;
   /** Messages not written to slow consumers (with `slowConsumer: 'drop'`). */
   droppedMessages = 0;
+  /** Cluster transport failures (publish, subscribe, unreadable messages); local delivery goes on. */
+  transportErrors = 0;
   /** When this node started counting. */
   readonly startedAt = new Date();
   /** Refused handshakes by HTTP status. */

@@ -6,3 +6,4 @@ export {
   type ObservedClose,
   HandshakeRefusedError,
 } from './test-client.js';
+export { MemoryBus, MemoryBusTransport } from './memory-bus.transport.js';

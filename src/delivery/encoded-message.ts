@@ -1,0 +1,47 @@
+import type { Codec } from '../codec/codec.interface.js';
+import { Frame } from '../codec/frame.js';
+import { EncodeError } from '../errors/encode.error.js';
+import { OutboundFrame } from './outbound-frame.js';
+
+/**
+ * One delivery's message and the frames built from it: encoded at most once per codec, for
+ * local sockets and other nodes alike. Nearly every app has one codec, so the first is kept in
+ * fields and compared by identity; a map exists only when a second codec shows up.
+ */
+export class EncodedMessage {
+  private readonly raw: OutboundFrame | null;
+  private firstCodec: Codec | null = null;
+  private firstFrame: OutboundFrame | null = null;
+  private others: Map<Codec, OutboundFrame> | null = null;
+
+  constructor(private readonly message: unknown) {
+    this.raw = message instanceof Frame ? new OutboundFrame(message.data, message.type === 'binary') : null;
+  }
+
+  /** The frame for sockets using this codec; throws an EncodeError when it cannot encode. */
+  frameFor(codec: Codec): OutboundFrame {
+    if (this.raw !== null) return this.raw;
+    if (codec === this.firstCodec) return this.firstFrame as OutboundFrame;
+    if (this.firstCodec === null) {
+      this.firstFrame = encode(codec, this.message);
+      this.firstCodec = codec;
+      return this.firstFrame;
+    }
+    let frame = this.others?.get(codec);
+    if (frame === undefined) {
+      frame = encode(codec, this.message);
+      (this.others ??= new Map()).set(codec, frame);
+    }
+    return frame;
+  }
+}
+
+function encode(codec: Codec, message: unknown): OutboundFrame {
+  let data: string | Uint8Array;
+  try {
+    data = codec.encode(message);
+  } catch (error) {
+    throw new EncodeError(codec.constructor?.name ?? 'codec', error);
+  }
+  return new OutboundFrame(data, codec.frameType === 'binary');
+}
