@@ -872,3 +872,27 @@ describe('handler lifecycle and sessions (SPEC 4, 8)', () => {
     });
   });
 });
+
+describe('shutdownTimeout bounds what shutdown waits for (SPEC 4.5, 14.1)', () => {
+  @RiversideHandler({ path: '/hung' })
+  class HungTerminateHandler {
+    @OnTerminate()
+    terminate() {
+      return new Promise(() => {
+        // never settles: a cleanup stuck on a dead dependency
+      });
+    }
+  }
+
+  it('resolves app.close() after shutdownTimeout even when an @OnTerminate never settles, and warns', async () => {
+    const app = await startRiverside({ shutdownTimeout: 200 }, [HungTerminateHandler]);
+    const client = await app.connect('/hung');
+    const started = Date.now();
+    await app.app.close(); // the Nest app itself: RunningApp.close() would cut the test's clients first
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await client.expectClose(1001)).toEqual({ code: 1001, reason: 'server shutting down' });
+    expect(app.logger.entries.filter((entry) => entry.level === 'warn').map((entry) => entry.message)).toContain(
+      '1 @OnTerminate callback(s) still running after shutdownTimeout',
+    );
+  });
+});

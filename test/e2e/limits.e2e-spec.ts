@@ -57,6 +57,15 @@ describe('transmission limit (SPEC 7.1)', () => {
     expect(handler.handled).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
   });
 
+  it('by default (50 frames per 2000 ms, as Riverside) handles 49 frames and closes at the 50th with 3001', async () => {
+    app = await startRiverside({}, [LimitsHandler]);
+    const client = await app.connect('/');
+    for (let i = 1; i <= 50; i++) client.send(i);
+    expect(await client.expectMessages(49)).toEqual(Array.from({ length: 49 }, (_, i) => i + 1));
+    expect(await client.expectClose(3001)).toEqual({ code: 3001, reason: 'too many messages' });
+    expect(app.app.get(LimitsHandler).handled).toHaveLength(49);
+  });
+
   it('keeps a connection open with capacity - 1 frames in the window', async () => {
     app = await startRiverside(flood, [LimitsHandler]);
     const client = await app.connect('/');
