@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
+import { ConnectionSweep } from '../connection/connection-sweep.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
@@ -31,10 +32,6 @@ const IDLE = 0;
 const RUNNING = 1;
 const CLOSING = 2;
 const CLOSED = 3;
-
-/** The idle and max-age sweep runs at most this often, and at least once a second. */
-const MIN_SWEEP_MS = 10;
-const MAX_SWEEP_MS = 1000;
 
 function selectProtocol(_offered: Set<string>, req: IncomingMessage): string | false {
   return (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] ?? false;
@@ -63,7 +60,7 @@ export class RiversideServer
   private inFlight = 0;
   /** @internal */
   readonly handshakes = new Set<Duplex>();
-  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly sweep: ConnectionSweep;
   private readonly pendingTerminations = new Set<Promise<unknown>>();
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
@@ -84,6 +81,7 @@ export class RiversideServer
       clientTracking: false,
       handleProtocols: selectProtocol,
     });
+    this.sweep = new ConnectionSweep(registry.connections, options.idleTimeout, options.maxConnectionAge, () => this.now());
   }
 
   /** The bound address of the standalone server (or of the Nest HTTP server once it listens). */
@@ -134,7 +132,7 @@ export class RiversideServer
     await this.options.transport.connect();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
     else await this.listenStandalone();
-    this.startSweep();
+    this.sweep.start();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -325,33 +323,12 @@ export class RiversideServer
     this.httpServer = server;
   }
 
-  // ---- timers ----------------------------------------------------------------------------
-
-  /** One sweep for every connection's idle and age limits: no timer per connection. */
-  private startSweep(): void {
-    const { idleTimeout, maxConnectionAge } = this.options;
-    const shortest = Math.min(idleTimeout, maxConnectionAge);
-    if (shortest === Infinity) return;
-    const interval = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(shortest / 10)));
-    this.sweepTimer = setInterval(() => this.sweep(), interval);
-    this.sweepTimer.unref();
-  }
-
-  private sweep(): void {
-    const now = this.now();
-    const { idleTimeout, maxConnectionAge } = this.options;
-    for (const connection of this.registry.connections) {
-      if (now - connection.lastSeen >= idleTimeout) connection.closeFor('idleTimeout');
-      else if (connection.openedAt !== 0 && now - connection.openedAt >= maxConnectionAge) connection.closeFor('overAge');
-    }
-  }
-
   // ---- shutdown --------------------------------------------------------------------------
 
   private async shutdown(): Promise<void> {
     if (this.phase === CLOSED) return;
     this.phase = CLOSING;
-    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweep.stop();
     // A handshake still awaiting @OnAuthenticate would hold server.close() until auth settles.
     for (const socket of this.handshakes) socket.destroy();
     const server = this.httpServer;
