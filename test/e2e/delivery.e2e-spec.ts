@@ -11,7 +11,7 @@ import {
   DeliveryService,
   EncodeError,
   Frame,
-  INVALID_MESSAGE,
+  JsonCodec,
   OnAuthenticate,
   OnInfo,
   OnInit,
@@ -380,21 +380,11 @@ describe('DeliveryService.close (SPEC 6.4, 8)', () => {
 
 /** JSON that counts how often it encodes; a provider, so the test reads it through DI. */
 @Injectable()
-class CountingCodec implements Codec {
-  readonly frameType = 'text' as const;
+class CountingCodec extends JsonCodec {
   encodes = 0;
-  decode(data: Buffer): unknown {
-    try {
-      return JSON.parse(data.toString());
-    } catch {
-      return INVALID_MESSAGE;
-    }
-  }
-  encode(message: unknown): string {
+  override encode(message: unknown): string {
     this.encodes++;
-    const text = JSON.stringify(message);
-    if (text === undefined) throw new TypeError('not representable in JSON');
-    return text;
+    return super.encode(message);
   }
 }
 
