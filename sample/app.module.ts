@@ -1,9 +1,18 @@
 import { Module } from '@nestjs/common';
-import { env, RiversideModule } from 'nestjs-riverside';
-import { EchoHandler } from './echo.handler.js';
+import { RiversideModule } from 'nestjs-riverside';
+import { ChatController } from './chat.controller.js';
+import { ChatHandler } from './chat.handler.js';
 
 @Module({
-  imports: [RiversideModule.forRoot({ port: env('PORT', 3000) })],
-  providers: [EchoHandler],
+  imports: [
+    RiversideModule.forRoot({
+      // The page, the HTTP API and the WebSocket share the app's port.
+      port: 'http',
+      invalidMessage: 'close',
+      transmissionLimit: { capacity: 20, duration: 1000 },
+    }),
+  ],
+  controllers: [ChatController],
+  providers: [ChatHandler],
 })
 export class AppModule {}

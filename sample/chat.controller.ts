@@ -1,0 +1,39 @@
+import { Body, Controller, Get, Header, HttpCode, Param, Post } from '@nestjs/common';
+import { readFileSync } from 'node:fs';
+import { DeliveryService } from 'nestjs-riverside';
+import type { KickInfo } from './chat.handler.js';
+
+const PAGE = readFileSync(new URL('./public/index.html', import.meta.url), 'utf8');
+
+/** The browser page, and delivery into the chat from plain HTTP: the Riverside way. */
+@Controller()
+export class ChatController {
+  constructor(private readonly delivery: DeliveryService) {}
+
+  @Get()
+  @Header('Content-Type', 'text/html; charset=utf-8')
+  page() {
+    return PAGE;
+  }
+
+  /** `curl -X POST localhost:3000/api/channels/lobby/messages -H 'content-type: application/json' -d '{"text":"hi"}'` */
+  @Post('api/channels/:channel/messages')
+  @HttpCode(202)
+  announce(@Param('channel') channel: string, @Body() body: { text?: unknown }) {
+    const delivered = this.delivery.deliver({ channel }, { from: 'server', channel, say: String(body?.text ?? '') });
+    return { delivered };
+  }
+
+  @Get('api/channels/:channel/members')
+  members(@Param('channel') channel: string) {
+    return this.delivery.members(channel).map(({ userId, sessionId }) => ({ userId, sessionId }));
+  }
+
+  /** Every session of the user gets `{ kicked }` and is closed with 4001 (through @OnInfo). */
+  @Post('api/users/:user/kick')
+  @HttpCode(202)
+  kick(@Param('user') user: string) {
+    const info: KickInfo = { kick: 'by an administrator' };
+    return { sessions: this.delivery.info({ user }, info) };
+  }
+}
