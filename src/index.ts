@@ -6,6 +6,7 @@ export type {
   RiversideTlsOptions,
   RiversideWsOptions,
   TransmissionLimit,
+  RiversideMetricsOptions,
 } from './module/riverside-options.interface.js';
 export { env, type EnvRef } from './module/env.js';
 
@@ -48,10 +49,30 @@ export {
   RIVERSIDE_TRANSPORT,
 } from './transport/transport.interface.js';
 export { LocalTransport } from './transport/local.transport.js';
+export {
+  RedisTransport,
+  type RedisClientLike,
+  type RedisTransportOptions,
+  type RedisTransportUrlOptions,
+  type RedisTransportClientOptions,
+  type RedisTransportClientsOptions,
+} from './transport/redis.transport.js';
+export {
+  NatsTransport,
+  type NatsTransportOptions,
+  type NatsTransportConnectionOptions,
+  type NatsTransportServersOptions,
+  type NatsConnectOptions,
+  type NatsAuthenticator,
+  type NatsConnectionLike,
+  type NatsSubscriptionLike,
+} from './transport/nats.transport.js';
+export { natsSubject } from './transport/nats-subjects.js';
 
 export { RiversideServer } from './server/riverside.server.js';
 export { RiversideAdapter } from './server/riverside.adapter.js';
 export { RiversideStats } from './stats/riverside-stats.js';
+export { RiversideHealthIndicator, type RiversideHealthResult } from './stats/riverside-health.indicator.js';
 
 export {
   RiversideError,

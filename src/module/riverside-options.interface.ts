@@ -46,6 +46,22 @@ export interface TransmissionLimit {
 }
 
 /**
+ * Prometheus metrics through the optional peer `prom-client`.
+ * @publicApi
+ */
+export interface RiversideMetricsOptions {
+  /**
+   * Path the standalone server answers with the registry's metrics; `false` to only register
+   * them (e.g. with `port: 'http'`, where the app exposes its own `/metrics`). @default '/metrics'
+   */
+  path?: string | false;
+  /** Prefix of every metric name. @default 'riverside_' */
+  prefix?: string;
+  /** The prom-client `Registry` to register in. @default prom-client's global `register` */
+  registry?: unknown;
+}
+
+/**
  * Options of `RiversideModule.forRoot()` / `forRootAsync()`. Every option is validated once,
  * at boot; a bad value fails the boot with an error naming the option.
  * @publicApi
@@ -96,6 +112,8 @@ export interface RiversideModuleOptions {
   router?: (req: IncomingMessage, res: ServerResponse) => void;
   /** How long shutdown waits for @OnTerminate callbacks before cutting sockets, in ms. @default 5000 */
   shutdownTimeout?: number;
+  /** Prometheus metrics (needs `prom-client`): `true` for the defaults. @default false */
+  metrics?: boolean | RiversideMetricsOptions;
   /** Cluster transport carrying deliveries between nodes. @default new LocalTransport() */
   transport?: RiversideTransport;
 }

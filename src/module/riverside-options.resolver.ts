@@ -38,12 +38,13 @@ export interface ResolvedRiversideOptions {
   readonly router: ((req: IncomingMessage, res: ServerResponse) => void) | null;
   readonly shutdownTimeout: number;
   readonly transport: RiversideTransport;
+  readonly metrics: { readonly path: string | null; readonly prefix: string; readonly registry: unknown } | null;
 }
 
 const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'port', 'host', 'path', 'codec', 'maxConnections', 'maxConnectionAge', 'idleTimeout', 'reusePort',
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
-  'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport',
+  'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics',
 ];
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
   'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
@@ -209,6 +210,22 @@ export function normalizePath(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
+function resolveMetrics(raw: unknown, mode: 'standalone' | 'http'): ResolvedRiversideOptions['metrics'] {
+  if (raw === undefined || raw === false) return null;
+  const options = raw === true ? {} : raw;
+  if (!isPlainObject(options)) return fail('metrics', raw, 'true, false or { path?, prefix?, registry? }');
+  rejectUnknownKeys('metrics.', options, ['path', 'prefix', 'registry']);
+  const prefix = options.prefix ?? 'riverside_';
+  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
+    fail('metrics.prefix', prefix, 'a Prometheus metric name prefix such as "riverside_"');
+  }
+  const path = options.path === false || mode === 'http' ? null : resolvePath('metrics.path', options.path, '/metrics');
+  if (options.registry !== undefined && typeof (options.registry as { metrics?: unknown }).metrics !== 'function') {
+    fail('metrics.registry', options.registry, 'a prom-client Registry');
+  }
+  return Object.freeze({ path, prefix, registry: options.registry ?? null });
+}
+
 function supportsReusePort(nodeVersion: string): boolean {
   const [major, minor] = nodeVersion.replace(/^v/, '').split('.').map(Number);
   if (major === REUSE_PORT_SINCE[0]) return minor >= REUSE_PORT_SINCE[1];
@@ -272,5 +289,6 @@ export function resolveRiversideOptions(
     router: (options.router as ResolvedRiversideOptions['router']) ?? null,
     shutdownTimeout: positiveInteger('shutdownTimeout', options.shutdownTimeout, 5000),
     transport,
+    metrics: resolveMetrics(options.metrics, mode),
   });
 }

@@ -10,6 +10,8 @@ import { HandlerMetadataAccessor } from '../handler/handler-metadata.accessor.js
 import { HandlerExplorer } from '../handler/handler.explorer.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideServer } from '../server/riverside.server.js';
+import { RiversideHealthIndicator } from '../stats/riverside-health.indicator.js';
+import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { RIVERSIDE_TRANSPORT } from '../transport/transport.interface.js';
 import { ConfigurableModuleClass, RIVERSIDE_MODULE_OPTIONS } from './riverside.module-definition.js';
@@ -51,11 +53,20 @@ import { type ResolvedRiversideOptions, resolveRiversideOptions } from './rivers
     HandlerExplorer,
     SessionRegistry,
     RiversideStats,
+    RiversideMetrics,
+    RiversideHealthIndicator,
     LocalDelivery,
     ClusterRelay,
     DeliveryService,
     RiversideServer,
   ],
-  exports: [DeliveryService, RiversideServer, RiversideStats, RIVERSIDE_CODEC, RIVERSIDE_TRANSPORT],
+  exports: [
+    DeliveryService,
+    RiversideServer,
+    RiversideStats,
+    RiversideHealthIndicator,
+    RIVERSIDE_CODEC,
+    RIVERSIDE_TRANSPORT,
+  ],
 })
 export class RiversideModule extends ConfigurableModuleClass {}

@@ -23,6 +23,7 @@ import { HandlerExplorer } from '../handler/handler.explorer.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { invalidOptionMessage } from '../riverside.messages.js';
+import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
 import { rejectUpgrade, respond, splitTarget } from './http-responses.js';
@@ -73,6 +74,7 @@ export class RiversideServer
     readonly registry: SessionRegistry,
     /** @internal */
     readonly stats: RiversideStats,
+    private readonly metrics: RiversideMetrics,
     @Optional() private readonly httpAdapterHost?: HttpAdapterHost,
   ) {
     this.wss = new WebSocketServer({
@@ -91,6 +93,11 @@ export class RiversideServer
       throw new Error('The Riverside server is not listening (yet): call this after app.init() / app.listen().');
     }
     return address;
+  }
+
+  /** Whether new connections are accepted: after bootstrap and before shutdown. */
+  get isAccepting(): boolean {
+    return this.phase === RUNNING;
   }
 
   /** `ws://127.0.0.1:<port><path>` (`wss://` with TLS), for tests and logs. */
@@ -261,9 +268,20 @@ export class RiversideServer
       }
       return;
     }
+    if (path === this.metrics.path && req.method === 'GET') return this.serveMetrics(res);
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return respond(res, 200, {}, 'OK');
     respond(res, 404);
   };
+
+  private serveMetrics(res: ServerResponse): void {
+    this.metrics.render().then(
+      ({ contentType, body }) => respond(res, 200, { 'Content-Type': contentType }, body),
+      (error: unknown) => {
+        this.logger.error(`Rendering metrics failed: ${(error as Error).message}`);
+        respond(res, 500);
+      },
+    );
+  }
 
   private createStandaloneServer(): Server {
     const { tls } = this.options;

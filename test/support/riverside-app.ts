@@ -39,7 +39,8 @@ export async function startRiverside(
   @Module({ imports: [RiversideModule.forRoot({ port: 0, host: '127.0.0.1', ...options }), ...imports], providers })
   class TestAppModule {}
   const logger = new RecordingLogger();
-  const app = await NestFactory.createApplicationContext(TestAppModule, { logger });
+  // abortOnError: false, so that a boot failure rejects instead of exiting the test process.
+  const app = await NestFactory.createApplicationContext(TestAppModule, { logger, abortOnError: false });
   return running(app, logger);
 }
 

@@ -18,7 +18,8 @@ const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 
 const KNOWN_OPTIONS =
   'port, host, path, codec, maxConnections, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
-  'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport';
+  'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport, ' +
+  'metrics';
 
 /** Resolves options that the type system would reject, as a JavaScript caller or a config file could pass them. */
 function resolveUntyped(options: Record<string, unknown>, nodeVersion?: string) {
@@ -113,6 +114,10 @@ describe('resolveRiversideOptions', () => {
 
     it('delivers through a LocalTransport', () => {
       expect(resolved.transport).toBeInstanceOf(LocalTransport);
+    });
+
+    it('exposes no Prometheus metrics', () => {
+      expect(resolved.metrics).toBeNull();
     });
 
     it('resolves undefined options like an empty object', () => {

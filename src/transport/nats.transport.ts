@@ -1,0 +1,441 @@
+import { Logger } from '@nestjs/common';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { MissingPackageError } from '../errors/missing-package.error.js';
+import { describeValue } from '../riverside.messages.js';
+import { isValidNatsPrefix, natsSubject } from './nats-subjects.js';
+import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
+
+const NATS_PACKAGE = '@nats-io/transport-node';
+
+/**
+ * What `NatsTransport` uses of a `NatsConnection` from `@nats-io/transport-node` v3 (the value
+ * `connect()` resolves to). Declared here so that the package stays an optional peer.
+ * @publicApi
+ */
+export interface NatsConnectionLike {
+  publish(subject: string, payload?: Uint8Array | string): void;
+  subscribe(
+    subject: string,
+    options?: { callback?: (error: Error | null, message: { readonly data: Uint8Array }) => void },
+  ): NatsSubscriptionLike;
+  flush(): Promise<void>;
+  drain(): Promise<void>;
+  close(): Promise<void>;
+  isClosed(): boolean;
+  status(): AsyncIterable<{ readonly type: string; readonly server?: string; readonly error?: unknown }>;
+}
+
+/**
+ * What `NatsTransport` uses of a NATS `Subscription`.
+ * @publicApi
+ */
+export interface NatsSubscriptionLike {
+  unsubscribe(): void;
+}
+
+/**
+ * The `connect()` options of `@nats-io/transport-node` that `NatsTransport` passes through when it
+ * opens the connection itself. Anything not listed here: connect yourself and pass `connection`.
+ * @publicApi
+ */
+export interface NatsConnectOptions {
+  /** Client name shown by the server's monitoring. */
+  name?: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** An `Authenticator` of `@nats-io/transport-node`: `nkeyAuthenticator()`, `credsAuthenticator()`... */
+  authenticator?: NatsAuthenticator | NatsAuthenticator[];
+  /** TLS options (PEM strings or file paths); an empty object requires TLS. */
+  tls?: {
+    ca?: string;
+    caFile?: string;
+    cert?: string;
+    certFile?: string;
+    key?: string;
+    keyFile?: string;
+    handshakeFirst?: boolean;
+    rejectUnauthorized?: boolean;
+  } | null;
+  /** Milliseconds to wait for the server's handshake. @default 20000 */
+  timeout?: number;
+  /**
+   * Reconnect attempts per server before the client gives up and closes for good.
+   * @default -1 (never give up; the client's own default is 10)
+   */
+  maxReconnectAttempts?: number;
+  /** Milliseconds between reconnect attempts. @default 2000 */
+  reconnectTimeWait?: number;
+  /** Upper bound of a random delay added to `reconnectTimeWait`. @default 100 */
+  reconnectJitter?: number;
+  /** Milliseconds between client pings. @default 120000 */
+  pingInterval?: number;
+  /** Unanswered pings before the connection counts as stale and reconnects. @default 2 */
+  maxPingOut?: number;
+  /** Keep the order of `servers` instead of shuffling it. @default false */
+  noRandomize?: boolean;
+  /**
+   * Do not send this node's own publications back to it (the relay would drop them anyway).
+   * @default true (the client's own default is false)
+   */
+  noEcho?: boolean;
+  /** Keep trying when the first connection fails instead of failing the bootstrap. @default false */
+  waitOnFirstConnect?: boolean;
+  /** Print the protocol exchange. @default false */
+  debug?: boolean;
+}
+
+/**
+ * The credentials callback of a NATS client (its `Authenticator` type).
+ * @publicApi
+ */
+export type NatsAuthenticator = (
+  nonce?: string,
+) =>
+  | void
+  | { auth_token: string }
+  | { user: string; pass?: string }
+  | { nkey: string; sig: string }
+  | { jwt: string; nkey?: string; sig?: string };
+
+interface NatsTransportCommonOptions {
+  /**
+   * First token(s) of every subject, so that several deployments can share a NATS server:
+   * one or more `.`-separated tokens without `*`, `>` or whitespace.
+   * @default 'riverside'
+   */
+  prefix?: string;
+}
+
+/**
+ * `NatsTransport` on a connection you made and own: it is not closed by the transport.
+ * @publicApi
+ */
+export interface NatsTransportConnectionOptions extends NatsTransportCommonOptions {
+  /** A connected `NatsConnection` from `connect()` of `@nats-io/transport-node` v3. */
+  connection: NatsConnectionLike;
+}
+
+/**
+ * `NatsTransport` opening its own connection at bootstrap and closing it at shutdown.
+ * @publicApi
+ */
+export interface NatsTransportServersOptions extends NatsTransportCommonOptions, NatsConnectOptions {
+  /** One `host:port` / `nats://host:port` or several (a cluster). */
+  servers: string | string[];
+  /**
+   * Upper bound in milliseconds of `close()`: draining the connection, then closing it.
+   * @default 2000
+   */
+  closeTimeout?: number;
+}
+
+/**
+ * Options of {@link NatsTransport}: either `connection` or `servers`.
+ * @publicApi
+ */
+export type NatsTransportOptions = NatsTransportConnectionOptions | NatsTransportServersOptions;
+
+interface NatsModule {
+  connect(options: NatsConnectOptions & { servers: string | string[] }): Promise<NatsConnectionLike>;
+}
+
+interface Subscribed {
+  readonly subscription: NatsSubscriptionLike;
+  handler: TransportMessageHandler;
+}
+
+const COMMON_KEYS = ['prefix'];
+const CONNECTION_KEYS = [...COMMON_KEYS, 'connection'];
+const CONNECTION_METHODS = ['publish', 'subscribe', 'flush', 'drain', 'close', 'isClosed', 'status'] as const;
+
+/**
+ * A `RiversideTransport` on NATS core pub/sub (`@nats-io/transport-node` v3, an optional peer).
+ *
+ * ```ts
+ * RiversideModule.forRoot({ transport: new NatsTransport({ servers: 'nats://nats:4222' }) });
+ * // or on a connection of your own, which the transport leaves open at shutdown:
+ * RiversideModule.forRoot({ transport: new NatsTransport({ connection: await connect({ servers }) }) });
+ * ```
+ *
+ * Topics map to subjects as {@link natsSubject} describes: `nats pub riverside.user.42 '{"hello":1}'`
+ * reaches every session of user 42 as a text frame.
+ *
+ * While the server is unreachable the client reconnects by itself (with `servers`, forever unless
+ * `maxReconnectAttempts` says otherwise) and restores every subscription when it is back.
+ * Meanwhile `publish()` rejects at once instead of queueing: the client would discard its
+ * queue at the next reconnect attempt anyway, so a rejection (logged and counted in
+ * `RiversideStats.transportErrors`) is the honest answer. Local delivery is not affected.
+ * On a closed connection every call rejects.
+ * @publicApi
+ */
+export class NatsTransport implements RiversideTransport {
+  /** The first token(s) of every subject. */
+  readonly prefix: string;
+  private readonly givenConnection: NatsConnectionLike | null;
+  private readonly connectOptions: (NatsConnectOptions & { servers: string | string[] }) | null;
+  private readonly closeTimeout: number;
+  private readonly subscriptions = new Map<string, Subscribed>();
+  private readonly logger = new Logger('NatsTransport');
+  private connection: NatsConnectionLike | null = null;
+  private opening: Promise<void> | null = null;
+  /** Counts close() calls, so that a connect() that settles after a close() backs out. */
+  private generation = 0;
+  private statusFeed: AsyncIterable<unknown> | null = null;
+  /** False from a `disconnect` status until the matching `reconnect`. */
+  private reachable = false;
+  private pendingFlush: Promise<void> | null = null;
+
+  /** @throws InvalidOptionsError naming the offending option. */
+  constructor(options: NatsTransportOptions) {
+    if (typeof options !== 'object' || options === null) {
+      invalid('options', options, 'an object with either "connection" or "servers"');
+    }
+    const raw = options as unknown as Record<string, unknown>;
+    const prefix = raw.prefix ?? 'riverside';
+    if (typeof prefix !== 'string' || !isValidNatsPrefix(prefix)) {
+      invalid('prefix', prefix, 'one or more "."-separated NATS subject tokens without "*", ">" or whitespace');
+    }
+    this.prefix = prefix;
+    const hasConnection = raw.connection !== undefined;
+    const hasServers = raw.servers !== undefined;
+    if (hasConnection === hasServers) {
+      invalid(
+        hasConnection ? 'connection' : 'servers',
+        hasConnection ? raw.connection : raw.servers,
+        'either "connection" (a NatsConnection) or "servers" (NATS URLs), exactly one of them',
+      );
+    }
+    if (hasConnection) {
+      const connection = raw.connection as Record<string, unknown> | null;
+      if (typeof connection !== 'object' || connection === null || !CONNECTION_METHODS.every((m) => typeof connection[m] === 'function')) {
+        invalid('connection', raw.connection, 'a NatsConnection from connect() of @nats-io/transport-node v3');
+      }
+      for (const key of Object.keys(raw)) {
+        if (!CONNECTION_KEYS.includes(key) && raw[key] !== undefined) {
+          throw new InvalidOptionsError(
+            key,
+            `NatsTransport: option "${key}" only applies with "servers"; with "connection", configure the connection you pass.`,
+          );
+        }
+      }
+      this.givenConnection = connection as unknown as NatsConnectionLike;
+      this.connectOptions = null;
+      this.closeTimeout = 0;
+      return;
+    }
+    const servers = raw.servers;
+    const validServer = (s: unknown) => typeof s === 'string' && s.trim() !== '';
+    if (!(validServer(servers) || (Array.isArray(servers) && servers.length > 0 && servers.every(validServer)))) {
+      invalid('servers', servers, 'a NATS server URL or a non-empty array of them, e.g. "nats://127.0.0.1:4222"');
+    }
+    const closeTimeout = raw.closeTimeout ?? 2000;
+    if (typeof closeTimeout !== 'number' || !Number.isFinite(closeTimeout) || closeTimeout <= 0) {
+      invalid('closeTimeout', closeTimeout, 'a positive number of milliseconds');
+    }
+    this.closeTimeout = closeTimeout;
+    const { prefix: _prefix, closeTimeout: _closeTimeout, ...connectOptions } = options as NatsTransportServersOptions;
+    // A server node should outlive any outage, and has no use for its own messages.
+    this.connectOptions = { maxReconnectAttempts: -1, noEcho: true, ...connectOptions };
+    this.givenConnection = null;
+  }
+
+  /** The NATS subject of a Riverside topic under this transport's prefix (see {@link natsSubject}). */
+  subjectOf(topic: string): string {
+    return natsSubject(this.prefix, topic);
+  }
+
+  /**
+   * With `servers`, loads `@nats-io/transport-node` and connects; with `connection`, starts
+   * using it. Fails when the server cannot be reached (unless `waitOnFirstConnect`).
+   * @throws MissingPackageError when `servers` is given and the package is not installed.
+   */
+  connect(): Promise<void> {
+    if (this.connection !== null) return Promise.resolve();
+    if (this.opening === null) {
+      const opening = this.open(this.generation);
+      this.opening = opening;
+      void opening.catch(() => undefined).then(() => {
+        if (this.opening === opening) this.opening = null;
+      });
+    }
+    return this.opening;
+  }
+
+  async publish(topic: string, payload: Uint8Array): Promise<void> {
+    const connection = this.ready('publish to', topic);
+    if (!this.reachable) {
+      throw new Error(`NatsTransport: the NATS server is unreachable (reconnecting); dropped a message for ${topic}`);
+    }
+    // Throws on a closed connection and on a payload over the server's max_payload.
+    connection.publish(this.subjectOf(topic), payload);
+  }
+
+  /**
+   * Resolves once the server has the subscription (one ping per batch of subscribes), or at
+   * once while the server is unreachable: the client sends it again when it reconnects.
+   */
+  async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
+    const connection = this.ready('subscribe to', topic);
+    const existing = this.subscriptions.get(topic);
+    if (existing) {
+      existing.handler = handler;
+      return;
+    }
+    const subject = this.subjectOf(topic);
+    const entry: Subscribed = {
+      handler,
+      subscription: connection.subscribe(subject, {
+        callback: (error, message) => {
+          if (error) {
+            if (this.subscriptions.get(topic) === entry) this.subscriptions.delete(topic);
+            this.logger.error(`NATS ended the subscription to ${subject}: ${error.message}`);
+            return;
+          }
+          try {
+            entry.handler(message.data);
+          } catch (thrown) {
+            // Never let a handler's exception into the client's read loop.
+            this.logger.error(`Handling a message on ${subject} failed: ${(thrown as Error)?.message ?? thrown}`);
+          }
+        },
+      }),
+    };
+    this.subscriptions.set(topic, entry);
+    if (this.reachable) {
+      await this.flushSoon(connection).catch((error: unknown) => {
+        if (connection.isClosed()) throw error;
+      });
+    }
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const entry = this.subscriptions.get(topic);
+    if (!entry) return;
+    this.subscriptions.delete(topic);
+    if (!this.connection?.isClosed()) entry.subscription.unsubscribe();
+  }
+
+  /**
+   * With `servers`: drains the connection (pending publishes are sent) and closes it, within
+   * `closeTimeout` even when the server is down. With `connection`: unsubscribes and leaves it
+   * open. Idempotent.
+   */
+  async close(): Promise<void> {
+    const connection = this.connection;
+    this.generation++;
+    this.connection = null;
+    this.opening = null;
+    this.pendingFlush = null;
+    const wasReachable = this.reachable;
+    this.reachable = false;
+    const subscriptions = [...this.subscriptions.values()];
+    this.subscriptions.clear();
+    (this.statusFeed as { stop?: () => void } | null)?.stop?.();
+    this.statusFeed = null;
+    if (connection === null || connection.isClosed()) return;
+    if (this.givenConnection !== null) {
+      for (const { subscription } of subscriptions) subscription.unsubscribe();
+      return;
+    }
+    // drain() waits for a server reply, which never comes while the server is down.
+    if (wasReachable) await within(this.closeTimeout, connection.drain().catch(() => undefined));
+    if (!connection.isClosed()) await within(this.closeTimeout, connection.close().catch(() => undefined));
+  }
+
+  private async open(generation: number): Promise<void> {
+    const connection = await this.obtainConnection();
+    if (generation !== this.generation) {
+      if (this.givenConnection === null) await within(this.closeTimeout, connection.close().catch(() => undefined));
+      throw new Error('NatsTransport: closed while connecting');
+    }
+    this.start(connection);
+  }
+
+  private async obtainConnection(): Promise<NatsConnectionLike> {
+    if (this.givenConnection !== null) {
+      if (this.givenConnection.isClosed()) throw new Error('NatsTransport: the given NATS connection is closed');
+      return this.givenConnection;
+    }
+    const nats = await loadNats();
+    const options = this.connectOptions!;
+    try {
+      return await nats.connect(options);
+    } catch (error) {
+      throw new Error(`NatsTransport could not connect to ${String(options.servers)}: ${(error as Error)?.message ?? error}`, {
+        cause: error,
+      });
+    }
+  }
+
+  private start(connection: NatsConnectionLike): void {
+    this.connection = connection;
+    this.reachable = !connection.isClosed();
+    const feed = connection.status();
+    this.statusFeed = feed;
+    void (async () => {
+      for await (const status of feed) {
+        if (this.statusFeed !== feed) return;
+        this.onStatus(status);
+      }
+    })().catch(() => undefined);
+  }
+
+  private onStatus(status: { readonly type: string; readonly server?: string; readonly error?: unknown }): void {
+    switch (status.type) {
+      case 'disconnect':
+        this.reachable = false;
+        this.logger.warn(
+          `Lost the NATS server ${status.server ?? ''}; reconnecting. Cluster publishes fail until it is back.`,
+        );
+        return;
+      case 'reconnect':
+        this.reachable = true;
+        this.logger.log(`Reconnected to the NATS server ${status.server ?? ''}; ${this.subscriptions.size} subscription(s) restored.`);
+        return;
+      case 'close':
+        this.reachable = false;
+        return;
+      case 'error':
+        // Asynchronous server errors, e.g. a permissions violation on publish.
+        this.logger.error(`NATS server error: ${(status.error as Error)?.message ?? String(status.error)}`);
+        return;
+    }
+  }
+
+  private ready(action: string, topic: string): NatsConnectionLike {
+    if (this.connection === null) throw new Error(`NatsTransport: cannot ${action} ${topic} before connect() or after close()`);
+    return this.connection;
+  }
+
+  /** One flush for every subscribe of the same tick: its PING follows all their SUBs. */
+  private flushSoon(connection: NatsConnectionLike): Promise<void> {
+    return (this.pendingFlush ??= Promise.resolve().then(() => {
+      this.pendingFlush = null;
+      return connection.flush();
+    }));
+  }
+}
+
+function invalid(option: string, value: unknown, expected: string): never {
+  throw new InvalidOptionsError(option, `NatsTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
+}
+
+async function loadNats(): Promise<NatsModule> {
+  try {
+    return await import('@nats-io/transport-node');
+  } catch (error) {
+    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String(message).includes(NATS_PACKAGE)) {
+      throw new MissingPackageError(NATS_PACKAGE, 'NatsTransport');
+    }
+    throw error;
+  }
+}
+
+/** Waits for `work`, at most `ms` milliseconds. */
+async function within(ms: number, work: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

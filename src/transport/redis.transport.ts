@@ -1,0 +1,488 @@
+import { Logger } from '@nestjs/common';
+import { createRequire } from 'node:module';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { MissingPackageError } from '../errors/missing-package.error.js';
+import { describeValue } from '../riverside.messages.js';
+import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
+
+/**
+ * The part of an ioredis client that `RedisTransport` uses. An ioredis `Redis` (v5 or v6)
+ * satisfies it; ioredis itself is never imported unless `url` is given.
+ * @publicApi
+ */
+export interface RedisClientLike {
+  /** ioredis' connection state: `wait`, `connecting`, `connect`, `ready`, `close`, `reconnecting` or `end`. */
+  readonly status: string;
+  publish(channel: string, message: Buffer): Promise<unknown>;
+  subscribe(...channels: string[]): Promise<unknown>;
+  unsubscribe(...channels: string[]): Promise<unknown>;
+  on(event: 'messageBuffer', listener: (channel: Buffer, message: Buffer) => void): unknown;
+  on(event: 'ready' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'messageBuffer', listener: (channel: Buffer, message: Buffer) => void): unknown;
+  off(event: 'ready' | 'close', listener: () => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+  duplicate(override?: RedisConnectionOverrides): RedisClientLike;
+  connect(): Promise<unknown>;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
+/** The ioredis options RedisTransport sets on the connections it creates. */
+interface RedisConnectionOverrides {
+  lazyConnect?: boolean;
+  enableOfflineQueue?: boolean;
+  autoResubscribe?: boolean;
+  autoResendUnfulfilledCommands?: boolean;
+  maxRetriesPerRequest?: number;
+}
+
+interface RedisTransportCommonOptions {
+  /**
+   * Put in front of every topic: the Redis channel of `user:42` is `<prefix>:user:42`.
+   * Deployments sharing one Redis stay apart with different prefixes.
+   * @default 'riverside'
+   */
+  prefix?: string;
+  /**
+   * How long `connect()` (run at application bootstrap) waits for both connections to be
+   * ready, in ms. When Redis cannot be reached by then, the application does not start.
+   * @default 10000
+   */
+  readyTimeout?: number;
+}
+
+/**
+ * Two ioredis clients of yours: one publishes, the other is dedicated to subscribing (a Redis
+ * connection that subscribes cannot publish). RedisTransport never closes them; at `close()`
+ * it unsubscribes its channels from `subscriber` and removes its listeners.
+ * @publicApi
+ */
+export interface RedisTransportClientsOptions extends RedisTransportCommonOptions {
+  publisher: RedisClientLike;
+  subscriber: RedisClientLike;
+  client?: never;
+  url?: never;
+}
+
+/**
+ * One ioredis client of yours, used to publish (and never closed by RedisTransport); the
+ * subscriber is `client.duplicate()`, which RedisTransport owns and closes.
+ * @publicApi
+ */
+export interface RedisTransportClientOptions extends RedisTransportCommonOptions {
+  client: RedisClientLike;
+  publisher?: never;
+  subscriber?: never;
+  url?: never;
+}
+
+/**
+ * A `redis://` or `rediss://` URL: RedisTransport creates both connections with ioredis (an
+ * optional peer dependency, loaded only in this case) and closes them.
+ * @publicApi
+ */
+export interface RedisTransportUrlOptions extends RedisTransportCommonOptions {
+  url: string;
+  client?: never;
+  publisher?: never;
+  subscriber?: never;
+}
+
+/** @publicApi */
+export type RedisTransportOptions = RedisTransportClientsOptions | RedisTransportClientOptions | RedisTransportUrlOptions;
+
+type RedisConstructor = new (url: string, options: RedisConnectionOverrides) => RedisClientLike;
+type Role = 'publisher' | 'subscriber';
+
+const KNOWN_OPTIONS = ['url', 'client', 'publisher', 'subscriber', 'prefix', 'readyTimeout'] as const;
+const CLIENT_METHODS: Record<'client' | Role, readonly string[]> = {
+  client: ['publish', 'duplicate', 'on', 'off', 'connect', 'quit', 'disconnect'],
+  publisher: ['publish', 'on', 'off', 'connect', 'quit', 'disconnect'],
+  subscriber: ['subscribe', 'unsubscribe', 'on', 'off', 'connect', 'quit', 'disconnect'],
+};
+/**
+ * For the connections RedisTransport owns: fail fast instead of queueing while Redis is down
+ * (no offline queue, no retry of in-flight commands), and no ioredis resubscription: the
+ * transport resubscribes its own channels on every 'ready', which also covers the channels
+ * that failed to subscribe during an outage.
+ */
+const OWN_CONNECTION: RedisConnectionOverrides = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  autoResubscribe: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+};
+/** How long close() lets QUIT (or a final UNSUBSCRIBE) take before cutting the connection. */
+const CLOSE_TIMEOUT = 1000;
+
+const noop = (): void => {};
+
+/**
+ * Carries deliveries between nodes over Redis pub/sub, with ioredis. Each topic is the Redis
+ * channel `<prefix>:<topic>` (`riverside:user:42`), which is also the contract for external
+ * publishers: `redis-cli PUBLISH riverside:user:42 '{"hello":1}'` reaches user 42 as a text
+ * frame (binary when the payload is not UTF-8).
+ *
+ * ```ts
+ * RiversideModule.forRoot({ transport: new RedisTransport({ url: process.env.REDIS_URL }) });
+ * new RedisTransport({ client: redis, prefix: 'chat' });          // subscriber = redis.duplicate()
+ * new RedisTransport({ publisher: pub, subscriber: sub });         // both yours, never closed by us
+ * ```
+ *
+ * While Redis is down, local delivery goes on: `publish()` rejects at once (counted in
+ * `RiversideStats.transportErrors`) rather than queueing, whatever the client's offline-queue
+ * setting. On every reconnect the subscriber resubscribes to every topic this node needs,
+ * including those that failed during the outage. `close()` never waits more than about a
+ * second, Redis up or not.
+ *
+ * Throws an `InvalidOptionsError` for invalid options, and a `MissingPackageError` when
+ * `url` is given and `ioredis` is not installed.
+ * @publicApi
+ */
+export class RedisTransport implements RiversideTransport {
+  /** Put in front of every topic: `<prefix>:user:42`. */
+  readonly prefix: string;
+  private readonly channelPrefix: string;
+  private readonly readyTimeout: number;
+  private readonly options: RedisTransportOptions;
+  private readonly Redis: RedisConstructor | null;
+  private readonly logger = new Logger('Riverside');
+
+  private publisher: RedisClientLike | null = null;
+  private subscriber: RedisClientLike | null = null;
+  private ownsPublisher = false;
+  private ownsSubscriber = false;
+  private connecting: Promise<void> | null = null;
+  private abortConnect: ((error: Error) => void) | null = null;
+  private lastError: Error | null = null;
+  /** Where each connection stands, to log an outage and a recovery once each. */
+  private readonly state: Record<Role, 'connecting' | 'up' | 'down'> = { publisher: 'connecting', subscriber: 'connecting' };
+  /** Redis channel -> the handler of its topic: every channel this node wants to receive. */
+  private readonly handlers = new Map<string, TransportMessageHandler>();
+
+  constructor(options: RedisTransportOptions) {
+    this.options = validateOptions(options);
+    this.prefix = options.prefix ?? 'riverside';
+    this.channelPrefix = `${this.prefix}:`;
+    this.readyTimeout = options.readyTimeout ?? 10_000;
+    this.Redis = options.url !== undefined ? loadIoredis() : null;
+  }
+
+  /** Opens (or adopts) the connections and waits until both are ready, up to `readyTimeout`. */
+  connect(): Promise<void> {
+    return (this.connecting ??= this.open());
+  }
+
+  async publish(topic: string, payload: Uint8Array): Promise<void> {
+    const publisher = this.publisher;
+    if (publisher === null) throw notConnected();
+    // Checked here rather than left to ioredis, so that a client with an offline queue (the
+    // ioredis default) fails fast too instead of piling up publishes while Redis is down.
+    if (publisher.status !== 'ready') throw new Error(`Redis publisher connection is ${publisher.status}, not ready`);
+    await publisher.publish(this.channelPrefix + topic, toBuffer(payload));
+  }
+
+  async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
+    const subscriber = this.subscriber;
+    if (subscriber === null) throw notConnected();
+    const channel = this.channelPrefix + topic;
+    const known = this.handlers.has(channel);
+    this.handlers.set(channel, handler);
+    if (known) return;
+    if (subscriber.status !== 'ready') {
+      throw new Error(`Redis subscriber connection is ${subscriber.status}, not ready; subscribing when it is back`);
+    }
+    await subscriber.subscribe(channel);
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const channel = this.channelPrefix + topic;
+    if (!this.handlers.delete(channel)) return;
+    // A connection that is down holds no subscription, and the channel is not resubscribed.
+    if (this.subscriber?.status === 'ready') await this.subscriber.unsubscribe(channel);
+  }
+
+  /**
+   * Closes the connections RedisTransport created (QUIT when ready, else an immediate
+   * disconnect; bounded either way); from clients that are yours it only unsubscribes its
+   * channels and removes its listeners.
+   */
+  async close(): Promise<void> {
+    const { publisher, subscriber } = this;
+    if (publisher === null || subscriber === null) return;
+    this.publisher = this.subscriber = null;
+    this.connecting = null;
+    this.abortConnect?.(new Error('RedisTransport was closed while connecting'));
+    const channels = [...this.handlers.keys()];
+    this.handlers.clear();
+    this.detach(publisher, subscriber);
+    await Promise.all([
+      this.ownsPublisher ? release(publisher) : undefined,
+      this.ownsSubscriber
+        ? release(subscriber)
+        : subscriber.status === 'ready' && channels.length > 0
+          ? within(CLOSE_TIMEOUT, subscriber.unsubscribe(...channels).then(noop, noop))
+          : undefined,
+    ]);
+  }
+
+  private async open(): Promise<void> {
+    const options = this.options;
+    if (options.url !== undefined) {
+      // Non-null: the constructor loads ioredis whenever url is given.
+      const Redis = this.Redis as RedisConstructor;
+      this.publisher = new Redis(options.url, OWN_CONNECTION);
+      this.subscriber = new Redis(options.url, OWN_CONNECTION);
+      this.ownsPublisher = this.ownsSubscriber = true;
+    } else if (options.client !== undefined) {
+      this.publisher = options.client;
+      this.subscriber = options.client.duplicate(OWN_CONNECTION);
+      this.ownsPublisher = false;
+      this.ownsSubscriber = true;
+    } else {
+      this.publisher = options.publisher;
+      this.subscriber = options.subscriber;
+      this.ownsPublisher = this.ownsSubscriber = false;
+    }
+    const { publisher, subscriber } = this;
+    this.state.publisher = this.state.subscriber = 'connecting';
+    this.lastError = null;
+    publisher.on('ready', this.onPublisherReady);
+    publisher.on('close', this.onPublisherClose);
+    subscriber.on('ready', this.onSubscriberReady);
+    subscriber.on('close', this.onSubscriberClose);
+    subscriber.on('messageBuffer', this.onMessage);
+    // Only on our own connections: on yours, an 'error' listener would change what ioredis does
+    // with errors (it prints them when nobody listens).
+    if (this.ownsPublisher) publisher.on('error', this.onError);
+    if (this.ownsSubscriber) subscriber.on('error', this.onError);
+    // A lazyConnect client waits for connect(); its failures surface as 'error'/'close' events
+    // (ioredis keeps retrying) and through the readyTimeout below.
+    for (const client of [publisher, subscriber]) if (client.status === 'wait') client.connect().catch(noop);
+    try {
+      await this.whenReady(publisher, subscriber);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  private whenReady(publisher: RedisClientLike, subscriber: RedisClientLike): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const settle = (error: Error | null) => {
+        clearTimeout(timer);
+        publisher.off('ready', check);
+        subscriber.off('ready', check);
+        this.abortConnect = null;
+        if (error) reject(error);
+        else resolve();
+      };
+      const check = () => {
+        if (publisher.status === 'ready' && subscriber.status === 'ready') settle(null);
+        else if (publisher.status === 'end' || subscriber.status === 'end') {
+          const which = publisher.status === 'end' ? 'publisher' : 'subscriber';
+          settle(new Error(`RedisTransport cannot connect: the ${which} Redis client is closed (status "end")`));
+        }
+      };
+      const timer = setTimeout(() => {
+        const cause = this.lastError ? ` (last error: ${this.lastError.message})` : '';
+        settle(
+          new Error(
+            `RedisTransport could not reach Redis within readyTimeout (${this.readyTimeout} ms): the publisher ` +
+              `connection is ${publisher.status}, the subscriber connection ${subscriber.status}${cause}. ` +
+              'Check the Redis address, or raise readyTimeout.',
+          ),
+        );
+      }, this.readyTimeout);
+      this.abortConnect = settle;
+      publisher.on('ready', check);
+      subscriber.on('ready', check);
+      check();
+    });
+  }
+
+  private detach(publisher: RedisClientLike, subscriber: RedisClientLike): void {
+    publisher.off('ready', this.onPublisherReady);
+    publisher.off('close', this.onPublisherClose);
+    subscriber.off('ready', this.onSubscriberReady);
+    subscriber.off('close', this.onSubscriberClose);
+    subscriber.off('messageBuffer', this.onMessage);
+    // The 'error' listener stays on our own connections: an error while they close would
+    // otherwise be printed by ioredis.
+  }
+
+  private readonly onMessage = (channel: Buffer, message: Buffer): void => {
+    const name = channel.toString();
+    const handler = this.handlers.get(name);
+    if (handler === undefined) {
+      // A channel of ours that nobody here needs any more: typically resubscribed by the
+      // autoResubscribe of a client you gave after we unsubscribed while Redis was down.
+      if (name.startsWith(this.channelPrefix) && this.subscriber?.status === 'ready') {
+        this.subscriber.unsubscribe(name).catch(noop);
+      }
+      return;
+    }
+    try {
+      handler(message);
+    } catch (error) {
+      // Thrown inside ioredis' reply parser, it would break the connection for every topic.
+      this.logger.error(`RedisTransport: the handler of ${name} threw: ${(error as Error).message}`);
+    }
+  };
+
+  private readonly onSubscriberReady = (): void => {
+    this.restored('subscriber');
+    const subscriber = this.subscriber;
+    if (subscriber === null || this.handlers.size === 0) return;
+    const channels = [...this.handlers.keys()];
+    subscriber.subscribe(...channels).then(
+      () => this.logger.log(`RedisTransport: resubscribed to ${channels.length} topic(s)`),
+      (error: Error) => this.logger.error(`RedisTransport: resubscribing failed (retried on the next reconnect): ${error.message}`),
+    );
+  };
+
+  private readonly onPublisherReady = (): void => this.restored('publisher');
+  private readonly onPublisherClose = (): void => this.lost('publisher');
+  private readonly onSubscriberClose = (): void => this.lost('subscriber');
+  private readonly onError = (error: Error): void => {
+    this.lastError = error;
+  };
+
+  private restored(role: Role): void {
+    if (this.state[role] === 'down') this.logger.log(`RedisTransport: the Redis ${role} connection is back`);
+    this.state[role] = 'up';
+  }
+
+  private lost(role: Role): void {
+    if (this.state[role] !== 'up') return;
+    this.state[role] = 'down';
+    const effect =
+      role === 'publisher' ? 'deliveries to other nodes fail' : 'deliveries from other nodes are missed';
+    this.logger.warn(`RedisTransport: lost the Redis ${role} connection; ${effect} until it is back (local delivery goes on)`);
+  }
+}
+
+function notConnected(): Error {
+  return new Error('RedisTransport is not connected (connect() was not called, or close() was)');
+}
+
+function toBuffer(payload: Uint8Array): Buffer {
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+}
+
+/** QUIT when ready (bounded), else disconnect at once: never waits on a Redis that is down. */
+async function release(client: RedisClientLike): Promise<void> {
+  if (client.status === 'ready' && (await within(CLOSE_TIMEOUT, client.quit().then(noop, noop)))) return;
+  client.disconnect();
+}
+
+/** True when `work` settled within `ms`. */
+function within(ms: number, work: Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  return Promise.race([work.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+function loadIoredis(): RedisConstructor {
+  let ioredis: { Redis?: RedisConstructor; default?: RedisConstructor };
+  try {
+    ioredis = createRequire(import.meta.url)('ioredis');
+  } catch (error) {
+    // Only a missing ioredis is reported as such: an ioredis that fails to load says why.
+    if ((error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') throw new MissingPackageError('ioredis', 'RedisTransport');
+    throw error;
+  }
+  const Redis = ioredis.Redis ?? ioredis.default;
+  if (typeof Redis !== 'function') throw new MissingPackageError('ioredis', 'RedisTransport');
+  return Redis;
+}
+
+function invalid(option: string, value: unknown, expected: string): never {
+  throw new InvalidOptionsError(option, `RedisTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
+}
+
+function validateOptions(options: RedisTransportOptions): RedisTransportOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    invalid('options', options, 'an object: { url }, { client } or { publisher, subscriber }');
+  }
+  const raw = options as unknown as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
+      throw new InvalidOptionsError(
+        key,
+        `RedisTransport: unknown option "${key}" (got ${describeValue(raw[key])}); the known options are ${KNOWN_OPTIONS.join(', ')}.`,
+      );
+    }
+  }
+  const given = (['url', 'client', 'publisher', 'subscriber'] as const).filter((key) => raw[key] !== undefined);
+  const shapes = new Set(given.map((key) => (key === 'subscriber' ? 'publisher' : key)));
+  if (shapes.size === 0) {
+    throw new InvalidOptionsError(
+      'client',
+      'RedisTransport: no Redis connection given: pass { url: "redis://..." }, { client } (an ioredis client; ' +
+        'the subscriber is its duplicate()) or { publisher, subscriber } (two ioredis clients).',
+    );
+  }
+  if (shapes.size > 1) {
+    const [first, second] = given;
+    throw new InvalidOptionsError(
+      second,
+      `RedisTransport: options "${first}" and "${second}" exclude each other: pass only one of { url }, { client } ` +
+        'or { publisher, subscriber }.',
+    );
+  }
+  if (raw.url !== undefined) {
+    if (typeof raw.url !== 'string' || !isRedisUrl(raw.url)) invalid('url', raw.url, 'a redis:// or rediss:// URL');
+  } else if (raw.client !== undefined) {
+    checkClient('client', raw.client);
+  } else {
+    if (raw.publisher === undefined) invalid('publisher', raw.publisher, 'an ioredis client to publish with, given with subscriber');
+    if (raw.subscriber === undefined) invalid('subscriber', raw.subscriber, 'an ioredis client dedicated to subscribing, given with publisher');
+    checkClient('publisher', raw.publisher);
+    checkClient('subscriber', raw.subscriber);
+    if (raw.publisher === raw.subscriber) {
+      throw new InvalidOptionsError(
+        'subscriber',
+        'RedisTransport: invalid option "subscriber": it is the same client as "publisher", but a Redis connection ' +
+          'that subscribes cannot publish. Pass a second client, or { client } to let RedisTransport duplicate it.',
+      );
+    }
+  }
+  if (raw.prefix !== undefined && (typeof raw.prefix !== 'string' || raw.prefix.length === 0)) {
+    invalid('prefix', raw.prefix, 'a non-empty string');
+  }
+  if (
+    raw.readyTimeout !== undefined &&
+    (typeof raw.readyTimeout !== 'number' || !Number.isInteger(raw.readyTimeout) || raw.readyTimeout <= 0)
+  ) {
+    invalid('readyTimeout', raw.readyTimeout, 'a positive integer (ms)');
+  }
+  return options;
+}
+
+function checkClient(option: 'client' | Role, value: unknown): void {
+  const methods = CLIENT_METHODS[option];
+  const candidate = value as Record<string, unknown> | null;
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.status !== 'string' ||
+    methods.some((method) => typeof candidate[method] !== 'function')
+  ) {
+    invalid(option, value, `an ioredis client (status, ${methods.join(', ')})`);
+  }
+}
+
+function isRedisUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'redis:' || protocol === 'rediss:';
+  } catch {
+    return false;
+  }
+}
