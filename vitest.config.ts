@@ -14,6 +14,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.spec.ts', 'test/**/*.e2e-spec.ts'],
+    // Builds dist/ once per run, for the child processes of test/cluster (plain ESM, no loader).
+    globalSetup: ['test/support/build-once.ts'],
     testTimeout: 15_000,
     hookTimeout: 15_000,
     pool: 'forks',

@@ -17,6 +17,7 @@
  * including non-ASCII ones, stays as it is, so `riverside.user.42` reaches user 42. Ids that are
  * empty (Riverside never creates them) become the token `%`, which no escaped id can be.
  * Each id is exactly one token, so the mapping is one-to-one and never produces a wildcard.
+ * @publicApi
  */
 export function natsSubject(prefix: string, topic: string): string {
   const colon = topic.indexOf(':');

@@ -79,7 +79,7 @@ export interface NatsConnectOptions {
    * @default true (the client's own default is false)
    */
   noEcho?: boolean;
-  /** Keep trying when the first connection fails instead of failing the bootstrap. @default false */
+  /** Keep retrying the first connection (the bootstrap waits for it) instead of failing at once. @default false */
   waitOnFirstConnect?: boolean;
   /** Print the protocol exchange. @default false */
   debug?: boolean;
@@ -145,8 +145,7 @@ interface Subscribed {
   handler: TransportMessageHandler;
 }
 
-const COMMON_KEYS = ['prefix'];
-const CONNECTION_KEYS = [...COMMON_KEYS, 'connection'];
+const CONNECTION_KEYS = ['prefix', 'connection'];
 const CONNECTION_METHODS = ['publish', 'subscribe', 'flush', 'drain', 'close', 'isClosed', 'status'] as const;
 
 /**
@@ -235,8 +234,9 @@ export class NatsTransport implements RiversideTransport {
     }
     this.closeTimeout = closeTimeout;
     const { prefix: _prefix, closeTimeout: _closeTimeout, ...connectOptions } = options as NatsTransportServersOptions;
+    const given = Object.fromEntries(Object.entries(connectOptions).filter(([, value]) => value !== undefined));
     // A server node should outlive any outage, and has no use for its own messages.
-    this.connectOptions = { maxReconnectAttempts: -1, noEcho: true, ...connectOptions };
+    this.connectOptions = { maxReconnectAttempts: -1, noEcho: true, ...given, servers: connectOptions.servers };
     this.givenConnection = null;
   }
 
@@ -247,7 +247,8 @@ export class NatsTransport implements RiversideTransport {
 
   /**
    * With `servers`, loads `@nats-io/transport-node` and connects; with `connection`, starts
-   * using it. Fails when the server cannot be reached (unless `waitOnFirstConnect`).
+   * using it. Rejects when the server cannot be reached (unless `waitOnFirstConnect`), which
+   * fails the application's bootstrap.
    * @throws MissingPackageError when `servers` is given and the package is not installed.
    */
   connect(): Promise<void> {
@@ -264,10 +265,11 @@ export class NatsTransport implements RiversideTransport {
 
   async publish(topic: string, payload: Uint8Array): Promise<void> {
     const connection = this.ready('publish to', topic);
+    if (connection.isClosed()) throw new Error(`NatsTransport: the NATS connection is closed; dropped a message for ${topic}`);
     if (!this.reachable) {
       throw new Error(`NatsTransport: the NATS server is unreachable (reconnecting); dropped a message for ${topic}`);
     }
-    // Throws on a closed connection and on a payload over the server's max_payload.
+    // Throws on a payload over the server's max_payload.
     connection.publish(this.subjectOf(topic), payload);
   }
 
@@ -335,7 +337,13 @@ export class NatsTransport implements RiversideTransport {
     this.statusFeed = null;
     if (connection === null || connection.isClosed()) return;
     if (this.givenConnection !== null) {
-      for (const { subscription } of subscriptions) subscription.unsubscribe();
+      for (const { subscription } of subscriptions) {
+        try {
+          subscription.unsubscribe();
+        } catch {
+          // The owner is draining or closing the connection: its subscriptions end with it.
+        }
+      }
       return;
     }
     // drain() waits for a server reply, which never comes while the server is down.

@@ -55,7 +55,14 @@ interface RedisTransportCommonOptions {
 /**
  * Two ioredis clients of yours: one publishes, the other is dedicated to subscribing (a Redis
  * connection that subscribes cannot publish). RedisTransport never closes them; at `close()`
- * it unsubscribes its channels from `subscriber` and removes its listeners.
+ * it unsubscribes its channels from `subscriber` and removes its listeners. It connects them
+ * if they were created with `lazyConnect`.
+ *
+ * Whatever their options, a publish or subscribe fails at once while a client is not ready.
+ * One written just before ioredis notices an outage waits for ioredis' retries, though (up to
+ * `maxRetriesPerRequest`, 20 by default, about 10 s): create the clients with
+ * `{ maxRetriesPerRequest: 1 }` (or `enableOfflineQueue: false` and a `commandTimeout`) to
+ * bound that too, as RedisTransport does for the connections it creates.
  * @publicApi
  */
 export interface RedisTransportClientsOptions extends RedisTransportCommonOptions {
@@ -66,8 +73,10 @@ export interface RedisTransportClientsOptions extends RedisTransportCommonOption
 }
 
 /**
- * One ioredis client of yours, used to publish (and never closed by RedisTransport); the
- * subscriber is `client.duplicate()`, which RedisTransport owns and closes.
+ * One ioredis client of yours, used to publish (and never closed by RedisTransport; the advice
+ * on its options under {@link RedisTransportClientsOptions} applies); the subscriber is
+ * `client.duplicate()`, with the transport's own fail-fast options, which RedisTransport owns
+ * and closes.
  * @publicApi
  */
 export interface RedisTransportClientOptions extends RedisTransportCommonOptions {
@@ -467,14 +476,18 @@ function validateOptions(options: RedisTransportOptions): RedisTransportOptions 
 
 function checkClient(option: 'client' | Role, value: unknown): void {
   const methods = CLIENT_METHODS[option];
-  const candidate = value as Record<string, unknown> | null;
-  if (
-    typeof candidate !== 'object' ||
-    candidate === null ||
-    typeof candidate.status !== 'string' ||
-    methods.some((method) => typeof candidate[method] !== 'function')
-  ) {
-    invalid(option, value, `an ioredis client (status, ${methods.join(', ')})`);
+  const expected = `an ioredis client (status, ${methods.join(', ')})`;
+  if (typeof value !== 'object' || value === null) invalid(option, value, expected);
+  const candidate = value as Record<string, unknown>;
+  const missing = [
+    ...(typeof candidate.status === 'string' ? [] : ['status']),
+    ...methods.filter((method) => typeof candidate[method] !== 'function').map((method) => `${method}()`),
+  ];
+  if (missing.length > 0) {
+    throw new InvalidOptionsError(
+      option,
+      `RedisTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)} without ${missing.join(', ')}.`,
+    );
   }
 }
 

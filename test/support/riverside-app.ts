@@ -65,12 +65,12 @@ export function running(app: INestApplicationContext, logger: RecordingLogger): 
   };
 }
 
-/** Polls until `check` stops throwing (for counters updated asynchronously). */
-export async function eventually(check: () => void, timeout = 2000): Promise<void> {
+/** Polls until `check` stops throwing or rejecting (for counters updated asynchronously). */
+export async function eventually(check: () => void | Promise<unknown>, timeout = 2000): Promise<void> {
   const deadline = Date.now() + timeout;
   for (;;) {
     try {
-      check();
+      await check();
       return;
     } catch (error) {
       if (Date.now() > deadline) throw error;

@@ -1,0 +1,106 @@
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestClient } from 'nestjs-riverside/testing';
+import { NATS_URL, natsAvailable, uniquePrefix } from '../support/nats.js';
+import { startNodeProcess, type NodeProcess } from '../support/node-process.js';
+import { eventually } from '../support/riverside-app.js';
+
+// STYLE 18: skipped (loudly) only outside CI when NATS is unreachable; under CI this throws.
+const natsUp = await natsAvailable();
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/nats-node.mjs', import.meta.url));
+
+/** A fixture process and the topics it reported subscribed (`{"subscribed":"<topic>"}` lines). */
+interface NatsNode {
+  readonly process: NodeProcess;
+  readonly subscribed: Set<string>;
+}
+
+async function startNatsNode(prefix: string): Promise<NatsNode> {
+  const process = await startNodeProcess(FIXTURE, { NATS_URL, RIVERSIDE_PREFIX: prefix });
+  const subscribed = new Set<string>();
+  createInterface({ input: process.child.stdout! }).on('line', (line) => {
+    try {
+      const { subscribed: topic } = JSON.parse(line) as { subscribed?: unknown };
+      if (typeof topic === 'string') subscribed.add(topic);
+    } catch {
+      // Not one of the fixture's JSON lines.
+    }
+  });
+  return { process, subscribed };
+}
+
+// SPEC 9.6: two Nest apps in separate processes, on the built package, on a real NATS server.
+describe.runIf(natsUp)('two Riverside processes on one NATS server (SPEC 9.6)', () => {
+  const prefix = uniquePrefix('processes');
+  const clients: TestClient[] = [];
+  let nodes: NatsNode[] = [];
+  let publisher: NatsConnection | undefined;
+
+  beforeAll(async () => {
+    const started = await Promise.allSettled([startNatsNode(prefix), startNatsNode(prefix)]);
+    nodes = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
+    publisher = await connect({ servers: NATS_URL });
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.ws.terminate();
+    await Promise.all(nodes.map((node) => node.process.stop()));
+    await publisher?.close();
+  });
+
+  async function connectTo(node: NatsNode, user: string): Promise<TestClient> {
+    const client = await TestClient.connect(`${node.process.url}?user=${user}`);
+    clients.push(client);
+    return client;
+  }
+
+  const subscribed = (node: NatsNode, topic: string) => eventually(() => expect(node.subscribed).toContain(topic), 3000);
+
+  it('runs two processes, each on its own port', () => {
+    expect(nodes).toHaveLength(2);
+    expect(new URL(nodes[0].process.url).port).not.toBe(new URL(nodes[1].process.url).port);
+  });
+
+  it('delivers to a user connected to the other process, and to nobody else (SPEC 9.1)', async () => {
+    const ann = await connectTo(nodes[0], 'ann');
+    const bob = await connectTo(nodes[1], 'bob');
+    const cid = await connectTo(nodes[1], 'cid');
+    await subscribed(nodes[1], 'user:bob');
+
+    ann.send({ deliver: { user: 'bob' }, message: { hi: 'from process 1' } });
+    expect(await ann.expectMessage()).toEqual({ delivered: 0 });
+    expect(await bob.expectMessage()).toEqual({ hi: 'from process 1' });
+    await ann.expectNoMessage(100);
+    await cid.expectNoMessage(0);
+  });
+
+  it('broadcasts to channel members in both processes, each once, and to nobody else', async () => {
+    const members = [await connectTo(nodes[0], 'c1'), await connectTo(nodes[1], 'c2'), await connectTo(nodes[1], 'c3')];
+    const outsider = await connectTo(nodes[0], 'c4');
+    for (const member of members) {
+      member.send({ join: 'room' });
+      expect(await member.expectMessage()).toEqual({ joined: 'room' });
+    }
+    await subscribed(nodes[0], 'channel:room');
+
+    members[1].send({ deliver: { channel: 'room' }, message: { say: 'hi all' } });
+    // The sender is a member: its own process writes the broadcast before the handler's reply.
+    expect(await members[1].expectMessages(2)).toEqual([{ say: 'hi all' }, { delivered: 2 }]);
+    for (const member of [members[0], members[2]]) expect(await member.expectMessage()).toEqual({ say: 'hi all' });
+    for (const member of members) await member.expectNoMessage(100);
+    await outsider.expectNoMessage(0);
+  });
+
+  it('reaches a user in whichever process they are from a plain `nats pub` (SPEC 9.4)', async () => {
+    const dee = await connectTo(nodes[1], 'dee');
+    await subscribed(nodes[1], 'user:dee');
+    publisher!.publish(`${prefix}.user.dee`, '{"hello":1}');
+    const frame = await dee.expectFrame();
+    expect(frame.isBinary).toBe(false);
+    expect(frame.data.toString()).toBe('{"hello":1}');
+  });
+});

@@ -1,0 +1,411 @@
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AuthRequest,
+  DeliveryService,
+  OnAuthenticate,
+  OnInfo,
+  OnMessage,
+  OnTerminate,
+  RedisTransport,
+  RiversideHandler,
+  RiversideStats,
+  type Session,
+  type TerminateReason,
+} from 'nestjs-riverside';
+import type { TestClient } from 'nestjs-riverside/testing';
+import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
+import {
+  OwnRedisServer,
+  REDIS_URL,
+  rawRedis,
+  redisAvailable,
+  redisServerAvailable,
+  subscriberCount,
+  uniquePrefix,
+} from '../support/redis.js';
+import { runTransportContract } from './transport.contract.js';
+
+// STYLE 18: skipped (loudly) only outside CI when Redis is unreachable; under CI this throws.
+const redisUp = await redisAvailable();
+const redisServerUp = await redisServerAvailable();
+
+/** Clients the test itself opened, cut after each test (never a QUIT that could wait on a Redis that is down). */
+const opened: Redis[] = [];
+function ioredis(url = REDIS_URL): Redis {
+  const client = new Redis(url);
+  client.on('error', () => {}); // the outage tests stop Redis: no ioredis console noise
+  opened.push(client);
+  return client;
+}
+afterEach(() => {
+  for (const client of opened.splice(0)) client.disconnect();
+});
+
+describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
+  // SPEC 9.1, STYLE 18: the shared contract, once per way of giving RedisTransport its connections.
+  runTransportContract('RedisTransport ({ url })', async () => {
+    const prefix = uniquePrefix('url');
+    const a = new RedisTransport({ url: REDIS_URL, prefix });
+    const b = new RedisTransport({ url: REDIS_URL, prefix });
+    const otherPrefix = new RedisTransport({ url: REDIS_URL, prefix: `${prefix}-other` });
+    return { a, b, otherPrefix, cleanup: () => Promise.all([a.close(), b.close(), otherPrefix.close()]).then(() => {}) };
+  });
+
+  runTransportContract('RedisTransport ({ client })', async () => {
+    const prefix = uniquePrefix('client');
+    const a = new RedisTransport({ client: ioredis(), prefix });
+    const b = new RedisTransport({ client: ioredis(), prefix });
+    const otherPrefix = new RedisTransport({ client: ioredis(), prefix: `${prefix}-other` });
+    return { a, b, otherPrefix, cleanup: () => Promise.all([a.close(), b.close(), otherPrefix.close()]).then(() => {}) };
+  });
+
+  runTransportContract('RedisTransport ({ publisher, subscriber })', async () => {
+    const prefix = uniquePrefix('pair');
+    const pair = () => ({ publisher: ioredis(), subscriber: ioredis() });
+    const a = new RedisTransport({ ...pair(), prefix });
+    const b = new RedisTransport({ ...pair(), prefix });
+    const otherPrefix = new RedisTransport({ ...pair(), prefix: `${prefix}-other` });
+    return { a, b, otherPrefix, cleanup: () => Promise.all([a.close(), b.close(), otherPrefix.close()]).then(() => {}) };
+  });
+
+  describe('connections', () => {
+    it('subscribes on <prefix>:<topic>, and leaves no subscription behind after close(), whoever owns the clients', async () => {
+      const prefix = uniquePrefix('owned');
+      const observer = ioredis();
+      const given = { publisher: ioredis(), subscriber: ioredis() };
+      const transports = [
+        new RedisTransport({ url: REDIS_URL, prefix }),
+        new RedisTransport({ client: ioredis(), prefix }),
+        new RedisTransport({ ...given, prefix }),
+      ];
+      for (const transport of transports) await transport.connect();
+      for (const [i, transport] of transports.entries()) await transport.subscribe(`user:${i}`, () => {});
+      expect(await Promise.all([0, 1, 2].map((i) => subscriberCount(observer, `${prefix}:user:${i}`)))).toEqual([1, 1, 1]);
+
+      await Promise.all(transports.map((transport) => transport.close()));
+      expect(await Promise.all([0, 1, 2].map((i) => subscriberCount(observer, `${prefix}:user:${i}`)))).toEqual([0, 0, 0]);
+      // Clients you give stay yours: open and usable after close().
+      expect([given.publisher.status, given.subscriber.status]).toEqual(['ready', 'ready']);
+      expect(await given.subscriber.ping()).toBe('PONG');
+    });
+
+    it('rejects publish() and subscribe() before connect() and after close(), saying so', async () => {
+      const transport = new RedisTransport({ url: REDIS_URL, prefix: uniquePrefix('closed') });
+      await expect(transport.publish('user:1', Buffer.from('x'))).rejects.toThrow(
+        'RedisTransport is not connected (connect() was not called, or close() was)',
+      );
+      await transport.connect();
+      await transport.close();
+      await expect(transport.subscribe('user:1', () => {})).rejects.toThrow('RedisTransport is not connected');
+      await transport.close(); // idempotent
+    });
+
+    it('fails connect() within readyTimeout when Redis cannot be reached, and stops trying', async () => {
+      // A port that accepts TCP and hangs up at once: each connection attempt is counted.
+      const sockets = new Set<Socket>();
+      let attempts = 0;
+      const refuser = createServer((socket) => {
+        attempts++;
+        sockets.add(socket);
+        socket.destroy();
+      }).listen(0, '127.0.0.1');
+      await once(refuser, 'listening');
+      const { port } = refuser.address() as { port: number };
+      try {
+        const transport = new RedisTransport({ url: `redis://127.0.0.1:${port}`, prefix: 'unused', readyTimeout: 300 });
+        const started = Date.now();
+        await expect(transport.connect()).rejects.toThrow(
+          /^RedisTransport could not reach Redis within readyTimeout \(300 ms\): the publisher connection is \w+, the subscriber connection \w+/,
+        );
+        expect(Date.now() - started).toBeLessThan(1500);
+        expect(attempts).toBeGreaterThan(0);
+        const seen = attempts;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(attempts).toBe(seen);
+      } finally {
+        refuser.close();
+      }
+    });
+  });
+
+  describe('with Nest apps', () => {
+    const terminations: TerminateReason[] = [];
+
+    /** `?user=<id>&sid=<id>`; `{ join }` joins a channel; infos are echoed as `{ info }`. */
+    @RiversideHandler()
+    class NodeHandler {
+      @OnAuthenticate()
+      authenticate(req: AuthRequest) {
+        return { userId: String(req.queries.user), sessionId: typeof req.queries.sid === 'string' ? req.queries.sid : undefined };
+      }
+
+      @OnMessage()
+      onMessage(message: { join?: string }, session: Session) {
+        if (!message.join) return undefined;
+        session.join(message.join);
+        return { joined: message.join };
+      }
+
+      @OnInfo()
+      onInfo(info: unknown) {
+        return { info };
+      }
+
+      @OnTerminate()
+      onTerminate(reason: TerminateReason) {
+        terminations.push(reason);
+      }
+    }
+
+    async function join(client: TestClient, channel: string) {
+      client.send({ join: channel });
+      expect(await client.expectMessage()).toEqual({ joined: channel });
+    }
+
+    describe('external publishers (SPEC 9.4)', () => {
+      let prefix: string;
+      let node: RunningApp;
+      beforeEach(async () => {
+        prefix = uniquePrefix('external');
+        node = await startRiverside({ transport: new RedisTransport({ url: REDIS_URL, prefix }) }, [NodeHandler]);
+      });
+      afterEach(() => node?.close());
+
+      it('writes what a plain Redis client PUBLISHes on <prefix>:user:42 to user 42: text as a text frame, other bytes as binary', async () => {
+        const user42 = await node.connect('/', { query: { user: '42' } });
+        const other = await node.connect('/', { query: { user: '43' } });
+        const publisher = ioredis();
+        await eventually(async () => expect(await subscriberCount(publisher, `${prefix}:user:42`)).toBe(1));
+
+        // What `redis-cli PUBLISH <prefix>:user:42 '{"hello":1}'` sends.
+        expect(await publisher.publish(`${prefix}:user:42`, '{"hello":1}')).toBe(1);
+        const text = await user42.expectFrame();
+        expect(text.isBinary).toBe(false);
+        expect(text.data.toString()).toBe('{"hello":1}');
+
+        await publisher.publish(`${prefix}:user:42`, Buffer.from([0x00, 0x9f, 0xfe]));
+        const binary = await user42.expectFrame();
+        expect(binary.isBinary).toBe(true);
+        expect([...binary.data]).toEqual([0x00, 0x9f, 0xfe]);
+        await other.expectNoMessage(100);
+      });
+
+      it('reaches channel members the same way', async () => {
+        const member = await node.connect('/', { query: { user: 'm' } });
+        await join(member, 'news');
+        const publisher = ioredis();
+        await eventually(async () => expect(await subscriberCount(publisher, `${prefix}:channel:news`)).toBe(1));
+        await publisher.publish(`${prefix}:channel:news`, 'breaking');
+        expect((await member.expectFrame()).data.toString()).toBe('breaking');
+      });
+    });
+
+    describe('two apps on one Redis (SPEC 9.1, 9.2)', () => {
+      let prefix: string;
+      let observer: Redis;
+      let nodeA: RunningApp;
+      let nodeB: RunningApp;
+      beforeEach(async () => {
+        terminations.length = 0;
+        prefix = uniquePrefix('nodes');
+        observer = ioredis();
+        nodeA = await startRiverside({ transport: new RedisTransport({ url: REDIS_URL, prefix }) }, [NodeHandler]);
+        nodeB = await startRiverside({ transport: new RedisTransport({ client: ioredis(), prefix }) }, [NodeHandler]);
+      });
+      afterEach(async () => {
+        await nodeA?.close();
+        await nodeB?.close();
+      });
+
+      const subscribed = (topic: string, count = 1) =>
+        eventually(async () => expect(await subscriberCount(observer, `${prefix}:${topic}`)).toBe(count));
+
+      it('delivers to a user on the other node; its own node is served once, locally', async () => {
+        const onA = await nodeA.connect('/', { query: { user: 'bob' } });
+        const onB = await nodeB.connect('/', { query: { user: 'bob' } });
+        await subscribed('user:bob', 2);
+        expect(nodeA.app.get(DeliveryService).deliver({ user: 'bob' }, { n: 1 })).toBe(1);
+        expect(await onA.expectMessage()).toEqual({ n: 1 });
+        expect(await onB.expectMessage()).toEqual({ n: 1 });
+        await onA.expectNoMessage(150);
+        await onB.expectNoMessage(0);
+      });
+
+      it('broadcasts to a channel across nodes, each member once, and not to others', async () => {
+        const members = [
+          await nodeA.connect('/', { query: { user: 'a1' } }),
+          await nodeB.connect('/', { query: { user: 'b1' } }),
+          await nodeB.connect('/', { query: { user: 'b2' } }),
+        ];
+        const outsider = await nodeB.connect('/', { query: { user: 'b3' } });
+        for (const member of members) await join(member, 'room');
+        await subscribed('channel:room', 2);
+        expect(nodeA.app.get(DeliveryService).deliver({ channel: 'room' }, { say: 'hi' })).toBe(1);
+        for (const member of members) expect(await member.expectMessage()).toEqual({ say: 'hi' });
+        for (const member of members) await member.expectNoMessage(100);
+        await outsider.expectNoMessage(0);
+      });
+
+      it('reaches one session on the other node, hands it an info, then closes it with a code', async () => {
+        const target = await nodeB.connect('/', { query: { user: 'cy', sid: 'phone' } });
+        const sibling = await nodeB.connect('/', { query: { user: 'cy', sid: 'laptop' } });
+        await subscribed('session:cy/phone');
+        const delivery = nodeA.app.get(DeliveryService);
+        delivery.deliver({ session: ['cy', 'phone'] }, 'only you');
+        expect(await target.expectMessage()).toBe('only you');
+        delivery.info({ session: ['cy', 'phone'] }, { refresh: true });
+        expect(await target.expectMessage()).toEqual({ info: { refresh: true } });
+        delivery.close({ session: ['cy', 'phone'] }, 4001, 'kicked');
+        expect(await target.expectClose(4001)).toEqual({ code: 4001, reason: 'kicked' });
+        await eventually(() => expect(terminations).toEqual(['stop']));
+        await sibling.expectNoMessage(100);
+      });
+
+      it('keeps the order of deliveries from one node to a user on another (SPEC 14.4)', async () => {
+        const onB = await nodeB.connect('/', { query: { user: 'ord' } });
+        await subscribed('user:ord');
+        const delivery = nodeA.app.get(DeliveryService);
+        for (let i = 0; i < 200; i++) delivery.deliver({ user: 'ord' }, i);
+        expect(await onB.expectMessages(200)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      });
+
+      it('unsubscribes from Redis when the last local session of a topic leaves', async () => {
+        const client = await nodeB.connect('/', { query: { user: 'fay', sid: 's1' } });
+        await join(client, 'lobby');
+        await subscribed('channel:lobby');
+        await subscribed('session:fay/s1');
+        await client.close();
+        await subscribed('user:fay', 0);
+        await subscribed('channel:lobby', 0);
+        await subscribed('session:fay/s1', 0);
+      });
+    });
+
+    describe.runIf(redisServerUp)('while Redis is down (SPEC 9.5, 14.2)', () => {
+      let server: OwnRedisServer;
+      let nodes: RunningApp[] = [];
+      beforeAll(async () => {
+        server = await OwnRedisServer.start();
+      });
+      afterAll(() => server?.stop());
+      afterEach(async () => {
+        await Promise.all(nodes.map((node) => node.close()));
+        nodes = [];
+        await server.stop();
+        await server.start();
+      });
+
+      async function twoNodes(prefix: string) {
+        const transportA = new RedisTransport({ url: server.url, prefix });
+        const transportB = new RedisTransport({ url: server.url, prefix });
+        nodes = [
+          await startRiverside({ transport: transportA }, [NodeHandler]),
+          await startRiverside({ transport: transportB }, [NodeHandler]),
+        ];
+        return { nodeA: nodes[0], nodeB: nodes[1], transportA, transportB };
+      }
+
+      it('delivers locally, counts failed publishes, then delivers across again by itself once Redis is back', async () => {
+        const prefix = uniquePrefix('outage');
+        const { nodeA, nodeB, transportA } = await twoNodes(prefix);
+        const remote = await nodeB.connect('/', { query: { user: 'bob' } });
+        const local = await nodeA.connect('/', { query: { user: 'ann' } });
+        const observer = rawRedis(server.url);
+        await observer.connect();
+        await eventually(async () => expect(await subscriberCount(observer, `${prefix}:user:bob`)).toBe(1));
+        observer.disconnect();
+        const delivery = nodeA.app.get(DeliveryService);
+        const stats = nodeA.app.get(RiversideStats);
+        delivery.deliver({ user: 'bob' }, { before: true });
+        expect(await remote.expectMessage()).toEqual({ before: true });
+
+        await server.stop();
+        // Once the node has noticed, a publish fails at once instead of queueing.
+        await eventually(async () => {
+          const started = Date.now();
+          await expect(transportA.publish('user:bob', Buffer.from('x'))).rejects.toThrow(/^Redis publisher connection is \w+, not ready$/);
+          expect(Date.now() - started).toBeLessThan(50);
+        });
+        const errorsBefore = stats.transportErrors;
+        expect(delivery.deliver({ user: 'ann' }, { still: 'local' })).toBe(1);
+        expect(await local.expectMessage()).toEqual({ still: 'local' });
+        await eventually(() => expect(stats.transportErrors).toBe(errorsBefore + 1));
+        // Nest's Logger is process-wide: with two apps in one process the last one's logger records.
+        const logged = () => [...nodeA.logger.entries, ...nodeB.logger.entries].map((entry) => entry.message).join('\n');
+        await eventually(() => expect(logged()).toContain('Cluster transport failed publishing to user:ann: Redis publisher connection is'));
+        expect(logged()).toContain(
+          'RedisTransport: lost the Redis subscriber connection; deliveries from other nodes are missed until it is back',
+        );
+
+        // A brand-new, empty Redis: bob's session gets messages again only if node B resubscribes.
+        await server.start();
+        let sent = 0;
+        const received = await (async () => {
+          const deadline = Date.now() + 8000;
+          for (;;) {
+            delivery.deliver({ user: 'bob' }, { after: ++sent });
+            try {
+              return await remote.expectMessage(100);
+            } catch (error) {
+              if (Date.now() > deadline) throw error;
+            }
+          }
+        })();
+        expect(received).toEqual({ after: expect.any(Number) });
+        expect(remote.ws.readyState).toBe(remote.ws.OPEN);
+      });
+
+      it('with clients you give (offline queue and autoResubscribe on, the ioredis defaults): fails fast, then restores exactly the topics still needed', async () => {
+        const prefix = uniquePrefix('given');
+        const publisher = ioredis(server.url);
+        const transport = new RedisTransport({ publisher, subscriber: ioredis(server.url), prefix });
+        await transport.connect();
+        const received: string[] = [];
+        await transport.subscribe('user:kept', (payload) => received.push(`kept ${Buffer.from(payload)}`));
+        await transport.subscribe('user:left', (payload) => received.push(`left ${Buffer.from(payload)}`));
+
+        await server.stop();
+        // A publish written before ioredis notices waits for ioredis' retries (maxRetriesPerRequest);
+        // once it has noticed, RedisTransport fails it at once, offline queue or not.
+        await eventually(() => expect(publisher.status).not.toBe('ready'));
+        await eventually(async () => {
+          const started = Date.now();
+          await expect(transport.publish('user:kept', Buffer.from('x'))).rejects.toThrow(/^Redis publisher connection is \w+, not ready$/);
+          expect(Date.now() - started).toBeLessThan(50);
+        });
+        await transport.unsubscribe('user:left');
+
+        await server.start();
+        const observer = rawRedis(server.url);
+        await observer.connect();
+        try {
+          await eventually(async () => expect(await subscriberCount(observer, `${prefix}:user:kept`)).toBe(1), 5000);
+          await eventually(() => transport.publish('user:kept', Buffer.from('back')), 5000);
+          await observer.publish(`${prefix}:user:left`, 'stale');
+          await eventually(() => expect(received).toEqual(['kept back']));
+          // ioredis resubscribed user:left on its own; the transport drops it at its first message.
+          await eventually(async () => expect(await subscriberCount(observer, `${prefix}:user:left`)).toBe(0));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          expect(received).toEqual(['kept back']);
+        } finally {
+          observer.disconnect();
+          await transport.close();
+        }
+      });
+
+      it('shuts an app down promptly while Redis is down', async () => {
+        const { nodeA, nodeB } = await twoNodes(uniquePrefix('shutdown'));
+        const client = await nodeA.connect('/', { query: { user: 'zed' } });
+        await join(client, 'room');
+        await server.stop();
+        const started = Date.now();
+        await Promise.all([nodeA.close(), nodeB.close()]);
+        expect(Date.now() - started).toBeLessThan(2000);
+        nodes = [];
+      });
+    });
+  });
+});
