@@ -4,13 +4,16 @@ import type { ResolvedRiversideOptions } from '../module/riverside-options.resol
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { LocalTransport } from '../transport/local.transport.js';
-import { topicOf } from '../transport/topics.js';
+import { sessionTopic, topicOf, userTopic } from '../transport/topics.js';
 import type { RiversideTransport } from '../transport/transport.interface.js';
 import { decodeWireMessage, encodeWireMessage, type WireMessage } from '../transport/wire-message.js';
 import type { DeliveryTarget } from './delivery-target.js';
 import { LocalDelivery } from './local-delivery.js';
 import { OutboundFrame } from './outbound-frame.js';
 import { SessionRegistry, type TopicListener } from './session-registry.js';
+
+/** How long a new session waits for its subscriptions before @OnInit runs anyway. */
+const SUBSCRIBE_WAIT_MS = 2000;
 
 type OutgoingWireMessage = DistributeOmit<Exclude<WireMessage, { kind: 'external' }>, 'origin'>;
 type DistributeOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -29,6 +32,8 @@ export class ClusterRelay implements TopicListener {
   readonly enabled: boolean;
   private readonly transport: RiversideTransport;
   private readonly logger = new Logger('Riverside');
+  /** Subscriptions sent to the broker and not yet confirmed, by topic. */
+  private readonly subscribing = new Map<string, Promise<void>>();
 
   constructor(
     @Inject(RIVERSIDE_RESOLVED_OPTIONS) options: ResolvedRiversideOptions,
@@ -55,9 +60,32 @@ export class ClusterRelay implements TopicListener {
   }
 
   topicOpened(topic: string, target: DeliveryTarget): void {
-    this.transport
+    const subscribed = this.transport
       .subscribe(topic, (payload) => this.receive(target, payload))
-      .catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error));
+      .catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error))
+      .finally(() => {
+        if (this.subscribing.get(topic) === subscribed) this.subscribing.delete(topic);
+      });
+    this.subscribing.set(topic, subscribed);
+  }
+
+  /**
+   * Settles once the session's user and session topics are subscribed (or failed to be), so
+   * that @OnInit, and with it everything the client is told, comes after the node can receive
+   * deliveries for it from other nodes. Null when nothing is pending. Bounded: a broker that
+   * never answers delays a session by SUBSCRIBE_WAIT_MS at most.
+   */
+  subscribedFor(userId: string, sessionId: string): Promise<void> | null {
+    const pending = [this.subscribing.get(userTopic(userId)), this.subscribing.get(sessionTopic(userId, sessionId))].filter(
+      (promise): promise is Promise<void> => promise !== undefined,
+    );
+    if (pending.length === 0) return null;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS);
+      timer.unref();
+    });
+    return Promise.race([Promise.all(pending).then(() => undefined), bound]).finally(() => clearTimeout(timer));
   }
 
   topicClosed(topic: string): void {

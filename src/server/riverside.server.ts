@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
 import { ConnectionSweep } from '../connection/connection-sweep.js';
+import { ClusterRelay } from '../delivery/cluster-relay.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
@@ -75,6 +76,7 @@ export class RiversideServer
     /** @internal */
     readonly stats: RiversideStats,
     private readonly metrics: RiversideMetrics,
+    private readonly relay: ClusterRelay,
     @Optional() private readonly httpAdapterHost?: HttpAdapterHost,
   ) {
     this.wss = new WebSocketServer({
@@ -202,7 +204,10 @@ export class RiversideServer
     const connection = new Connection(ws, handler, this, identity);
     this.registry.add(connection);
     if (this.phase !== RUNNING) connection.closeFor('shutdown');
-    connection.start();
+    // In a cluster, @OnInit waits until other nodes can reach this session (frames queue meanwhile).
+    const subscribed = this.relay.enabled ? this.relay.subscribedFor(identity.userId, identity.sessionId) : null;
+    if (subscribed === null) connection.start();
+    else void subscribed.then(() => connection.start());
   }
 
   /** @internal */

@@ -4,6 +4,7 @@ import {
   DeliveryService,
   OnAuthenticate,
   OnInfo,
+  OnInit,
   OnMessage,
   OnTerminate,
   RiversideHandler,
@@ -43,6 +44,45 @@ class NodeHandler {
     terminations.push(reason);
   }
 }
+
+/** Announces itself from @OnInit: what a client waits for before it counts as connected. */
+@RiversideHandler({ path: '/ready' })
+class ReadyHandler {
+  @OnAuthenticate()
+  authenticate(req: AuthRequest) {
+    return { userId: String(req.queries.user) };
+  }
+
+  @OnInit()
+  init() {
+    return { ready: true };
+  }
+}
+
+/** A broker that takes its time to confirm a SUBSCRIBE. */
+class SlowSubscribeTransport extends MemoryBusTransport {
+  override async subscribe(topic: string, handler: (payload: Uint8Array) => void): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return super.subscribe(topic, handler);
+  }
+}
+
+describe('a session in a cluster (SPEC 14.4)', () => {
+  it('runs @OnInit only once other nodes can reach the session, so nothing sent after it is lost', async () => {
+    const bus = new MemoryBus();
+    const nodeA = await startRiverside({ transport: new MemoryBusTransport(bus, 'slow') }, [ReadyHandler]);
+    const nodeB = await startRiverside({ transport: new SlowSubscribeTransport(bus, 'slow') }, [ReadyHandler]);
+    try {
+      const client = await nodeB.connect('/ready', { query: { user: 'hal' } });
+      expect(await client.expectMessage()).toEqual({ ready: true });
+      nodeA.app.get(DeliveryService).deliver({ user: 'hal' }, { first: 'message' });
+      expect(await client.expectMessage()).toEqual({ first: 'message' });
+    } finally {
+      await nodeA.close();
+      await nodeB.close();
+    }
+  });
+});
 
 describe('delivery across nodes through the cluster transport (in-process bus)', () => {
   let bus: MemoryBus;
