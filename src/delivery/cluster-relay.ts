@@ -12,6 +12,8 @@ import { LocalDelivery } from './local-delivery.js';
 import { OutboundFrame } from './outbound-frame.js';
 import { SessionRegistry, type TopicListener } from './session-registry.js';
 
+/** Transport failures are logged at most this often; all of them are counted. */
+const LOG_INTERVAL_MS = 5000;
 /** How long a new session waits for its subscriptions before @OnInit runs anyway. */
 const SUBSCRIBE_WAIT_MS = 2000;
 
@@ -32,6 +34,8 @@ export class ClusterRelay implements TopicListener {
   readonly enabled: boolean;
   private readonly transport: RiversideTransport;
   private readonly logger = new Logger('Riverside');
+  private lastLoggedAt = -Infinity;
+  private unlogged = 0;
   /** Subscriptions sent to the broker and not yet confirmed, by topic. */
   private readonly subscribing = new Map<string, Promise<void>>();
 
@@ -113,8 +117,17 @@ export class ClusterRelay implements TopicListener {
     }
   }
 
+  /** Counted every time; logged at most once per LOG_INTERVAL_MS, so an outage cannot flood the log. */
   private transportFailed(what: string, error: unknown): void {
     this.stats.transportErrors++;
-    this.logger.error(`Cluster transport failed ${what}: ${error instanceof Error ? error.message : String(error)}`);
+    const now = Date.now();
+    if (now - this.lastLoggedAt < LOG_INTERVAL_MS) {
+      this.unlogged++;
+      return;
+    }
+    const more = this.unlogged > 0 ? ` (and ${this.unlogged} more failure(s) since the last report)` : '';
+    this.lastLoggedAt = now;
+    this.unlogged = 0;
+    this.logger.error(`Cluster transport failed ${what}: ${error instanceof Error ? error.message : String(error)}${more}`);
   }
 }

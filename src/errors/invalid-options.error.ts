@@ -1,7 +1,8 @@
 import { RiversideError } from './riverside.error.js';
 
 /**
- * Thrown at boot when an option of `RiversideModule.forRoot()` / `forRootAsync()` is invalid.
+ * Thrown when an option is invalid: of `RiversideModule.forRoot()` / `forRootAsync()` at boot,
+ * or of a transport (`RedisTransport`, `NatsTransport`) when it is constructed.
  * `option` is the dotted path of the offending option (e.g. `transmissionLimit.capacity`).
  * @publicApi
  */

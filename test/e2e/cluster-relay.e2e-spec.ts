@@ -195,4 +195,16 @@ describe('delivery across nodes through the cluster transport (in-process bus)',
     const logged = [...nodeA.logger.errors(), ...nodeB.logger.errors()].join('\n');
     expect(logged).toContain('Cluster transport failed publishing to user:gus');
   });
+
+  it('counts every transport failure but logs a burst of them once, so an outage cannot flood the log', async () => {
+    await nodeA.connect('/', { query: { user: 'ivy' } });
+    await transportA.close();
+    const delivery = nodeA.app.get(DeliveryService);
+    for (let i = 0; i < 10; i++) delivery.deliver({ user: 'ivy' }, { n: i });
+    await eventually(() => expect(nodeA.app.get(RiversideStats).transportErrors).toBe(10));
+    const failures = [...nodeA.logger.errors(), ...nodeB.logger.errors()].filter((line) =>
+      line.startsWith('Cluster transport failed'),
+    );
+    expect(failures).toHaveLength(1);
+  });
 });
