@@ -146,7 +146,7 @@ export class Connection implements SessionConnection {
       this.settle(undefined);
       return;
     }
-    if (isPromiseLike(result)) result.then(this.onSettled, this.onRejected);
+    if (isPromiseLike(result)) this.awaitCallback(result);
     else this.settle(result);
   }
 
@@ -237,19 +237,27 @@ export class Connection implements SessionConnection {
     }
     if (isPromiseLike(result)) {
       this.busyLabel = label;
-      result.then(this.onSettled, this.onRejected);
+      this.awaitCallback(result);
       return;
     }
     this.busy = false;
     if (result !== undefined) this.reply(result, label);
   }
 
-  private readonly onSettled = (value: unknown): void => this.settle(value);
+  // Made on the first async callback and kept: connections whose callbacks are all synchronous
+  // (most of them, and every idle one) carry no closures.
+  private onSettled: ((value: unknown) => void) | null = null;
+  private onRejected: ((error: unknown) => void) | null = null;
 
-  private readonly onRejected = (error: unknown): void => {
-    this.fail(error, this.busyLabel);
-    this.settle(undefined);
-  };
+  private awaitCallback(result: PromiseLike<unknown>): void {
+    result.then(
+      (this.onSettled ??= (value) => this.settle(value)),
+      (this.onRejected ??= (error) => {
+        this.fail(error, this.busyLabel);
+        this.settle(undefined);
+      }),
+    );
+  }
 
   /** A callback finished: send its result, open the connection after @OnInit, drain the queue. */
   private settle(value: unknown): void {

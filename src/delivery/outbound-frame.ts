@@ -35,13 +35,7 @@ export class OutboundFrame {
       ws.send(this.data, this.binary ? BINARY : TEXT);
       return;
     }
-    const chunks = (this.chunks ??= Sender.frame(this.data, {
-      fin: true,
-      opcode: this.binary ? 2 : 1,
-      mask: false,
-      readOnly: true,
-      rsv1: false,
-    }));
+    const chunks = (this.chunks ??= frameOnce(this.data, this.binary));
     if (chunks.length === 1) {
       socket.write(chunks[0]);
     } else {
@@ -53,6 +47,17 @@ export class OutboundFrame {
   }
 }
 
+/**
+ * Header and payload, merged into one buffer when the payload is small: then every socket gets
+ * one plain write instead of cork + two writes + uncork (a writev). A large payload keeps its
+ * own buffer, so as not to copy it.
+ */
+function frameOnce(data: Buffer, binary: boolean): Buffer[] {
+  const chunks = Sender.frame(data, { fin: true, opcode: binary ? 2 : 1, mask: false, readOnly: true, rsv1: false });
+  return chunks.length === 2 && data.length <= MERGE_LIMIT ? [Buffer.concat(chunks)] : chunks;
+}
+
+const MERGE_LIMIT = 64 * 1024;
 const TEXT = Object.freeze({ binary: false });
 const BINARY = Object.freeze({ binary: true });
 /** ws's Sender state DEFAULT: nothing queued behind a compression or a Blob read. */

@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
+
+// The load generators speak WebSocket themselves instead of using a client library: the
+// server must be the bottleneck, so the client side has to cost as little as possible per
+// message. Requests are pre-built frames written in batches; responses are counted by their
+// headers without decoding payloads.
+
+export const OP_TEXT = 0x1;
+export const OP_CLOSE = 0x8;
+export const OP_PING = 0x9;
+const OP_PONG = 0xa;
+
+/**
+ * A client frame. Clients must mask (RFC 6455 5.3); an all-zero key is a valid key that leaves
+ * the payload bytes as they are, so a frame can be built once and written many times.
+ */
+export function clientFrame(payload: string | Buffer, opcode = OP_TEXT): Buffer {
+  const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const length = data.length;
+  const header = length < 126 ? 6 : length < 65536 ? 8 : 14;
+  const frame = Buffer.alloc(header + length);
+  frame[0] = 0x80 | opcode;
+  if (length < 126) {
+    frame[1] = 0x80 | length;
+  } else if (length < 65536) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  data.copy(frame, header);
+  return frame;
+}
+
+export const pongFrame = (payload: Buffer): Buffer => clientFrame(payload, OP_PONG);
+
+const READ_HEADER = 0;
+const READ_PAYLOAD = 1;
+
+/**
+ * Splits the server's byte stream into frames (servers never mask). Data frames are only
+ * counted unless `wantPayload` asks for their bytes; those, and every control frame whose
+ * payload was asked for, go to `onFrame`.
+ */
+export class FrameReader {
+  /** Data frames counted without being handed to onFrame. */
+  count = 0;
+  private readonly header = Buffer.alloc(10);
+  private have = 0;
+  private need = 2;
+  private state = READ_HEADER;
+  private opcode = 0;
+  private left = 0;
+  private parts: Buffer[] | null = null;
+
+  constructor(
+    private readonly wantPayload: (opcode: number, length: number) => boolean,
+    private readonly onFrame: (opcode: number, payload: Buffer) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let i = 0;
+    const end = chunk.length;
+    while (i < end) {
+      if (this.state === READ_HEADER) {
+        this.header[this.have++] = chunk[i++];
+        if (this.have === 2) {
+          const length7 = this.header[1] & 0x7f;
+          this.need = length7 === 126 ? 4 : length7 === 127 ? 10 : 2;
+        }
+        if (this.have < this.need) continue;
+        this.startPayload();
+        continue;
+      }
+      const take = Math.min(this.left, end - i);
+      if (this.parts !== null) this.parts.push(chunk.subarray(i, i + take));
+      i += take;
+      this.left -= take;
+      if (this.left === 0) this.endFrame();
+    }
+  }
+
+  private startPayload(): void {
+    const h = this.header;
+    this.opcode = h[0] & 0x0f;
+    const length7 = h[1] & 0x7f;
+    const length = length7 === 126 ? h.readUInt16BE(2) : length7 === 127 ? Number(h.readBigUInt64BE(2)) : length7;
+    this.have = 0;
+    this.need = 2;
+    this.parts = this.wantPayload(this.opcode, length) ? [] : null;
+    this.left = length;
+    this.state = READ_PAYLOAD;
+    if (length === 0) this.endFrame();
+  }
+
+  private endFrame(): void {
+    this.state = READ_HEADER;
+    const parts = this.parts;
+    this.parts = null;
+    if (parts === null) {
+      if (this.opcode < OP_CLOSE) this.count++;
+      return;
+    }
+    this.onFrame(this.opcode, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  }
+}
+
+export interface Target {
+  host: string;
+  port: number;
+  path: string;
+  localAddress?: string;
+}
+
+/** HTTP upgrade to WebSocket; resolves with the raw socket and any bytes read past the 101. */
+export function upgrade(target: Target, timeoutMs = 15_000): Promise<{ socket: Socket; head: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: target.host,
+      port: target.port,
+      path: target.path,
+      localAddress: target.localAddress,
+      agent: false,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+      },
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`handshake timed out after ${timeoutMs} ms`)), timeoutMs);
+    req.on('upgrade', (_res, socket, head) => {
+      clearTimeout(timer);
+      socket.setNoDelay(true);
+      resolve({ socket, head });
+    });
+    req.on('response', (res) => {
+      clearTimeout(timer);
+      res.resume();
+      reject(new Error(`handshake on ${target.path} answered HTTP ${res.statusCode}`));
+    });
+    req.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end();
+  });
+}
+
+/** Runs `task` over `items` with at most `limit` in flight (a connection storm would overflow the accept backlog). */
+export async function pooled<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

@@ -1,0 +1,405 @@
+// `npm run bench`: SPEC 13.1-13.3 against raw ws, the stock Nest gateways and Socket.IO, all
+// in one run on this machine. Each server runs in its own process, one under load at a time;
+// load generators are separate processes. Writes bench/results.json, bench/RESULTS.md,
+// bench/results.svg and bench/results.png.
+//
+//   BENCH_ONLY=echo,fanout,memory,micro   scenarios to run (default: all)
+//   BENCH_CONTENDERS=riverside      contenders besides raw ws (default: all)
+//   BENCH_QUICK=1                   short rounds, for trying the harness out
+//   BENCH_PROFILE=riverside         run that contender's server with --cpu-prof (bench/dist/profiles/)
+import { existsSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Contender, CONTENDERS } from './contenders.js';
+import { Child, freePort, LOAD_CPU, SERVER_CPU, sourceAddress, spawnNode } from './lib/child.js';
+import { busyCores, cpuSecondsOf, sleep } from './lib/process.js';
+import { formatBytes, formatRate, median } from './lib/stats.js';
+import type { EchoLoadConfig, EchoLoadResult } from './load/echo.load.js';
+import type { MembersLoadConfig, MembersReport } from './load/members.load.js';
+import type { MicroResult } from './micro.js';
+import { type EchoRow, type FanoutRow, type MemoryRow, machineFacts, type Results, writeReports } from './report.js';
+import type { ServerReport } from './servers/harness.js';
+
+const DIST = fileURLToPath(new URL('.', import.meta.url));
+const BENCH_DIR = join(DIST, '..');
+const quick = process.env.BENCH_QUICK === '1';
+const only = new Set((process.env.BENCH_ONLY ?? 'echo,fanout,memory,micro').split(','));
+const profiled = process.env.BENCH_PROFILE;
+
+const SETTINGS = {
+  echo: {
+    connections: 100,
+    window: 16,
+    payloadBytes: [64, 1024],
+    rounds: quick ? 2 : 7,
+    warmupMs: 500,
+    measureMs: quick ? 1000 : 2500,
+  },
+  fanout: {
+    members: [1000, 10_000],
+    bursts: quick ? 2 : 7,
+    /** Broadcasts per burst are chosen so that a burst is about this many deliveries. */
+    deliveriesPerBurst: quick ? 50_000 : 100_000,
+    membersPerProcess: 2500,
+    messageBytes: 64,
+  },
+  memory: {
+    connections: quick ? 1000 : 5000,
+    perProcess: 2500,
+    warmConnections: 200,
+  },
+};
+
+// ---- servers -------------------------------------------------------------------------------
+
+interface RunningServer {
+  contender: Contender;
+  child: Child;
+  port: number;
+}
+
+async function startServer(contender: Contender): Promise<RunningServer> {
+  const port = await freePort();
+  const nodeFlags = ['--expose-gc'];
+  if (profiled === contender.id) {
+    const dir = join(DIST, 'profiles');
+    mkdirSync(dir, { recursive: true });
+    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+  }
+  const child = spawnNode(contender.label, join(DIST, contender.server), {}, {
+    cpu: SERVER_CPU,
+    nodeFlags,
+    env: { BENCH_PORT: String(port) },
+  });
+  await child.next<Extract<ServerReport, { type: 'ready' }>>('ready', 30_000);
+  return { contender, child, port };
+}
+
+async function stopServer(server: RunningServer): Promise<void> {
+  server.child.send({ type: 'stop' });
+  await server.child.stop(8000);
+}
+
+async function serverCounts(server: RunningServer) {
+  server.child.send({ type: 'members' });
+  return server.child.next<Extract<ServerReport, { type: 'members' }>>('members', 10_000);
+}
+
+async function serverMemory(server: RunningServer) {
+  server.child.send({ type: 'memory' });
+  return server.child.next<Extract<ServerReport, { type: 'memory' }>>('memory', 20_000);
+}
+
+/** Polls the server until `check` holds (connections are counted asynchronously). */
+async function until(server: RunningServer, what: string, check: (counts: { members: number; connections: number }) => boolean) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const counts = await serverCounts(server);
+    if (check(counts)) return counts;
+    if (Date.now() > deadline) throw new Error(`${server.contender.label}: ${what} not reached (${JSON.stringify(counts)})`);
+    await sleep(100);
+  }
+}
+
+// ---- other work on the machine --------------------------------------------------------------
+
+const QUIET_CORES = 0.3;
+const MAX_TOTAL_WAIT_MS = 90_000;
+let waitedMs = 0;
+/** What other processes kept busy just before each measurement, in cores. */
+const backgroundLoad: number[] = [];
+
+/**
+ * Called between measurements, when nothing of ours is running: waits (bounded, per round and
+ * per run) while other processes keep the machine busy, and records how busy it was.
+ */
+async function waitForQuiet(): Promise<void> {
+  const started = Date.now();
+  let busy = await busyCores(500, availableParallelism());
+  while (busy > QUIET_CORES && Date.now() - started < 20_000 && waitedMs + (Date.now() - started) < MAX_TOTAL_WAIT_MS) {
+    busy = await busyCores(1000, availableParallelism());
+  }
+  waitedMs += Date.now() - started;
+  backgroundLoad.push(busy);
+}
+
+// ---- 13.1 echo -----------------------------------------------------------------------------
+
+/** A JSON object of exactly `bytes` bytes, shaped like an application message. */
+function jsonPayload(bytes: number): string {
+  const base = { type: 'chat', room: 'lobby', seq: 12345, text: '' };
+  const emptyLength = JSON.stringify(base).length;
+  if (bytes < emptyLength) throw new Error(`payload below ${emptyLength} bytes`);
+  return JSON.stringify({ ...base, text: 'x'.repeat(bytes - emptyLength) });
+}
+
+async function runEcho(server: RunningServer, payload: string): Promise<EchoLoadResult> {
+  const { echo } = SETTINGS;
+  const config: EchoLoadConfig = {
+    protocol: server.contender.protocol,
+    host: '127.0.0.1',
+    port: server.port,
+    path: server.contender.path,
+    serverPid: server.child.pid,
+    connections: echo.connections,
+    window: echo.window,
+    payload,
+    warmupMs: echo.warmupMs,
+    measureMs: echo.measureMs,
+    localAddress: sourceAddress(),
+  };
+  const load = spawnNode(`echo load (${server.contender.label})`, join(DIST, 'load/echo.load.js'), config, { cpu: LOAD_CPU });
+  try {
+    return await load.next<EchoLoadResult>('result', echo.warmupMs + echo.measureMs + 30_000);
+  } finally {
+    await load.stop();
+  }
+}
+
+async function echoScenario(): Promise<EchoRow[]> {
+  const { echo } = SETTINGS;
+  const servers: RunningServer[] = [];
+  const rows: EchoRow[] = [];
+  try {
+    for (const contender of CONTENDERS) servers.push(await startServer(contender));
+    for (const bytes of echo.payloadBytes) {
+      const payload = jsonPayload(bytes);
+      const samples = new Map<Contender['id'], EchoLoadResult[]>(CONTENDERS.map((c) => [c.id, []]));
+      for (let round = 0; round < echo.rounds; round++) {
+        // Contenders take turns within a round, in a rotating order, so that noise on the
+        // machine (other processes, thermal) is spread over all of them.
+        for (let turn = 0; turn < servers.length; turn++) {
+          const server = servers[(round + turn) % servers.length];
+          await waitForQuiet();
+          const result = await runEcho(server, payload);
+          samples.get(server.contender.id)?.push(result);
+          log(
+            `echo ${bytes} B round ${round + 1}/${echo.rounds} ${server.contender.label.padEnd(27)} ` +
+              `${formatRate(result.messages / result.seconds).padStart(7)} msgs/s, server CPU ${(
+                (100 * result.serverCpuSeconds) / result.seconds
+              ).toFixed(0)}%`,
+          );
+        }
+      }
+      for (const contender of CONTENDERS) {
+        const runs = samples.get(contender.id) ?? [];
+        rows.push({
+          contender: contender.id,
+          payloadBytes: bytes,
+          rates: runs.map((run) => run.messages / run.seconds),
+          msgsPerSec: median(runs.map((run) => run.messages / run.seconds)),
+          serverCpu: median(runs.map((run) => run.serverCpuSeconds / run.seconds)),
+          serverUsPerMsg: median(runs.map((run) => (1e6 * run.serverCpuSeconds) / run.messages)),
+          clientCpu: median(runs.map((run) => run.clientCpuSeconds / run.seconds)),
+          closed: runs.reduce((sum, run) => sum + run.closed, 0),
+        });
+      }
+    }
+  } finally {
+    for (const server of servers) await stopServer(server);
+  }
+  return rows;
+}
+
+// ---- load generators holding many connections (13.2, 13.3) ----------------------------------
+
+async function openConnections(server: RunningServer, total: number, role: 'member' | 'idle', perProcess: number) {
+  const loaders: Child[] = [];
+  const processes = Math.ceil(total / perProcess);
+  for (let k = 0; k < processes; k++) {
+    const count = Math.floor(total / processes) + (k < total % processes ? 1 : 0);
+    const config: MembersLoadConfig = {
+      protocol: server.contender.protocol,
+      host: '127.0.0.1',
+      port: server.port,
+      path: server.contender.path,
+      count,
+      role,
+      userPrefix: `${role}${k}`,
+      localAddress: sourceAddress(),
+      maxLifetimeMs: 5 * 60_000,
+    };
+    loaders.push(spawnNode(`${role} load ${k} (${server.contender.label})`, join(DIST, 'load/members.load.js'), config, { cpu: LOAD_CPU }));
+  }
+  try {
+    const ready = await Promise.all(loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'ready' }>>('ready', 120_000)));
+    const connected = ready.reduce((sum, report) => sum + report.connected, 0);
+    if (connected !== total) throw new Error(`${server.contender.label}: ${connected} of ${total} connections open`);
+  } catch (error) {
+    await closeConnections(loaders);
+    throw error;
+  }
+  return loaders;
+}
+
+async function closeConnections(loaders: Child[]): Promise<void> {
+  for (const loader of loaders) loader.send({ type: 'close' });
+  await Promise.all(loaders.map((loader) => loader.stop()));
+}
+
+// ---- 13.2 fan-out --------------------------------------------------------------------------
+
+async function fanoutScenario(): Promise<FanoutRow[]> {
+  const { fanout } = SETTINGS;
+  const rows: FanoutRow[] = [];
+  const text = 'x'.repeat(fanout.messageBytes - JSON.stringify({ type: 'msg', seq: 10, text: '' }).length);
+  for (const members of fanout.members) {
+    for (const contender of CONTENDERS.filter((c) => c.fanout)) {
+      const server = await startServer(contender);
+      let loaders: Child[] = [];
+      try {
+        loaders = await openConnections(server, members, 'member', fanout.membersPerProcess);
+        await until(server, `${members} members`, (counts) => counts.members === members);
+        const broadcasts = Math.max(5, Math.round(fanout.deliveriesPerBurst / members));
+        const e2e: number[] = [];
+        const issue: number[] = [];
+        const cpuPerDelivery: number[] = [];
+        // Burst 0 warms the server up and is not counted.
+        for (let burst = 0; burst <= fanout.bursts; burst++) {
+          if (burst > 0) await waitForQuiet();
+          for (const loader of loaders) loader.send({ type: 'arm', perSocket: broadcasts });
+          await Promise.all(loaders.map((loader) => loader.next('armed', 10_000)));
+          const cpuBefore = cpuSecondsOf(server.child.pid);
+          server.child.send({ type: 'burst', broadcasts, text });
+          const [done, ...reached] = await Promise.all([
+            server.child.next<Extract<ServerReport, { type: 'burst-done' }>>('burst-done', 120_000),
+            ...loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'reached' }>>('reached', 120_000)),
+          ]);
+          const cpuSeconds = cpuSecondsOf(server.child.pid) - cpuBefore;
+          const lastArrival = Math.max(...reached.map((report) => report.atNs));
+          const deliveries = broadcasts * members;
+          if (burst > 0) {
+            e2e.push(deliveries / ((lastArrival - done.startNs) / 1e9));
+            issue.push(deliveries / ((done.endNs - done.startNs) / 1e9));
+            cpuPerDelivery.push((1e6 * cpuSeconds) / deliveries);
+          }
+          log(
+            `fan-out ${members} members burst ${burst === 0 ? 'warm-up' : `${burst}/${fanout.bursts}`} ${contender.label.padEnd(27)} ` +
+              `${formatRate(deliveries / ((lastArrival - done.startNs) / 1e9)).padStart(7)} deliveries/s`,
+          );
+          await sleep(200);
+        }
+        rows.push({
+          contender: contender.id,
+          members,
+          broadcasts,
+          rates: e2e,
+          deliveriesPerSec: median(e2e),
+          serverDeliveriesPerSec: median(issue),
+          serverUsPerDelivery: median(cpuPerDelivery),
+        });
+      } finally {
+        await closeConnections(loaders);
+        await stopServer(server);
+      }
+    }
+  }
+  return rows;
+}
+
+// ---- 13.3 idle memory ----------------------------------------------------------------------
+
+async function memoryScenario(): Promise<MemoryRow[]> {
+  const { memory } = SETTINGS;
+  const rows: MemoryRow[] = [];
+  for (const contender of CONTENDERS) {
+    const server = await startServer(contender);
+    try {
+      // A first batch opened and closed, so that lazily created code and buffers are in the
+      // baseline rather than charged to the connections.
+      await closeConnections(await openConnections(server, memory.warmConnections, 'idle', memory.perProcess));
+      await until(server, 'no connections', (counts) => counts.connections === 0);
+      const before = await serverMemory(server);
+      const loaders = await openConnections(server, memory.connections, 'idle', memory.perProcess);
+      try {
+        await until(server, `${memory.connections} connections`, (counts) => counts.connections === memory.connections);
+        await sleep(1000);
+        const after = await serverMemory(server);
+        const n = memory.connections;
+        rows.push({
+          contender: contender.id,
+          connections: n,
+          heapPerConnection: (after.heapUsed - before.heapUsed) / n,
+          externalPerConnection: (after.external - before.external) / n,
+          rssPerConnection: (after.rss - before.rss) / n,
+        });
+        log(
+          `idle memory ${contender.label.padEnd(27)} heap ${formatBytes((after.heapUsed - before.heapUsed) / n)}/conn, ` +
+            `RSS ${formatBytes((after.rss - before.rss) / n)}/conn`,
+        );
+      } finally {
+        await closeConnections(loaders);
+      }
+    } finally {
+      await stopServer(server);
+    }
+  }
+  return rows;
+}
+
+// ---- micro-benchmarks (user space only) -----------------------------------------------------
+
+async function microScenario(): Promise<MicroResult[]> {
+  await waitForQuiet();
+  const micro = spawnNode('micro-benchmarks', join(DIST, 'micro.js'), { durationMs: quick ? 150 : 400 }, { cpu: SERVER_CPU });
+  try {
+    return (await micro.next<{ type: 'micro'; results: MicroResult[] }>('micro', 120_000)).results;
+  } finally {
+    await micro.stop();
+  }
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+function log(line: string): void {
+  console.log(`[bench] ${line}`);
+}
+
+const startedAt = Date.now();
+// Bounded whatever happens; the children exit by themselves when this process goes away.
+setTimeout(() => {
+  console.error('[bench] the run exceeded 25 minutes; giving up');
+  process.exit(2);
+}, 25 * 60_000).unref();
+if (!existsSync(join(DIST, '..', '..', 'dist', 'index.js'))) {
+  throw new Error('dist/ is missing: `npm run bench` builds it first (npm run build)');
+}
+const results: Results = {
+  machine: machineFacts(),
+  settings: SETTINGS,
+  quick,
+  echo: [],
+  fanout: [],
+  memory: [],
+  micro: [],
+  errors: [],
+  durationSeconds: 0,
+  background: { medianCores: 0, maxCores: 0, waitedSeconds: 0 },
+};
+const scenarios: [string, () => Promise<void>][] = [
+  ['echo', async () => void (results.echo = await echoScenario())],
+  ['fanout', async () => void (results.fanout = await fanoutScenario())],
+  ['memory', async () => void (results.memory = await memoryScenario())],
+  ['micro', async () => void (results.micro = await microScenario())],
+];
+for (const [name, run] of scenarios) {
+  if (!only.has(name)) continue;
+  log(`--- ${name}`);
+  try {
+    await run();
+  } catch (error) {
+    const message = `${name}: ${(error as Error).stack ?? error}`;
+    results.errors.push(message);
+    console.error(`[bench] FAILED ${message}`);
+  }
+}
+results.durationSeconds = Math.round((Date.now() - startedAt) / 1000);
+results.background = {
+  medianCores: median(backgroundLoad),
+  maxCores: Math.max(0, ...backgroundLoad),
+  waitedSeconds: Math.round(waitedMs / 1000),
+};
+const written = writeReports(BENCH_DIR, results);
+log(`done in ${results.durationSeconds} s; wrote ${written.join(', ')}`);
+process.exit(results.errors.length > 0 ? 1 : 0);
