@@ -4,10 +4,11 @@ import type { ResolvedRiversideOptions } from '../module/riverside-options.resol
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { LocalTransport } from '../transport/local.transport.js';
-import { sessionTopic, topicOf, userTopic } from '../transport/topics.js';
+import { BRIDGE_TOPIC, sessionTopic, topicOf, userTopic } from '../transport/topics.js';
 import type { RiversideTransport } from '../transport/transport.interface.js';
 import { decodeWireMessage, encodeWireMessage, type WireMessage } from '../transport/wire-message.js';
 import type { DeliveryTarget } from './delivery-target.js';
+import { EncodedMessage } from './encoded-message.js';
 import { LocalDelivery } from './local-delivery.js';
 import { OutboundFrame } from './outbound-frame.js';
 import { SessionRegistry, type TopicListener } from './session-registry.js';
@@ -16,6 +17,10 @@ import { SessionRegistry, type TopicListener } from './session-registry.js';
 const LOG_INTERVAL_MS = 5000;
 /** How long a new session waits for its subscriptions before @OnInit runs anyway. */
 const SUBSCRIBE_WAIT_MS = 2000;
+
+function isId(value: unknown): value is string | number {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
 
 type OutgoingWireMessage = DistributeOmit<Exclude<WireMessage, { kind: 'external' }>, 'origin'>;
 type DistributeOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -40,7 +45,7 @@ export class ClusterRelay implements TopicListener {
   private readonly subscribing = new Map<string, Promise<void>>();
 
   constructor(
-    @Inject(RIVERSIDE_RESOLVED_OPTIONS) options: ResolvedRiversideOptions,
+    @Inject(RIVERSIDE_RESOLVED_OPTIONS) private readonly options: ResolvedRiversideOptions,
     registry: SessionRegistry,
     private readonly local: LocalDelivery,
     private readonly stats: RiversideStats,
@@ -48,6 +53,14 @@ export class ClusterRelay implements TopicListener {
     this.transport = options.transport;
     this.enabled = !(options.transport instanceof LocalTransport);
     if (this.enabled) registry.setTopicListener(this);
+  }
+
+  /** Called once the transport is connected: starts listening on the bridge topic if asked to. */
+  start(): void {
+    if (!this.enabled || !this.options.bridge) return;
+    this.transport
+      .subscribe(BRIDGE_TOPIC, (payload) => this.receiveEnvelope(payload))
+      .catch((error: unknown) => this.transportFailed(`subscribing to ${BRIDGE_TOPIC}`, error));
   }
 
   /** Sends to the other nodes; failures are logged and counted, never thrown. */
@@ -114,6 +127,27 @@ export class ClusterRelay implements TopicListener {
       case 'close':
         this.local.close(target, message.code, message.reason);
         return;
+    }
+  }
+
+  /** Seed 004's envelope: `data` to every local session of each recipient, encoded once. */
+  private receiveEnvelope(payload: Uint8Array): void {
+    let envelope: { recipients?: unknown; data?: unknown };
+    try {
+      envelope = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString());
+    } catch {
+      envelope = {};
+    }
+    const recipients = envelope?.recipients;
+    if (!Array.isArray(recipients) || !('data' in envelope) || !recipients.every(isId)) {
+      this.transportFailed(`reading a ${BRIDGE_TOPIC} envelope`, new Error('expected {"recipients": [userId, ...], "data": ...}'));
+      return;
+    }
+    const message = new EncodedMessage(envelope.data);
+    try {
+      for (const userId of recipients) this.local.deliver({ user: userId }, message);
+    } catch (error) {
+      this.transportFailed(`delivering a ${BRIDGE_TOPIC} envelope`, error);
     }
   }
 

@@ -114,6 +114,12 @@ export interface RiversideModuleOptions {
   shutdownTimeout?: number;
   /** Prometheus metrics (needs `prom-client`): `true` for the defaults. @default false */
   metrics?: boolean | RiversideMetricsOptions;
+  /**
+   * Listen on the transport's `bridge` topic for `{ "recipients": [userId, ...], "data": any }`
+   * envelopes from other services: `data` is delivered to every session of each recipient.
+   * Needs a cluster transport. @default false
+   */
+  bridge?: boolean;
   /** Cluster transport carrying deliveries between nodes. @default new LocalTransport() */
   transport?: RiversideTransport;
 }

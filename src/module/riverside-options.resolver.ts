@@ -39,12 +39,13 @@ export interface ResolvedRiversideOptions {
   readonly shutdownTimeout: number;
   readonly transport: RiversideTransport;
   readonly metrics: { readonly path: string | null; readonly prefix: string; readonly registry: unknown } | null;
+  readonly bridge: boolean;
 }
 
 const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'port', 'host', 'path', 'codec', 'maxConnections', 'maxConnectionAge', 'idleTimeout', 'reusePort',
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
-  'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics',
+  'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics', 'bridge',
 ];
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
   'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
@@ -226,6 +227,14 @@ function resolveMetrics(raw: unknown, mode: 'standalone' | 'http'): ResolvedRive
   return Object.freeze({ path, prefix, registry: options.registry ?? null });
 }
 
+function resolveBridge(raw: unknown, transport: RiversideTransport): boolean {
+  const bridge = booleanOption('bridge', raw, false);
+  if (bridge && transport instanceof LocalTransport) {
+    fail('bridge', true, 'a cluster transport (RedisTransport, NatsTransport...) to listen on; the local transport has none');
+  }
+  return bridge;
+}
+
 function supportsReusePort(nodeVersion: string): boolean {
   const [major, minor] = nodeVersion.replace(/^v/, '').split('.').map(Number);
   if (major === REUSE_PORT_SINCE[0]) return minor >= REUSE_PORT_SINCE[1];
@@ -290,5 +299,6 @@ export function resolveRiversideOptions(
     shutdownTimeout: positiveInteger('shutdownTimeout', options.shutdownTimeout, 5000),
     transport,
     metrics: resolveMetrics(options.metrics, mode),
+    bridge: resolveBridge(options.bridge, transport),
   });
 }

@@ -139,6 +139,7 @@ export class RiversideServer
     }
     this.phase = RUNNING;
     await this.options.transport.connect();
+    this.relay.start();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
     else await this.listenStandalone();
     this.sweep.start();

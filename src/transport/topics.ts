@@ -20,6 +20,9 @@ export function channelTopic(channel: string): string {
   return `channel:${channel}`;
 }
 
+/** Where other services publish `{ recipients, data }` envelopes (the `bridge` option). */
+export const BRIDGE_TOPIC = 'bridge';
+
 export function topicOf(target: DeliveryTarget): string {
   if ('channel' in target) return channelTopic(String(target.channel));
   if ('user' in target) return userTopic(String(target.user));

@@ -208,3 +208,46 @@ describe('delivery across nodes through the cluster transport (in-process bus)',
     expect(failures).toHaveLength(1);
   });
 });
+
+describe('the bridge for other services (SPEC 9.4, seed 004)', () => {
+  let bus: MemoryBus;
+  let nodes: RunningApp[] = [];
+  afterEach(async () => {
+    for (const node of nodes.splice(0)) await node.close();
+  });
+
+  async function cluster(): Promise<[RunningApp, RunningApp]> {
+    bus = new MemoryBus();
+    nodes = [
+      await startRiverside({ bridge: true, transport: new MemoryBusTransport(bus, 'br') }, [NodeHandler]),
+      await startRiverside({ bridge: true, transport: new MemoryBusTransport(bus, 'br') }, [NodeHandler]),
+    ];
+    return nodes as [RunningApp, RunningApp];
+  }
+
+  it('delivers the data of a {"recipients", "data"} envelope to every recipient, on whichever node', async () => {
+    const [a, b] = await cluster();
+    const ann = await a.connect('/', { query: { user: 'ann' } });
+    const bob = await b.connect('/', { query: { user: '7' } });
+    const outsider = await b.connect('/', { query: { user: 'cyd' } });
+    bus.publish('br:bridge', JSON.stringify({ recipients: ['ann', 7, 'nobody'], data: { notice: 'hello' } }));
+    expect(await ann.expectMessage()).toEqual({ notice: 'hello' });
+    expect(await bob.expectMessage()).toEqual({ notice: 'hello' });
+    await outsider.expectNoMessage(100);
+  });
+
+  it('counts and ignores an envelope of the wrong shape', async () => {
+    const [a] = await cluster();
+    const ann = await a.connect('/', { query: { user: 'ann' } });
+    bus.publish('br:bridge', '{"to":["ann"],"data":1}');
+    bus.publish('br:bridge', 'not json');
+    await eventually(() => expect(a.app.get(RiversideStats).transportErrors).toBe(2));
+    await ann.expectNoMessage(50);
+  });
+
+  it('needs a cluster transport: bridge with the local transport fails the boot', async () => {
+    await expect(startRiverside({ bridge: true }, [NodeHandler])).rejects.toThrow(
+      'RiversideModule: invalid option "bridge": expected a cluster transport (RedisTransport, NatsTransport...) to listen on; the local transport has none, got true.',
+    );
+  });
+});
