@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { createRequire } from 'node:module';
-import { MissingPackageError } from '../errors/missing-package.error.js';
+import { requireOptional } from '../optional-package.js';
 import { type Codec, INVALID_MESSAGE } from './codec.interface.js';
 
 interface MsgpackrPackr {
@@ -14,11 +13,7 @@ interface MsgpackrModule {
 }
 
 function loadMsgpackr(): MsgpackrModule {
-  try {
-    return createRequire(import.meta.url)('msgpackr') as MsgpackrModule;
-  } catch {
-    throw new MissingPackageError('msgpackr', 'MessagePackCodec');
-  }
+  return requireOptional<MsgpackrModule>('msgpackr', 'MessagePackCodec');
 }
 
 /**

@@ -1,6 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { createRequire } from 'node:module';
-import { MissingPackageError } from '../errors/missing-package.error.js';
+import { requireOptional } from '../optional-package.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideStats } from './riverside-stats.js';
@@ -24,11 +23,7 @@ interface PromClient {
 }
 
 function loadPromClient(): PromClient {
-  try {
-    return createRequire(import.meta.url)('prom-client') as PromClient;
-  } catch {
-    throw new MissingPackageError('prom-client', 'The metrics option');
-  }
+  return requireOptional<PromClient>('prom-client', 'The metrics option');
 }
 
 /**

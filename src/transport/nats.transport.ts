@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
+import { isPackageMissing } from '../optional-package.js';
 import { describeValue } from '../riverside.messages.js';
 import { isValidNatsPrefix, natsSubject } from './nats-subjects.js';
 import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
@@ -433,10 +434,8 @@ async function loadNats(): Promise<NatsModule> {
   try {
     return await import('@nats-io/transport-node');
   } catch (error) {
-    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String(message).includes(NATS_PACKAGE)) {
-      throw new MissingPackageError(NATS_PACKAGE, 'NatsTransport');
-    }
+    // An ESM-only package: import(), not require(); the same rule for what counts as missing.
+    if (isPackageMissing(error, NATS_PACKAGE)) throw new MissingPackageError(NATS_PACKAGE, 'NatsTransport');
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { createRequire } from 'node:module';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
+import { requireOptional } from '../optional-package.js';
 import { describeValue } from '../riverside.messages.js';
 import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
 
@@ -398,14 +398,7 @@ function within(ms: number, work: Promise<void>): Promise<boolean> {
 }
 
 function loadIoredis(): RedisConstructor {
-  let ioredis: { Redis?: RedisConstructor; default?: RedisConstructor };
-  try {
-    ioredis = createRequire(import.meta.url)('ioredis');
-  } catch (error) {
-    // Only a missing ioredis is reported as such: an ioredis that fails to load says why.
-    if ((error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') throw new MissingPackageError('ioredis', 'RedisTransport');
-    throw error;
-  }
+  const ioredis = requireOptional<{ Redis?: RedisConstructor; default?: RedisConstructor }>('ioredis', 'RedisTransport');
   const Redis = ioredis.Redis ?? ioredis.default;
   if (typeof Redis !== 'function') throw new MissingPackageError('ioredis', 'RedisTransport');
   return Redis;
