@@ -1,46 +1,23 @@
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient } from 'nestjs-riverside/testing';
-import { NATS_URL, natsAvailable, uniquePrefix } from '../support/nats.js';
-import { startNodeProcess, type NodeProcess } from '../support/node-process.js';
+import { uniquePrefix } from '../support/brokers.js';
+import { NATS_URL, natsAvailable } from '../support/nats.js';
+import { type ClusterNodeProcess, startClusterNode } from '../support/node-process.js';
 import { eventually } from '../support/riverside-app.js';
 
 // STYLE 18: skipped (loudly) only outside CI when NATS is unreachable; under CI this throws.
 const natsUp = await natsAvailable();
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/nats-node.mjs', import.meta.url));
-
-/** A fixture process and the topics it reported subscribed (`{"subscribed":"<topic>"}` lines). */
-interface NatsNode {
-  readonly process: NodeProcess;
-  readonly subscribed: Set<string>;
-}
-
-async function startNatsNode(prefix: string): Promise<NatsNode> {
-  const process = await startNodeProcess(FIXTURE, { NATS_URL, RIVERSIDE_PREFIX: prefix });
-  const subscribed = new Set<string>();
-  createInterface({ input: process.child.stdout! }).on('line', (line) => {
-    try {
-      const { subscribed: topic } = JSON.parse(line) as { subscribed?: unknown };
-      if (typeof topic === 'string') subscribed.add(topic);
-    } catch {
-      // Not one of the fixture's JSON lines.
-    }
-  });
-  return { process, subscribed };
-}
-
 // SPEC 9.6: two Nest apps in separate processes, on the built package, on a real NATS server.
 describe.runIf(natsUp)('two Riverside processes on one NATS server (SPEC 9.6)', () => {
   const prefix = uniquePrefix('processes');
   const clients: TestClient[] = [];
-  let nodes: NatsNode[] = [];
+  let nodes: ClusterNodeProcess[] = [];
   let publisher: NatsConnection | undefined;
 
   beforeAll(async () => {
-    const started = await Promise.allSettled([startNatsNode(prefix), startNatsNode(prefix)]);
+    const started = await Promise.allSettled([1, 2].map(() => startClusterNode('nats', { NATS_URL, RIVERSIDE_PREFIX: prefix })));
     nodes = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
     for (const result of started) if (result.status === 'rejected') throw result.reason;
     publisher = await connect({ servers: NATS_URL });
@@ -48,21 +25,21 @@ describe.runIf(natsUp)('two Riverside processes on one NATS server (SPEC 9.6)', 
 
   afterAll(async () => {
     for (const client of clients) client.ws.terminate();
-    await Promise.all(nodes.map((node) => node.process.stop()));
+    await Promise.all(nodes.map((node) => node.stop()));
     await publisher?.close();
   });
 
-  async function connectTo(node: NatsNode, user: string): Promise<TestClient> {
-    const client = await TestClient.connect(`${node.process.url}?user=${user}`);
+  async function connectTo(node: ClusterNodeProcess, user: string): Promise<TestClient> {
+    const client = await TestClient.connect(`${node.url}?user=${user}`);
     clients.push(client);
     return client;
   }
 
-  const subscribed = (node: NatsNode, topic: string) => eventually(() => expect(node.subscribed).toContain(topic), 3000);
+  const subscribed = (node: ClusterNodeProcess, topic: string) => eventually(() => expect(node.subscribed).toContain(topic), 3000);
 
   it('runs two processes, each on its own port', () => {
     expect(nodes).toHaveLength(2);
-    expect(new URL(nodes[0].process.url).port).not.toBe(new URL(nodes[1].process.url).port);
+    expect(new URL(nodes[0].url).port).not.toBe(new URL(nodes[1].url).port);
   });
 
   it('delivers to a user connected to the other process, and to nobody else (SPEC 9.1)', async () => {

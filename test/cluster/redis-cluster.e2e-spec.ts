@@ -1,29 +1,25 @@
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClient } from 'nestjs-riverside/testing';
-import { startNodeProcess, type NodeProcess } from '../support/node-process.js';
-import { REDIS_URL, rawRedis, redisAvailable, subscriberCount, uniquePrefix } from '../support/redis.js';
+import { uniquePrefix } from '../support/brokers.js';
+import { type ClusterNodeProcess, startClusterNode } from '../support/node-process.js';
+import { REDIS_URL, rawRedis, redisAvailable, subscriberCount } from '../support/redis.js';
 import { eventually } from '../support/riverside-app.js';
 
 // STYLE 18: skipped (loudly) only outside CI when Redis is unreachable; under CI this throws.
 const redisUp = await redisAvailable();
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/redis-node.mjs', import.meta.url));
-
 // SPEC 9.6: two Nest apps in separate processes, on the built package, on a real Redis.
 describe.runIf(redisUp)('two Riverside processes on one Redis (SPEC 9.6)', () => {
   const prefix = uniquePrefix('processes');
   const clients: TestClient[] = [];
-  let nodes: NodeProcess[] = [];
+  let nodes: ClusterNodeProcess[] = [];
   let observer: Redis;
 
   beforeAll(async () => {
     observer = rawRedis();
     await observer.connect();
-    nodes = await Promise.all(
-      [1, 2].map(() => startNodeProcess(FIXTURE, { REDIS_URL, RIVERSIDE_PREFIX: prefix })),
-    );
+    nodes = await Promise.all([1, 2].map(() => startClusterNode('redis', { REDIS_URL, RIVERSIDE_PREFIX: prefix })));
   });
 
   afterAll(async () => {
@@ -32,7 +28,7 @@ describe.runIf(redisUp)('two Riverside processes on one Redis (SPEC 9.6)', () =>
     observer?.disconnect();
   });
 
-  async function connect(node: NodeProcess, user: string): Promise<TestClient> {
+  async function connect(node: ClusterNodeProcess, user: string): Promise<TestClient> {
     const client = await TestClient.connect(`${node.url}?user=${user}`);
     clients.push(client);
     return client;

@@ -1,49 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type AuthRequest,
-  DeliveryService,
-  OnAuthenticate,
-  OnInfo,
-  OnInit,
-  OnMessage,
-  OnTerminate,
-  RiversideHandler,
-  RiversideStats,
-  type Session,
-  type TerminateReason,
-} from 'nestjs-riverside';
-import { MemoryBus, MemoryBusTransport, type TestClient } from 'nestjs-riverside/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AuthRequest, DeliveryService, OnAuthenticate, OnInit, RiversideHandler, RiversideStats } from 'nestjs-riverside';
+import { MemoryBus, MemoryBusTransport } from 'nestjs-riverside/testing';
+import { ClusterNodeHandler, join, runClusterDeliveryContract, twoNodes } from '../cluster/cluster-delivery.contract.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
-
-const terminations: TerminateReason[] = [];
-
-/** `?user=<id>&sid=<id>`; `{ join }` joins a channel; infos are echoed as `{ info }`. */
-@RiversideHandler()
-class NodeHandler {
-  @OnAuthenticate()
-  authenticate(req: AuthRequest) {
-    return { userId: String(req.queries.user), sessionId: typeof req.queries.sid === 'string' ? req.queries.sid : undefined };
-  }
-
-  @OnMessage()
-  onMessage(message: { join?: string }, session: Session) {
-    if (message.join) {
-      session.join(message.join);
-      return { joined: message.join };
-    }
-    return undefined;
-  }
-
-  @OnInfo()
-  onInfo(info: unknown) {
-    return { info };
-  }
-
-  @OnTerminate()
-  onTerminate(reason: TerminateReason) {
-    terminations.push(reason);
-  }
-}
 
 /** Announces itself from @OnInit: what a client waits for before it counts as connected. */
 @RiversideHandler({ path: '/ready' })
@@ -84,91 +43,23 @@ describe('a session in a cluster (SPEC 14.4)', () => {
   });
 });
 
+/** Two nodes on one in-process bus (prefix "test"); it counts a node as subscribed from its topics. */
+function memoryBusTransports() {
+  const bus = new MemoryBus();
+  const a = new MemoryBusTransport(bus, 'test');
+  const b = new MemoryBusTransport(bus, 'test');
+  return { bus, a, b, subscribers: (topic: string) => [a, b].filter((transport) => transport.topics.includes(topic)).length };
+}
+
+runClusterDeliveryContract('the in-process MemoryBus', memoryBusTransports);
+
 describe('delivery across nodes through the cluster transport (in-process bus)', () => {
-  let bus: MemoryBus;
-  let transportA: MemoryBusTransport;
-  let transportB: MemoryBusTransport;
-  let nodeA: RunningApp;
-  let nodeB: RunningApp;
-
-  beforeEach(async () => {
-    terminations.length = 0;
-    bus = new MemoryBus();
-    transportA = new MemoryBusTransport(bus, 'test');
-    transportB = new MemoryBusTransport(bus, 'test');
-    nodeA = await startRiverside({ transport: transportA }, [NodeHandler]);
-    nodeB = await startRiverside({ transport: transportB }, [NodeHandler]);
-  });
-  afterEach(async () => {
-    await nodeA?.close();
-    await nodeB?.close();
-  });
-
-  async function join(client: TestClient, channel: string) {
-    client.send({ join: channel });
-    expect(await client.expectMessage()).toEqual({ joined: channel });
-  }
-
-  it('reaches a user connected to another node; deliver() counts only local sockets', async () => {
-    const onB = await nodeB.connect('/', { query: { user: 'ann' } });
-    await eventually(() => expect(transportB.topics).toContain('user:ann'));
-    expect(nodeA.app.get(DeliveryService).deliver({ user: 'ann' }, { hello: 'from A' })).toBe(0);
-    expect(await onB.expectMessage()).toEqual({ hello: 'from A' });
-  });
-
-  it('reaches every session of a user spread over both nodes exactly once', async () => {
-    const onA = await nodeA.connect('/', { query: { user: 'bob' } });
-    const onB = await nodeB.connect('/', { query: { user: 'bob' } });
-    await eventually(() => expect(transportB.topics).toContain('user:bob'));
-    expect(nodeA.app.get(DeliveryService).deliver({ user: 'bob' }, { n: 1 })).toBe(1);
-    expect(await onA.expectMessage()).toEqual({ n: 1 });
-    expect(await onB.expectMessage()).toEqual({ n: 1 });
-    await onA.expectNoMessage(150);
-    await onB.expectNoMessage(0);
-  });
-
-  it('broadcasts to channel members on both nodes, each once, the sender node served locally', async () => {
-    const members = [
-      await nodeA.connect('/', { query: { user: 'a1' } }),
-      await nodeA.connect('/', { query: { user: 'a2' } }),
-      await nodeB.connect('/', { query: { user: 'b1' } }),
-    ];
-    const outsider = await nodeB.connect('/', { query: { user: 'b2' } });
-    for (const member of members) await join(member, 'room');
-    await eventually(() => expect(transportB.topics).toContain('channel:room'));
-    expect(nodeA.app.get(DeliveryService).deliver({ channel: 'room' }, { say: 'hi' })).toBe(2);
-    for (const member of members) expect(await member.expectMessage()).toEqual({ say: 'hi' });
-    for (const member of members) await member.expectNoMessage(100);
-    await outsider.expectNoMessage(0);
-  });
-
-  it('reaches one session on another node by [userId, sessionId]', async () => {
-    const target = await nodeB.connect('/', { query: { user: 'cy', sid: 'phone' } });
-    const sibling = await nodeB.connect('/', { query: { user: 'cy', sid: 'laptop' } });
-    await eventually(() => expect(transportB.topics).toContain('session:cy/phone'));
-    nodeA.app.get(DeliveryService).deliver({ session: ['cy', 'phone'] }, 'only you');
-    expect(await target.expectMessage()).toBe('only you');
-    await sibling.expectNoMessage(150);
-  });
-
-  it('hands an info to @OnInfo on another node', async () => {
-    const onB = await nodeB.connect('/', { query: { user: 'di' } });
-    await eventually(() => expect(transportB.topics).toContain('user:di'));
-    expect(nodeA.app.get(DeliveryService).info({ user: 'di' }, { refresh: true })).toBe(0);
-    expect(await onB.expectMessage()).toEqual({ info: { refresh: true } });
-  });
-
-  it('closes sessions on another node with the given code; their terminate reason is stop', async () => {
-    const onB = await nodeB.connect('/', { query: { user: 'ed' } });
-    await eventually(() => expect(transportB.topics).toContain('user:ed'));
-    nodeA.app.get(DeliveryService).close({ user: 'ed' }, 4001, 'kicked');
-    expect(await onB.expectClose(4001)).toEqual({ code: 4001, reason: 'kicked' });
-    await eventually(() => expect(terminations).toContain('stop'));
-  });
+  const cluster = twoNodes(memoryBusTransports);
 
   it('subscribes a node only to topics it has sessions for, and unsubscribes when the last leaves', async () => {
+    const { a: transportA, b: transportB } = cluster.transports;
     expect(transportA.topics).toEqual([]);
-    const client = await nodeA.connect('/', { query: { user: 'fay', sid: 's1' } });
+    const client = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's1' } });
     await join(client, 'lobby');
     expect(transportA.topics.sort()).toEqual(['channel:lobby', 'session:fay/s1', 'user:fay']);
     expect(transportB.topics).toEqual([]);
@@ -177,17 +68,18 @@ describe('delivery across nodes through the cluster transport (in-process bus)',
   });
 
   it('delivers what an external publisher puts on a user topic as a text frame', async () => {
-    const onB = await nodeB.connect('/', { query: { user: '42' } });
-    await eventually(() => expect(transportB.topics).toContain('user:42'));
-    bus.publish('test:user:42', '{"hello":1}');
+    const onB = await cluster.nodeB.connect('/', { query: { user: '42' } });
+    await cluster.subscribed('user:42');
+    cluster.transports.bus.publish('test:user:42', '{"hello":1}');
     const frame = await onB.expectFrame();
     expect(frame.isBinary).toBe(false);
     expect(frame.data.toString()).toBe('{"hello":1}');
   });
 
   it('keeps delivering locally when publishing fails, and counts the failure', async () => {
+    const { nodeA, nodeB } = cluster;
     const local = await nodeA.connect('/', { query: { user: 'gus' } });
-    await transportA.close(); // publish now rejects, as with a broker that is down
+    await cluster.transports.a.close(); // publish now rejects, as with a broker that is down
     expect(nodeA.app.get(DeliveryService).deliver({ user: 'gus' }, { still: 'here' })).toBe(1);
     expect(await local.expectMessage()).toEqual({ still: 'here' });
     await eventually(() => expect(nodeA.app.get(RiversideStats).transportErrors).toBe(1));
@@ -197,8 +89,9 @@ describe('delivery across nodes through the cluster transport (in-process bus)',
   });
 
   it('counts every transport failure but logs a burst of them once, so an outage cannot flood the log', async () => {
+    const { nodeA, nodeB } = cluster;
     await nodeA.connect('/', { query: { user: 'ivy' } });
-    await transportA.close();
+    await cluster.transports.a.close();
     const delivery = nodeA.app.get(DeliveryService);
     for (let i = 0; i < 10; i++) delivery.deliver({ user: 'ivy' }, { n: i });
     await eventually(() => expect(nodeA.app.get(RiversideStats).transportErrors).toBe(10));
@@ -219,8 +112,8 @@ describe('the bridge for other services (SPEC 9.4, seed 004)', () => {
   async function cluster(): Promise<[RunningApp, RunningApp]> {
     bus = new MemoryBus();
     nodes = [
-      await startRiverside({ bridge: true, transport: new MemoryBusTransport(bus, 'br') }, [NodeHandler]),
-      await startRiverside({ bridge: true, transport: new MemoryBusTransport(bus, 'br') }, [NodeHandler]),
+      await startRiverside({ bridge: true, transport: new MemoryBusTransport(bus, 'br') }, [ClusterNodeHandler]),
+      await startRiverside({ bridge: true, transport: new MemoryBusTransport(bus, 'br') }, [ClusterNodeHandler]),
     ];
     return nodes as [RunningApp, RunningApp];
   }
@@ -246,7 +139,7 @@ describe('the bridge for other services (SPEC 9.4, seed 004)', () => {
   });
 
   it('needs a cluster transport: bridge with the local transport fails the boot', async () => {
-    await expect(startRiverside({ bridge: true }, [NodeHandler])).rejects.toThrow(
+    await expect(startRiverside({ bridge: true }, [ClusterNodeHandler])).rejects.toThrow(
       'RiversideModule: invalid option "bridge": expected a cluster transport (RedisTransport, NatsTransport...) to listen on; the local transport has none, got true.',
     );
   });

@@ -1,4 +1,3 @@
-import { type IncomingHttpHeaders, request } from 'node:http';
 import { connect as connectTcp } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -15,6 +14,7 @@ import {
   type Session,
 } from 'nestjs-riverside';
 import { HandshakeRefusedError, TestClient, type TestClientOptions } from 'nestjs-riverside/testing';
+import { fetchRaw, type HttpAnswer } from '../support/http.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // SPEC 2.3, 3.1-3.6 and reference A5 phase 1, A8, A9, A13, B8: everything that happens before
@@ -205,12 +205,6 @@ class LimitedHandler {
 
 const VALID_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
-interface RawResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 /**
  * Sends an upgrade request with node:http, so that a test can send what a WebSocket client
  * never would. `undefined` removes one of the valid handshake headers.
@@ -220,7 +214,7 @@ function rawUpgrade(
   path: string,
   headers: Record<string, string | undefined> = {},
   method = 'GET',
-): Promise<RawResponse> {
+): Promise<HttpAnswer> {
   const all: Record<string, string | undefined> = {
     connection: 'Upgrade',
     upgrade: 'websocket',
@@ -229,21 +223,7 @@ function rawUpgrade(
     ...headers,
   };
   const sent = Object.fromEntries(Object.entries(all).filter((entry): entry is [string, string] => entry[1] !== undefined));
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: running.server.address().port, path, method, headers: sent, agent: false });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' });
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return fetchRaw(running.httpUrl(path), { method, headers: sent });
 }
 
 /** A refusal body is the short status text: no stack trace, no message of the error behind it. */

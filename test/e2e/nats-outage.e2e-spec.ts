@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AuthRequest, DeliveryService, OnAuthenticate, RiversideHandler, RiversideStats } from 'nestjs-riverside';
 import type { TestClient } from 'nestjs-riverside/testing';
-import { natsServerAvailable, OwnNatsServer, TrackedNatsTransport, uniquePrefix } from '../support/nats.js';
+import { uniquePrefix } from '../support/brokers.js';
+import { natsServerAvailable, OwnNatsServer, TrackedNatsTransport } from '../support/nats.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 @RiversideHandler()

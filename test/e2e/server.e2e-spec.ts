@@ -3,8 +3,7 @@ import { Controller, Get, type INestApplication, type INestApplicationContext, M
 import { NestFactory } from '@nestjs/core';
 import { SubscribeMessage, WebSocketGateway, type WsResponse } from '@nestjs/websockets';
 import { readFileSync } from 'node:fs';
-import { type IncomingHttpHeaders, request as httpRequest, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { Server } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import {
   type RiversideModuleOptions,
 } from 'nestjs-riverside';
 import { TestClient, type TestClientOptions } from 'nestjs-riverside/testing';
+import { fetchRaw } from '../support/http.js';
 import { eventually, RecordingLogger, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // SPEC 2 (server, HTTP surface, adapter) and 14.1 (graceful shutdown), as a client sees them.
@@ -49,32 +49,6 @@ class AppController {
   hello() {
     return 'hello from a controller';
   }
-}
-
-interface HttpAnswer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-/** One HTTP(S) request; TLS requests trust the test certificate. */
-function fetchRaw(url: string, init: { method?: string; headers?: Record<string, string>; ca?: Buffer } = {}) {
-  const target = new URL(url);
-  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<HttpAnswer>((resolve, reject) => {
-    const req = request(
-      target,
-      { method: init.method ?? 'GET', headers: init.headers, ...(init.ca && { ca: init.ca }), agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** Writes raw bytes to host:port and returns everything the server sends back before it closes. */

@@ -1,49 +1,20 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createServer, Socket } from 'node:net';
-import { promisify } from 'node:util';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { NatsTransport, type TransportMessageHandler } from 'nestjs-riverside';
+import { accepting, binaryAvailable, freePort } from './brokers.js';
 import { serviceAvailable } from './service-gate.js';
 
 /** The shared NATS server of the suite (`.ci/run` starts it on 4222). */
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
-/** A subject prefix no other run or file shares, so parallel runs on one server never meet. */
-export function uniquePrefix(label: string): string {
-  return `rvtest${process.pid}x${Date.now()}x${label}`;
-}
-
-function reachable(url: string, timeout = 500): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (up: boolean) => {
-      socket.destroy();
-      resolve(up);
-    };
-    socket.setTimeout(timeout, () => done(false));
-    socket.once('error', () => done(false));
-    socket.connect(Number(port || 4222), hostname, () => done(true));
-  });
-}
+/** The nats-server binary that OwnNatsServer runs. */
+const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
 
 /** Whether the shared NATS server answers (see serviceAvailable for what happens when not). */
 export function natsAvailable(): Promise<boolean> {
   return serviceAvailable('NATS', NATS_URL, async () => {
     const probe = await connect({ servers: NATS_URL, timeout: 1000, reconnect: false });
     await probe.close();
-  });
-}
-
-/** A port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
   });
 }
 
@@ -65,17 +36,16 @@ export class OwnNatsServer {
 
   /** Starts the server (again, on the same port) and waits until it accepts connections. */
   async restart(): Promise<void> {
-    const binary = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
-    const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(this.port)], { stdio: 'ignore' });
+    const child = spawn(NATS_SERVER_BIN, ['-a', '127.0.0.1', '-p', String(this.port)], { stdio: 'ignore' });
     this.process = child;
     const exited = new Promise<never>((_, reject) => {
       child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`${binary} exited with ${code} before accepting connections`)));
+      child.once('exit', (code) => reject(new Error(`${NATS_SERVER_BIN} exited with ${code} before accepting connections`)));
     });
     const deadline = Date.now() + 5000;
     const up = (async () => {
-      while (!(await reachable(this.url, 200))) {
-        if (Date.now() > deadline) throw new Error(`${binary} did not accept connections on ${this.port} within 5 s`);
+      while (!(await accepting(this.port, 200))) {
+        if (Date.now() > deadline) throw new Error(`${NATS_SERVER_BIN} did not accept connections on ${this.port} within 5 s`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
@@ -96,10 +66,7 @@ export class OwnNatsServer {
 
 /** Whether a nats-server binary can be run (for tests that stop and restart their own). */
 export function natsServerAvailable(): Promise<boolean> {
-  const binary = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
-  return serviceAvailable('nats-server', `the ${binary} binary`, async () => {
-    await promisify(execFile)(binary, ['--version'], { timeout: 5000 });
-  });
+  return binaryAvailable('nats-server', NATS_SERVER_BIN);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 /** A fixture app running in its own Node process (test/cluster/fixtures/*.mjs). */
 export interface NodeProcess {
@@ -77,4 +78,29 @@ export async function startNodeProcess(script: string, env: Record<string, strin
       })());
     },
   };
+}
+
+const CLUSTER_NODE = fileURLToPath(new URL('../cluster/fixtures/cluster-node.mjs', import.meta.url));
+
+/** test/cluster/fixtures/cluster-node.mjs, and the topics it reported subscribed (`{"subscribed":"<topic>"}` lines). */
+export interface ClusterNodeProcess extends NodeProcess {
+  readonly subscribed: Set<string>;
+}
+
+/**
+ * Starts test/cluster/fixtures/cluster-node.mjs on `transport`; `env` gives it the broker's URL
+ * (REDIS_URL or NATS_URL) and RIVERSIDE_PREFIX.
+ */
+export async function startClusterNode(transport: 'redis' | 'nats', env: Record<string, string>): Promise<ClusterNodeProcess> {
+  const node = await startNodeProcess(CLUSTER_NODE, { ...env, RIVERSIDE_TRANSPORT: transport });
+  const subscribed = new Set<string>();
+  createInterface({ input: node.child.stdout! }).on('line', (line) => {
+    try {
+      const { subscribed: topic } = JSON.parse(line) as { subscribed?: unknown };
+      if (typeof topic === 'string') subscribed.add(topic);
+    } catch {
+      // Not one of the fixture's JSON lines.
+    }
+  });
+  return { ...node, subscribed };
 }

@@ -1,17 +1,11 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { binaryAvailable, freePort } from './brokers.js';
 import { serviceAvailable } from './service-gate.js';
 
 /** The shared Redis of the test run. */
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** A prefix no other test (or test run) on the shared Redis uses. */
-export function uniquePrefix(tag: string): string {
-  return `rvtest-${process.pid}-${Date.now()}-${tag}`;
-}
 
 /** A test client on `url` that gives up at once when Redis is down (no retries, no queue). */
 export function rawRedis(url = REDIS_URL): Redis {
@@ -37,25 +31,13 @@ export function redisAvailable(): Promise<boolean> {
 
 /** Whether a redis-server binary can be run (for tests that stop and restart their own). */
 export function redisServerAvailable(): Promise<boolean> {
-  return serviceAvailable('redis-server', 'the redis-server binary', async () => {
-    await promisify(execFile)('redis-server', ['--version'], { timeout: 5000 });
-  });
+  return binaryAvailable('redis-server', 'redis-server');
 }
 
 /** How many subscribers Redis counts on a channel (PUBSUB NUMSUB). */
 export async function subscriberCount(redis: Redis, channel: string): Promise<number> {
   const reply = (await redis.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
   return Number(reply[1]);
-}
-
-/** A free TCP port on loopback (nothing listens on it when this returns). */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 /**

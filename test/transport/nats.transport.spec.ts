@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidOptionsError, NatsTransport, type NatsConnectionLike, type NatsTransportOptions } from 'nestjs-riverside';
 import { channelTopic, sessionTopic, userTopic } from '../../src/transport/topics.js';
 import { escapeNatsToken, natsSubject } from '../../src/transport/nats-subjects.js';
-import { NATS_URL, natsAvailable, uniquePrefix } from '../support/nats.js';
+import { uniquePrefix } from '../support/brokers.js';
+import { NATS_URL, natsAvailable } from '../support/nats.js';
 import { runTransportContract } from './transport.contract.js';
 
 // Compile-time proof that a real v3 connection fits the structural type NatsTransport accepts.

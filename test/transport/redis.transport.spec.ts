@@ -2,30 +2,11 @@ import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type AuthRequest,
-  DeliveryService,
-  OnAuthenticate,
-  OnInfo,
-  OnMessage,
-  OnTerminate,
-  RedisTransport,
-  RiversideHandler,
-  RiversideStats,
-  type Session,
-  type TerminateReason,
-} from 'nestjs-riverside';
-import type { TestClient } from 'nestjs-riverside/testing';
+import { DeliveryService, RedisTransport, RiversideStats } from 'nestjs-riverside';
+import { ClusterNodeHandler, join, runClusterDeliveryContract } from '../cluster/cluster-delivery.contract.js';
+import { uniquePrefix } from '../support/brokers.js';
+import { OwnRedisServer, REDIS_URL, rawRedis, redisAvailable, redisServerAvailable, subscriberCount } from '../support/redis.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
-import {
-  OwnRedisServer,
-  REDIS_URL,
-  rawRedis,
-  redisAvailable,
-  redisServerAvailable,
-  subscriberCount,
-  uniquePrefix,
-} from '../support/redis.js';
 import { runTransportContract } from './transport.contract.js';
 
 // STYLE 18: skipped (loudly) only outside CI when Redis is unreachable; under CI this throws.
@@ -132,45 +113,12 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
   });
 
   describe('with Nest apps', () => {
-    const terminations: TerminateReason[] = [];
-
-    /** `?user=<id>&sid=<id>`; `{ join }` joins a channel; infos are echoed as `{ info }`. */
-    @RiversideHandler()
-    class NodeHandler {
-      @OnAuthenticate()
-      authenticate(req: AuthRequest) {
-        return { userId: String(req.queries.user), sessionId: typeof req.queries.sid === 'string' ? req.queries.sid : undefined };
-      }
-
-      @OnMessage()
-      onMessage(message: { join?: string }, session: Session) {
-        if (!message.join) return undefined;
-        session.join(message.join);
-        return { joined: message.join };
-      }
-
-      @OnInfo()
-      onInfo(info: unknown) {
-        return { info };
-      }
-
-      @OnTerminate()
-      onTerminate(reason: TerminateReason) {
-        terminations.push(reason);
-      }
-    }
-
-    async function join(client: TestClient, channel: string) {
-      client.send({ join: channel });
-      expect(await client.expectMessage()).toEqual({ joined: channel });
-    }
-
     describe('external publishers (SPEC 9.4)', () => {
       let prefix: string;
       let node: RunningApp;
       beforeEach(async () => {
         prefix = uniquePrefix('external');
-        node = await startRiverside({ transport: new RedisTransport({ url: REDIS_URL, prefix }) }, [NodeHandler]);
+        node = await startRiverside({ transport: new RedisTransport({ url: REDIS_URL, prefix }) }, [ClusterNodeHandler]);
       });
       afterEach(() => node?.close());
 
@@ -203,85 +151,15 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
       });
     });
 
-    describe('two apps on one Redis (SPEC 9.1, 9.2)', () => {
-      let prefix: string;
-      let observer: Redis;
-      let nodeA: RunningApp;
-      let nodeB: RunningApp;
-      beforeEach(async () => {
-        terminations.length = 0;
-        prefix = uniquePrefix('nodes');
-        observer = ioredis();
-        nodeA = await startRiverside({ transport: new RedisTransport({ url: REDIS_URL, prefix }) }, [NodeHandler]);
-        nodeB = await startRiverside({ transport: new RedisTransport({ client: ioredis(), prefix }) }, [NodeHandler]);
-      });
-      afterEach(async () => {
-        await nodeA?.close();
-        await nodeB?.close();
-      });
-
-      const subscribed = (topic: string, count = 1) =>
-        eventually(async () => expect(await subscriberCount(observer, `${prefix}:${topic}`)).toBe(count));
-
-      it('delivers to a user on the other node; its own node is served once, locally', async () => {
-        const onA = await nodeA.connect('/', { query: { user: 'bob' } });
-        const onB = await nodeB.connect('/', { query: { user: 'bob' } });
-        await subscribed('user:bob', 2);
-        expect(nodeA.app.get(DeliveryService).deliver({ user: 'bob' }, { n: 1 })).toBe(1);
-        expect(await onA.expectMessage()).toEqual({ n: 1 });
-        expect(await onB.expectMessage()).toEqual({ n: 1 });
-        await onA.expectNoMessage(150);
-        await onB.expectNoMessage(0);
-      });
-
-      it('broadcasts to a channel across nodes, each member once, and not to others', async () => {
-        const members = [
-          await nodeA.connect('/', { query: { user: 'a1' } }),
-          await nodeB.connect('/', { query: { user: 'b1' } }),
-          await nodeB.connect('/', { query: { user: 'b2' } }),
-        ];
-        const outsider = await nodeB.connect('/', { query: { user: 'b3' } });
-        for (const member of members) await join(member, 'room');
-        await subscribed('channel:room', 2);
-        expect(nodeA.app.get(DeliveryService).deliver({ channel: 'room' }, { say: 'hi' })).toBe(1);
-        for (const member of members) expect(await member.expectMessage()).toEqual({ say: 'hi' });
-        for (const member of members) await member.expectNoMessage(100);
-        await outsider.expectNoMessage(0);
-      });
-
-      it('reaches one session on the other node, hands it an info, then closes it with a code', async () => {
-        const target = await nodeB.connect('/', { query: { user: 'cy', sid: 'phone' } });
-        const sibling = await nodeB.connect('/', { query: { user: 'cy', sid: 'laptop' } });
-        await subscribed('session:cy/phone');
-        const delivery = nodeA.app.get(DeliveryService);
-        delivery.deliver({ session: ['cy', 'phone'] }, 'only you');
-        expect(await target.expectMessage()).toBe('only you');
-        delivery.info({ session: ['cy', 'phone'] }, { refresh: true });
-        expect(await target.expectMessage()).toEqual({ info: { refresh: true } });
-        delivery.close({ session: ['cy', 'phone'] }, 4001, 'kicked');
-        expect(await target.expectClose(4001)).toEqual({ code: 4001, reason: 'kicked' });
-        await eventually(() => expect(terminations).toEqual(['stop']));
-        await sibling.expectNoMessage(100);
-      });
-
-      it('keeps the order of deliveries from one node to a user on another (SPEC 14.4)', async () => {
-        const onB = await nodeB.connect('/', { query: { user: 'ord' } });
-        await subscribed('user:ord');
-        const delivery = nodeA.app.get(DeliveryService);
-        for (let i = 0; i < 200; i++) delivery.deliver({ user: 'ord' }, i);
-        expect(await onB.expectMessages(200)).toEqual(Array.from({ length: 200 }, (_, i) => i));
-      });
-
-      it('unsubscribes from Redis when the last local session of a topic leaves', async () => {
-        const client = await nodeB.connect('/', { query: { user: 'fay', sid: 's1' } });
-        await join(client, 'lobby');
-        await subscribed('channel:lobby');
-        await subscribed('session:fay/s1');
-        await client.close();
-        await subscribed('user:fay', 0);
-        await subscribed('channel:lobby', 0);
-        await subscribed('session:fay/s1', 0);
-      });
+    // Node A has a connection of its own ({ url }), node B a client it was given ({ client }).
+    runClusterDeliveryContract('one Redis', () => {
+      const prefix = uniquePrefix('nodes');
+      const observer = ioredis();
+      return {
+        a: new RedisTransport({ url: REDIS_URL, prefix }),
+        b: new RedisTransport({ client: ioredis(), prefix }),
+        subscribers: (topic: string) => subscriberCount(observer, `${prefix}:${topic}`),
+      };
     });
 
     describe.runIf(redisServerUp)('while Redis is down (SPEC 9.5, 14.2)', () => {
@@ -302,8 +180,8 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
         const transportA = new RedisTransport({ url: server.url, prefix });
         const transportB = new RedisTransport({ url: server.url, prefix });
         nodes = [
-          await startRiverside({ transport: transportA }, [NodeHandler]),
-          await startRiverside({ transport: transportB }, [NodeHandler]),
+          await startRiverside({ transport: transportA }, [ClusterNodeHandler]),
+          await startRiverside({ transport: transportB }, [ClusterNodeHandler]),
         ];
         return { nodeA: nodes[0], nodeB: nodes[1], transportA, transportB };
       }

@@ -1,0 +1,207 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AuthRequest,
+  DeliveryService,
+  OnAuthenticate,
+  OnInfo,
+  OnMessage,
+  OnTerminate,
+  RiversideHandler,
+  type RiversideTransport,
+  type Session,
+  type TerminateReason,
+} from 'nestjs-riverside';
+import type { TestClient } from 'nestjs-riverside/testing';
+import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
+
+/** How the sessions of ClusterNodeHandler ended, in order, since the last twoNodes() test began. */
+const terminations: TerminateReason[] = [];
+
+/** `?user=<id>&sid=<id>`; `{ join }` joins a channel; infos are echoed as `{ info }`. */
+@RiversideHandler()
+export class ClusterNodeHandler {
+  @OnAuthenticate()
+  authenticate(req: AuthRequest) {
+    return { userId: String(req.queries.user), sessionId: typeof req.queries.sid === 'string' ? req.queries.sid : undefined };
+  }
+
+  @OnMessage()
+  onMessage(message: { join?: string }, session: Session) {
+    if (!message.join) return undefined;
+    session.join(message.join);
+    return { joined: message.join };
+  }
+
+  @OnInfo()
+  onInfo(info: unknown) {
+    return { info };
+  }
+
+  @OnTerminate()
+  onTerminate(reason: TerminateReason) {
+    terminations.push(reason);
+  }
+}
+
+/** Joins `channel` through ClusterNodeHandler, and waits for its answer. */
+export async function join(client: TestClient, channel: string): Promise<void> {
+  client.send({ join: channel });
+  expect(await client.expectMessage()).toEqual({ joined: channel });
+}
+
+/** Two nodes' transports on one broker and one prefix, fresh for each test. */
+export interface ClusterTransports {
+  readonly a: RiversideTransport;
+  readonly b: RiversideTransport;
+  /** How many of the two nodes the broker has subscribed to `topic` (an unprefixed topic, e.g. `user:42`). */
+  subscribers(topic: string): number | Promise<number>;
+}
+
+/** The two nodes of the running test. */
+export interface TwoNodes<T extends ClusterTransports> {
+  readonly transports: T;
+  readonly nodeA: RunningApp;
+  readonly nodeB: RunningApp;
+  /** Waits until `count` nodes are subscribed to `topic` on the broker (0: until none is). */
+  subscribed(topic: string, count?: number): Promise<void>;
+}
+
+/**
+ * Registers, in the enclosing describe, a beforeEach that starts two Nest apps with
+ * ClusterNodeHandler on fresh transports from `createTransports` (node A on `a`, node B on
+ * `b`), and an afterEach that closes them. Read the nodes inside tests only.
+ */
+export function twoNodes<T extends ClusterTransports>(createTransports: () => T | Promise<T>): TwoNodes<T> {
+  let transports: T | undefined;
+  let nodeA: RunningApp | undefined;
+  let nodeB: RunningApp | undefined;
+  beforeEach(async () => {
+    terminations.length = 0;
+    transports = await createTransports();
+    nodeA = await startRiverside({ transport: transports.a }, [ClusterNodeHandler]);
+    nodeB = await startRiverside({ transport: transports.b }, [ClusterNodeHandler]);
+  });
+  afterEach(async () => {
+    await nodeA?.close();
+    await nodeB?.close();
+    transports = nodeA = nodeB = undefined;
+  });
+  const started = <V>(value: V | undefined): V => {
+    if (value === undefined) throw new Error('twoNodes(): the nodes exist only while a test runs');
+    return value;
+  };
+  return {
+    get transports() {
+      return started(transports);
+    },
+    get nodeA() {
+      return started(nodeA);
+    },
+    get nodeB() {
+      return started(nodeB);
+    },
+    subscribed: (topic, count = 1) =>
+      eventually(async () => expect(await started(transports).subscribers(topic)).toBe(count)),
+  };
+}
+
+/**
+ * What delivery across nodes must do on every cluster transport (SPEC 9.1, 9.2, 14.4): two Nest
+ * apps in one process, on the in-process bus, Redis and NATS alike. `name` says which.
+ */
+export function runClusterDeliveryContract(name: string, createTransports: () => ClusterTransports | Promise<ClusterTransports>): void {
+  describe(`two Nest apps on ${name} (cluster delivery contract)`, () => {
+    const cluster = twoNodes(createTransports);
+
+    it('delivers to a user connected to another node; deliver() counts only local sockets', async () => {
+      const { nodeA, nodeB } = cluster;
+      const onB = await nodeB.connect('/', { query: { user: 'ann' } });
+      await cluster.subscribed('user:ann');
+      expect(nodeA.app.get(DeliveryService).deliver({ user: 'ann' }, { hello: 'from A' })).toBe(0);
+      expect(await onB.expectMessage()).toEqual({ hello: 'from A' });
+    });
+
+    it('delivers to every session of a user spread over both nodes exactly once, its own node served locally', async () => {
+      const { nodeA, nodeB } = cluster;
+      const onA = await nodeA.connect('/', { query: { user: 'bob' } });
+      const onB = await nodeB.connect('/', { query: { user: 'bob' } });
+      await cluster.subscribed('user:bob', 2);
+      expect(nodeA.app.get(DeliveryService).deliver({ user: 'bob' }, { n: 1 })).toBe(1);
+      expect(await onA.expectMessage()).toEqual({ n: 1 });
+      expect(await onB.expectMessage()).toEqual({ n: 1 });
+      await onA.expectNoMessage(150);
+      await onB.expectNoMessage(0);
+    });
+
+    it('broadcasts to channel members on both nodes, each once, the sender node served locally, and to nobody else', async () => {
+      const { nodeA, nodeB } = cluster;
+      const members = [
+        await nodeA.connect('/', { query: { user: 'a1' } }),
+        await nodeA.connect('/', { query: { user: 'a2' } }),
+        await nodeB.connect('/', { query: { user: 'b1' } }),
+        await nodeB.connect('/', { query: { user: 'b2' } }),
+      ];
+      const outsider = await nodeB.connect('/', { query: { user: 'b3' } });
+      for (const member of members) await join(member, 'room');
+      await cluster.subscribed('channel:room', 2);
+      expect(nodeA.app.get(DeliveryService).deliver({ channel: 'room' }, { say: 'hi' })).toBe(2);
+      for (const member of members) expect(await member.expectMessage()).toEqual({ say: 'hi' });
+      for (const member of members) await member.expectNoMessage(100);
+      await outsider.expectNoMessage(0);
+    });
+
+    it('reaches one session on another node by [userId, sessionId], ids with dots included: delivers to it, hands it an info, closes it, and leaves its sibling alone', async () => {
+      const { nodeA, nodeB } = cluster;
+      const target = await nodeB.connect('/', { query: { user: 'cy.z', sid: 'phone.1' } });
+      const sibling = await nodeB.connect('/', { query: { user: 'cy.z', sid: 'laptop' } });
+      await cluster.subscribed('session:cy.z/phone.1');
+      const delivery = nodeA.app.get(DeliveryService);
+      delivery.deliver({ session: ['cy.z', 'phone.1'] }, 'only you');
+      expect(await target.expectMessage()).toBe('only you');
+      delivery.info({ session: ['cy.z', 'phone.1'] }, { refresh: true });
+      expect(await target.expectMessage()).toEqual({ info: { refresh: true } });
+      delivery.close({ session: ['cy.z', 'phone.1'] }, 4001, 'kicked');
+      expect(await target.expectClose(4001)).toEqual({ code: 4001, reason: 'kicked' });
+      await eventually(() => expect(terminations).toEqual(['stop']));
+      await sibling.expectNoMessage(150);
+    });
+
+    it('hands an info for a user to @OnInfo on another node', async () => {
+      const { nodeA, nodeB } = cluster;
+      const onB = await nodeB.connect('/', { query: { user: 'di' } });
+      await cluster.subscribed('user:di');
+      expect(nodeA.app.get(DeliveryService).info({ user: 'di' }, { refresh: true })).toBe(0);
+      expect(await onB.expectMessage()).toEqual({ info: { refresh: true } });
+    });
+
+    it("closes a user's sessions on another node with the given code; their terminate reason is stop", async () => {
+      const { nodeA, nodeB } = cluster;
+      const onB = await nodeB.connect('/', { query: { user: 'ed' } });
+      await cluster.subscribed('user:ed');
+      nodeA.app.get(DeliveryService).close({ user: 'ed' }, 4001, 'kicked');
+      expect(await onB.expectClose(4001)).toEqual({ code: 4001, reason: 'kicked' });
+      await eventually(() => expect(terminations).toEqual(['stop']));
+    });
+
+    it('keeps the order of many deliveries from one node to a user on another (SPEC 14.4)', async () => {
+      const { nodeA, nodeB } = cluster;
+      const onB = await nodeB.connect('/', { query: { user: 'ord' } });
+      await cluster.subscribed('user:ord');
+      const delivery = nodeA.app.get(DeliveryService);
+      for (let n = 0; n < 200; n++) delivery.deliver({ user: 'ord' }, { n });
+      expect(await onB.expectMessages(200)).toEqual(Array.from({ length: 200 }, (_, n) => ({ n })));
+    });
+
+    it('unsubscribes a node from the broker when the last local session of a topic leaves', async () => {
+      const client = await cluster.nodeB.connect('/', { query: { user: 'fay', sid: 's1' } });
+      await join(client, 'lobby');
+      await cluster.subscribed('channel:lobby');
+      await cluster.subscribed('session:fay/s1');
+      await cluster.subscribed('user:fay');
+      await client.close();
+      await cluster.subscribed('user:fay', 0);
+      await cluster.subscribed('channel:lobby', 0);
+      await cluster.subscribed('session:fay/s1', 0);
+    });
+  });
+}
