@@ -35,7 +35,8 @@ export class ConnectionSweep {
   private sweep(): void {
     const now = this.now();
     for (const connection of this.connections) {
-      if (now - connection.lastSeen >= this.idleTimeout) connection.closeFor('idleTimeout');
+      // A connection whose socket is paused (its handler is behind) is silent because of us.
+      if (!connection.readPaused && now - connection.lastSeen >= this.idleTimeout) connection.closeFor('idleTimeout');
       else if (connection.openedAt !== 0 && now - connection.openedAt >= this.maxConnectionAge) connection.closeFor('overAge');
     }
   }

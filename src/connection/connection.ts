@@ -59,6 +59,9 @@ export class ConnectionLostError extends Error {
   }
 }
 
+/** What a queued frame costs beyond its payload, so that empty frames are bounded too. */
+const QUEUED_FRAME_OVERHEAD = 64;
+
 const NOTHING_SCHEDULED: ScheduledInfo = Object.freeze({ cancel() {} });
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -97,6 +100,9 @@ export class Connection implements SessionConnection {
   private terminatePending = false;
   private terminated = false;
   private readonly window: TransmissionWindow;
+  private queuedBytes = 0;
+  /** The socket is not read while too much waits in the queue (see queueFrame). */
+  readPaused = false;
   private timers: Set<NodeJS.Timeout> | null = null;
 
   constructor(
@@ -158,10 +164,24 @@ export class Connection implements SessionConnection {
     const now = this.host.now();
     this.lastSeen = now;
     if (!this.countTransmission(now)) return;
-    if (this.busy) this.enqueue(TASK_FRAME, data, isBinary);
+    if (this.busy) this.queueFrame(data, isBinary);
     else {
       this.handleFrame(data, isBinary);
       if (this.queue !== null) this.drain();
+    }
+  }
+
+  /**
+   * Frames wait while a callback is in flight. Past `maxBackpressure` queued bytes, the socket
+   * stops being read, so TCP pushes back on the client: memory stays bounded and nothing the
+   * client sent is dropped. Reading resumes once the queue is drained.
+   */
+  private queueFrame(data: Buffer, isBinary: boolean): void {
+    this.enqueue(TASK_FRAME, data, isBinary);
+    this.queuedBytes += data.length + QUEUED_FRAME_OVERHEAD;
+    if (!this.readPaused && this.queuedBytes > this.host.options.maxBackpressure) {
+      this.readPaused = true;
+      this.ws.pause();
     }
   }
 
@@ -281,6 +301,13 @@ export class Connection implements SessionConnection {
     }
   }
 
+  private resumeReading(): void {
+    this.readPaused = false;
+    // The silence was ours: the client gets a fresh idle window.
+    this.lastSeen = this.host.now();
+    this.ws.resume();
+  }
+
   private enqueue(kind: number, a: unknown, b: unknown): void {
     (this.queue ??= []).push(kind, a, b);
   }
@@ -291,12 +318,19 @@ export class Connection implements SessionConnection {
       if (this.state >= CLOSING) break;
       const head = this.queueHead;
       this.queueHead = head + 3;
-      if (queue[head] === TASK_FRAME) this.handleFrame(queue[head + 1] as Buffer, queue[head + 2] as boolean);
-      else this.handleInfo(queue[head + 1]);
+      if (queue[head] === TASK_FRAME) {
+        const data = queue[head + 1] as Buffer;
+        this.queuedBytes -= data.length + QUEUED_FRAME_OVERHEAD;
+        this.handleFrame(data, queue[head + 2] as boolean);
+      } else {
+        this.handleInfo(queue[head + 1]);
+      }
     }
     if (queue !== null && (this.queueHead >= queue.length || this.state >= CLOSING)) {
       this.queue = null;
       this.queueHead = 0;
+      this.queuedBytes = 0;
+      if (this.readPaused) this.resumeReading();
     }
     if (!this.busy && this.terminatePending) this.terminate();
   }
@@ -419,6 +453,8 @@ export class Connection implements SessionConnection {
     this.state = CLOSING;
     this.closeReason = reason;
     this.pendingWrites = null;
+    // The closing handshake needs the client's close frame to be read.
+    if (this.readPaused) this.resumeReading();
     this.clearTimers();
     this.debug(`closing with ${code}`);
     this.ws.close(code, text);

@@ -97,7 +97,10 @@ export interface RiversideModuleOptions {
   ws?: RiversideWsOptions;
   /** What to do with a frame of the wrong type or one the codec cannot decode. @default 'ignore' */
   invalidMessage?: 'ignore' | 'close';
-  /** Unsent bytes a socket may hold before it is treated as a slow consumer. @default 4194304 (4 MiB) */
+  /**
+   * Unsent bytes a socket may hold before it is treated as a slow consumer; also the inbound bytes
+   * that may wait for a busy handler before the socket stops being read. @default 4194304 (4 MiB)
+   */
   maxBackpressure?: number;
   /** What happens to a slow consumer: closed with 3004, or messages to it dropped. @default 'close' */
   slowConsumer?: 'close' | 'drop';

@@ -8,6 +8,7 @@ import {
   OnInit,
   OnMessage,
   OnTerminate,
+  RawBinaryCodec,
   RiversideHandler,
   RiversideStats,
   type TerminateReason,
@@ -252,6 +253,62 @@ describe('slow consumer (SPEC 7.4)', () => {
 
     expect((await client.expectFrame()).data.length).toBe(2 * LIMIT);
     expect(client.ws.readyState).toBe(client.ws.OPEN);
+  });
+});
+
+describe('a client faster than its async handler (inbound backpressure)', () => {
+  /** Holds every message until the test opens the gate, like a handler waiting on a slow database. */
+  @RiversideHandler({ path: '/gated' })
+  class GatedHandler {
+    static open: () => void = () => {};
+    static gate = new Promise<void>((resolve) => (GatedHandler.open = resolve));
+    readonly handled: number[] = [];
+
+    @OnMessage()
+    async onMessage(message: Buffer) {
+      await GatedHandler.gate;
+      this.handled.push(message.readUInt32BE(0));
+      return undefined;
+    }
+  }
+
+  let app: RunningApp;
+  afterEach(() => app?.close());
+
+  it('stops reading the socket past maxBackpressure queued bytes, then handles every frame in order', async () => {
+    GatedHandler.gate = new Promise<void>((resolve) => (GatedHandler.open = resolve));
+    app = await startRiverside(
+      { maxBackpressure: 256 * 1024, transmissionLimit: { capacity: Infinity }, codec: RawBinaryCodec },
+      [GatedHandler],
+    );
+    const client = await app.connect('/gated');
+    const frames = 200;
+    for (let i = 0; i < frames; i++) {
+      const frame = Buffer.alloc(256 * 1024);
+      frame.writeUInt32BE(i, 0);
+      client.sendRaw(frame, true);
+    }
+    // 50 MiB sent; the server stopped reading after ~256 KiB, so most of it waits on the client.
+    await eventually(() => expect(client.ws.bufferedAmount).toBeGreaterThan(20 * 1024 * 1024));
+    GatedHandler.open();
+    const handler = app.app.get(GatedHandler);
+    await eventually(() => expect(handler.handled).toHaveLength(frames), 10_000);
+    expect(handler.handled).toEqual(Array.from({ length: frames }, (_, i) => i));
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+  });
+
+  it('does not count the time it stopped reading as the client being idle', async () => {
+    GatedHandler.gate = new Promise<void>((resolve) => (GatedHandler.open = resolve));
+    app = await startRiverside(
+      { idleTimeout: 200, maxBackpressure: 64 * 1024, transmissionLimit: { capacity: Infinity }, codec: RawBinaryCodec },
+      [GatedHandler],
+    );
+    const client = await app.connect('/gated');
+    for (let i = 0; i < 20; i++) client.sendRaw(Buffer.alloc(64 * 1024), true);
+    await new Promise((resolve) => setTimeout(resolve, 600)); // three idle timeouts, all spent paused
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+    GatedHandler.open();
+    await eventually(() => expect(app.app.get(GatedHandler).handled).toHaveLength(20));
   });
 });
 
