@@ -3,9 +3,9 @@ import type { WebSocket } from 'ws';
 import type { PeerAddress } from '../auth/auth-request.js';
 import { INVALID_MESSAGE } from '../codec/codec.interface.js';
 import { Frame } from '../codec/frame.js';
+import { encodeWith } from '../delivery/encoded-message.js';
 import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
 import type { SessionRegistry } from '../delivery/session-registry.js';
-import { EncodeError } from '../errors/encode.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
@@ -346,13 +346,8 @@ export class Connection implements SessionConnection {
       data = message.data;
       binary = message.type === 'binary';
     } else {
-      const codec = this.handler.codec;
-      try {
-        data = codec.encode(message);
-      } catch (error) {
-        throw new EncodeError(this.handler.codecName, error);
-      }
-      binary = codec.frameType === 'binary';
+      data = encodeWith(this.handler.codec, message);
+      binary = this.handler.codec.frameType === 'binary';
     }
     if (!this.canWrite(typeof data === 'string' ? data.length : data.byteLength)) return false;
     this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);

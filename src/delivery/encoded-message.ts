@@ -37,11 +37,14 @@ export class EncodedMessage {
 }
 
 function encode(codec: Codec, message: unknown): OutboundFrame {
-  let data: string | Uint8Array;
+  return new OutboundFrame(encodeWith(codec, message), codec.frameType === 'binary');
+}
+
+/** The codec's encoding of a message; a codec that throws becomes an EncodeError naming it. */
+export function encodeWith(codec: Codec, message: unknown): string | Uint8Array {
   try {
-    data = codec.encode(message);
+    return codec.encode(message);
   } catch (error) {
     throw new EncodeError(codec.constructor?.name ?? 'codec', error);
   }
-  return new OutboundFrame(data, codec.frameType === 'binary');
 }

@@ -32,7 +32,7 @@ export class OutboundFrame {
     const internals = ws as unknown as WsInternals;
     const socket = internals._socket;
     if (internals._sender._state !== SENDER_IDLE || hasExtensions(internals) || socket === null) {
-      ws.send(this.data, this.binary ? BINARY : TEXT);
+      ws.send(this.data, this.binary ? SEND_BINARY : SEND_TEXT);
       return;
     }
     const chunks = (this.chunks ??= frameOnce(this.data, this.binary));
@@ -58,8 +58,9 @@ function frameOnce(data: Buffer, binary: boolean): Buffer[] {
 }
 
 const MERGE_LIMIT = 64 * 1024;
-const TEXT = Object.freeze({ binary: false });
-const BINARY = Object.freeze({ binary: true });
+/** ws.send() options, shared rather than built per send. */
+export const SEND_TEXT = Object.freeze({ binary: false });
+export const SEND_BINARY = Object.freeze({ binary: true });
 /** ws's Sender state DEFAULT: nothing queued behind a compression or a Blob read. */
 const SENDER_IDLE = 0;
 
@@ -74,5 +75,3 @@ function hasExtensions(ws: WsInternals): boolean {
   return false;
 }
 
-export const SEND_TEXT = TEXT;
-export const SEND_BINARY = BINARY;

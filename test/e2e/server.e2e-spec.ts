@@ -5,7 +5,6 @@ import { SubscribeMessage, WebSocketGateway, type WsResponse } from '@nestjs/web
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type AuthRequest,
@@ -21,11 +20,10 @@ import {
 import { TestClient, type TestClientOptions } from 'nestjs-riverside/testing';
 import { fetchRaw } from '../support/http.js';
 import { eventually, RecordingLogger, type RunningApp, startRiverside } from '../support/riverside-app.js';
+import { CERT_PATH, KEY_PATH } from '../support/tls-fixture.js';
 
 // SPEC 2 (server, HTTP surface, adapter) and 14.1 (graceful shutdown), as a client sees them.
 
-const CERT_PATH = fileURLToPath(new URL('../fixtures/tls-cert.pem', import.meta.url));
-const KEY_PATH = fileURLToPath(new URL('../fixtures/tls-key.pem', import.meta.url));
 
 @RiversideHandler()
 class EchoHandler {

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 // From src, like the resolver (an internal module): 'nestjs-riverside' would type-check against dist.
 import {
@@ -10,9 +9,8 @@ import {
   type RiversideModuleOptions,
 } from '../../src/index.js';
 import { resolveRiversideOptions } from '../../src/module/riverside-options.resolver.js';
+import { CERT_PATH, KEY_PATH } from '../support/tls-fixture.js';
 
-const CERT_PATH = fileURLToPath(new URL('../fixtures/tls-cert.pem', import.meta.url));
-const KEY_PATH = fileURLToPath(new URL('../fixtures/tls-key.pem', import.meta.url));
 const CERT_PEM = readFileSync(CERT_PATH, 'utf8');
 const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 
