@@ -1,5 +1,6 @@
 import type { PeerAddress } from '../auth/auth-request.js';
 import { assertApplicationCloseCode } from './close-codes.js';
+import { MAX_TIMER_DELAY_MS } from './scheduled-infos.js';
 
 /** What a Session needs from the connection behind it. */
 export interface SessionConnection {
@@ -98,9 +99,14 @@ export class Session<S = unknown> {
     return this.connection.channels();
   }
 
-  /** After `ms`, `info` reaches this handler's `@OnInfo` (in order with frames). */
+  /**
+   * After `ms`, `info` reaches this handler's `@OnInfo` (in order with frames). Throws a
+   * RangeError for a delay below 0 or over 2147483647 ms (about 24.8 days, what a timer holds).
+   */
   sendAfter(ms: number, info: unknown): ScheduledInfo {
-    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`sendAfter takes a delay in ms >= 0, got ${ms}`);
+    if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIMER_DELAY_MS) {
+      throw new RangeError(`sendAfter takes a delay in ms from 0 to ${MAX_TIMER_DELAY_MS}, got ${ms}`);
+    }
     return this.connection.schedule(ms, info);
   }
 
