@@ -1,63 +1,26 @@
-import type { Logger } from '@nestjs/common';
 import type { WebSocket } from 'ws';
-import type { PeerAddress } from '../auth/auth-request.js';
 import { INVALID_MESSAGE } from '../codec/codec.interface.js';
 import type { OutboundFrame } from '../delivery/outbound-frame.js';
-import type { SessionRegistry } from '../delivery/session-registry.js';
 import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
-import { RiversideError } from '../errors/riverside.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
-import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
-import { idTooLongMessage, tooManyChannelsMessage } from '../riverside.messages.js';
-import type { RiversideStats } from '../stats/riverside-stats.js';
+import { assertJoinable } from './channel-limits.js';
 import { CLOSE_FRAMES } from './close-codes.js';
+import { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
 import { InboundQueue, TASK_FRAME, TASK_INFO } from './inbound-queue.js';
 import { OutboundWriter } from './outbound-writer.js';
 import { ScheduledInfos } from './scheduled-infos.js';
+import { listenTo } from './socket-listeners.js';
 import { type ScheduledInfo, Session, type SessionConnection } from './session.js';
 import { type TerminateReason, terminateReasonName } from './terminate-reason.js';
 import { TransmissionWindow } from './transmission-window.js';
 
-/** What a connection needs from the server that accepted it. */
-export interface ConnectionHost {
-  readonly options: ResolvedRiversideOptions;
-  readonly stats: RiversideStats;
-  readonly registry: SessionRegistry;
-  readonly logger: Logger;
-  /** Monotonic milliseconds. */
-  now(): number;
-  /** The socket is gone: release its slot. */
-  connectionClosed(connection: Connection): void;
-  /** @OnTerminate has been called (its Promise, if any, is tracked): shutdown may go on. */
-  connectionTerminated(connection: Connection): void;
-  /** An async @OnTerminate is running; shutdown waits for it (bounded). */
-  trackTermination(pending: Promise<unknown>): void;
-}
-
-export interface ConnectionIdentity {
-  readonly userId: string;
-  readonly sessionId: string;
-  readonly peer: PeerAddress;
-  readonly subprotocol: string | null;
-  readonly state: unknown;
-}
-
-/** The connection is a property of its socket, so ws listeners can be shared functions. */
-const kConnection = Symbol('riverside.connection');
+export { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
 
 // Lifecycle states, in order: a connection only moves forward.
 const INITIALIZING = 0;
 const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
-
-/** The TCP connection ended without a close frame. */
-export class ConnectionLostError extends Error {
-  constructor() {
-    super('connection lost without a close frame');
-    this.name = 'ConnectionLostError';
-  }
-}
 
 /** What a queued frame costs beyond its payload, so that empty frames are bounded too. */
 const QUEUED_FRAME_OVERHEAD = 64;
@@ -136,12 +99,7 @@ export class Connection implements SessionConnection {
       identity.state,
       new Date(),
     );
-    (ws as unknown as Record<symbol, Connection>)[kConnection] = this;
-    ws.on('message', onSocketMessage);
-    ws.on('ping', onSocketPing);
-    ws.on('pong', onSocketPong);
-    ws.on('error', onSocketError);
-    ws.on('close', onSocketClose);
+    listenTo(ws, this);
   }
 
   get isOpen(): boolean {
@@ -378,15 +336,7 @@ export class Connection implements SessionConnection {
   join(channel: string | number, meta: unknown): boolean {
     if (this.state >= CLOSING) return false;
     const id = String(channel);
-    const { maxIdLength, maxChannelsPerSession } = this.host.options;
-    if (id.length * 3 > maxIdLength && Buffer.byteLength(id) > maxIdLength) {
-      this.host.stats.refusedJoins++;
-      throw new RiversideError('RIVERSIDE_ERR_ID_TOO_LONG', idTooLongMessage('The channel id', Buffer.byteLength(id), maxIdLength));
-    }
-    if (this.joined !== null && this.joined.size >= maxChannelsPerSession && !this.joined.has(id)) {
-      this.host.stats.refusedJoins++;
-      throw new RiversideError('RIVERSIDE_ERR_TOO_MANY_CHANNELS', tooManyChannelsMessage(id, maxChannelsPerSession));
-    }
+    assertJoinable(this.joined, id, this.host.options, this.host.stats);
     return this.host.registry.join(this, id, meta);
   }
 
@@ -557,25 +507,4 @@ export class Connection implements SessionConnection {
   private debug(message: string): void {
     if (this.host.options.debug) this.host.logger.debug(`${this.session} ${message}`);
   }
-}
-
-function connectionOf(ws: unknown): Connection {
-  return (ws as Record<symbol, Connection>)[kConnection];
-}
-
-// Shared listeners: `this` is the WebSocket, so no closure is created per connection.
-function onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-  connectionOf(this).receive(data, isBinary);
-}
-function onSocketPing(this: WebSocket): void {
-  connectionOf(this).receivePing();
-}
-function onSocketPong(this: WebSocket): void {
-  connectionOf(this).receivePong();
-}
-function onSocketError(this: WebSocket, error: Error): void {
-  connectionOf(this).socketErrored(error);
-}
-function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
-  connectionOf(this).socketClosed(code, reason);
 }
