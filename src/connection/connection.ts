@@ -108,6 +108,8 @@ export class Connection implements SessionConnection {
 
   /** Runs @OnInit; frames that arrive meanwhile wait in order. */
   start(): void {
+    // In a cluster, start waits for the broker: the connection may have been released meanwhile.
+    if (this.terminated) return;
     this.debug('connected');
     const init = this.handler.init;
     if (init === null) {

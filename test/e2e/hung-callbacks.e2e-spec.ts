@@ -221,6 +221,43 @@ describe('what waits for a busy connection is bounded', () => {
   });
 });
 
+describe('many small frames for a busy handler', () => {
+  /** Holds every frame until the test opens the gate. */
+  @RiversideHandler({ path: '/gate' })
+  class GateHandler {
+    static open: () => void = () => {};
+    static readonly handled: number[] = [];
+
+    @OnMessage()
+    async onMessage(message: { n: number }) {
+      await new Promise<void>((resolve) => (GateHandler.open = resolve));
+      GateHandler.handled.push(message.n);
+      GateHandler.open = () => {};
+      return undefined;
+    }
+  }
+
+  let app: RunningApp;
+  afterEach(() => app?.close());
+
+  it('stops reading the socket past maxQueuedMessages queued frames (the pause is not idleness), then handles every one in order', async () => {
+    app = await startRiverside(
+      { maxQueuedMessages: 10, idleTimeout: 200, transmissionLimit: { capacity: Infinity }, shutdownTimeout: 200 },
+      [GateHandler],
+    );
+    const client = await app.connect('/gate');
+    for (let n = 0; n < 50; n++) client.send({ n });
+    // Three idle timeouts: a connection that were merely silent would be closed with 3003.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+    while (GateHandler.handled.length < 50) {
+      GateHandler.open();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(GateHandler.handled).toEqual(Array.from({ length: 50 }, (_, n) => n));
+  });
+});
+
 describe('the inbound queue releases handled frames', () => {
   /** Takes 1 ms per frame; tracks which of the Buffers it handled are still reachable. */
   @RiversideHandler({ path: '/slow' })
