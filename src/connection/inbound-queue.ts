@@ -50,8 +50,11 @@ export class InboundQueue {
     const value = tasks[head + 1];
     tasks[head + 1] = undefined;
     this.head = head + 3;
-    if (this.head === tasks.length) this.clear();
-    else if (this.head >= COMPACT_AFTER && this.head * 2 >= tasks.length) {
+    if (this.head === tasks.length) {
+      // Emptied: the array is reused from its start (its bytes are the caller's to account).
+      tasks.length = 0;
+      this.head = 0;
+    } else if (this.head >= COMPACT_AFTER && this.head * 2 >= tasks.length) {
       tasks.splice(0, this.head);
       this.head = 0;
     }

@@ -275,8 +275,7 @@ describe('the inbound queue releases handled frames', () => {
       await new Promise((resolve) => setTimeout(resolve, 1));
       if (SlowHandler.handled % 250 === 0) {
         // Measured from the handler, while later frames are still queued behind it.
-        gc();
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await collect();
         SlowHandler.maxLive = Math.max(SlowHandler.maxLive, SlowHandler.live);
       }
       return undefined;
