@@ -1,3 +1,5 @@
+import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
+
 /**
  * Why a connection ended, as `@OnTerminate` receives it.
  *
@@ -30,5 +32,5 @@ export type TerminateReason =
 export function terminateReasonName(reason: TerminateReason): string {
   if (typeof reason === 'string') return reason;
   // Told apart from other errors: a hung callback is the application's to fix.
-  return reason.kind === 'error' && reason.error.name === 'HandlerTimeoutError' ? 'handlerTimeout' : reason.kind;
+  return reason.kind === 'error' && reason.error instanceof HandlerTimeoutError ? 'handlerTimeout' : reason.kind;
 }
