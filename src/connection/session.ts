@@ -75,7 +75,10 @@ export class Session<S = unknown> {
     return this.connection.send(message);
   }
 
-  /** Closes this connection; `@OnTerminate` gets 'stop'. Codes: 1000 or 3000-4999. */
+  /**
+   * Closes this connection; `@OnTerminate` gets 'stop'. Codes: 1000 or 3000-4999; the reason at
+   * most 123 UTF-8 bytes. Anything else throws a RangeError, and the connection stays as it was.
+   */
   close(code = 1000, reason = ''): void {
     assertApplicationCloseCode(code, reason);
     this.connection.close(code, reason);
@@ -83,7 +86,9 @@ export class Session<S = unknown> {
 
   /**
    * Joins a channel (idempotent: joining again only replaces `meta`). Returns true when this
-   * call added the membership.
+   * call added the membership. Throws a `RiversideError`, changing nothing, when the channel id
+   * is over `maxIdLength` UTF-8 bytes (`RIVERSIDE_ERR_ID_TOO_LONG`) or the session is already in
+   * `maxChannelsPerSession` channels (`RIVERSIDE_ERR_TOO_MANY_CHANNELS`).
    */
   join(channel: string | number, meta?: unknown): boolean {
     return this.connection.join(channel, meta);

@@ -18,6 +18,7 @@ import {
   type Session,
   type TerminateReason,
 } from 'nestjs-riverside';
+import { MemoryBus, MemoryBusTransport } from 'nestjs-riverside/testing';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // A full collection on demand, to measure what is still reachable (not what the GC left lying).
@@ -89,10 +90,12 @@ describe('a callback that never settles (handlerTimeout, SPEC 4.5)', () => {
 
   it('after the client leaves, @OnTerminate runs within handlerTimeout with a HandlerTimeoutError, and the session is released', async () => {
     reset();
-    app = await startRiverside({ handlerTimeout: 300 }, [HungHandler]);
+    const transport = new MemoryBusTransport(new MemoryBus(), 'hung');
+    app = await startRiverside({ handlerTimeout: 300, transport }, [HungHandler]);
     const delivery = app.app.get(DeliveryService);
     const client = await app.connect('/hung', { query: { user: 'stuck' } });
     await eventually(() => expect(delivery.members('room')).toHaveLength(1));
+    await eventually(() => expect(transport.topics).toContain('user:stuck'));
     client.send({ hang: true });
     await eventually(() => expect(HungHandler.started).toBe(1));
 
@@ -114,6 +117,8 @@ describe('a callback that never settles (handlerTimeout, SPEC 4.5)', () => {
     });
     expect(delivery.members('room')).toEqual([]);
     expect(delivery.deliver({ user: 'stuck' }, 'anyone?')).toBe(0);
+    // Its broker subscriptions (user, session, channel) are released too.
+    await eventually(() => expect(transport.topics).toEqual([]));
     expect(app.app.get(RiversideStats).terminations).toMatchObject({ handlerTimeout: 1 });
   });
 
