@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { safeRemoteClose } from '../connection/close-codes.js';
+import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { LocalTransport } from '../transport/local.transport.js';
