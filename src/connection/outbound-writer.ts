@@ -1,10 +1,13 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Codec } from '../codec/codec.interface.js';
 import { Frame } from '../codec/frame.js';
 import { encodeWith } from '../delivery/encoded-message.js';
 import { type OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
+import { frameBytes, frameString } from '../delivery/wire-frame.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
+import { flushAtEndOfTurn, type TurnFlushable } from './turn-flush.js';
 
 /** What the writer needs from its connection: the slow-consumer close. */
 export interface SlowConsumerPolicyHost {
@@ -12,21 +15,58 @@ export interface SlowConsumerPolicyHost {
 }
 
 /**
+ * Past this many bytes corked in one turn, a socket is flushed at once: the kernel then says
+ * whether the client keeps up, so the slow-consumer check stays exact to within this much, and
+ * a large burst is not held in memory until the end of the turn.
+ */
+export const TURN_FLUSH_BYTES = 16 * 1024;
+
+/** ws's Sender state DEFAULT: nothing queued behind a compression or a Blob read. */
+const SENDER_IDLE = 0;
+
+interface WsInternals {
+  _socket: Socket;
+  _sender: { _state: number };
+  _extensions: Record<string, unknown>;
+}
+
+/**
  * The outbound side of one connection: writes with the slow-consumer policy (SPEC 7.4), and the
  * deliveries held back until @OnInit is done, bounded like unsent bytes.
  *
+ * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
+ * (turn-flush.ts) uncorks it, so that everything written to it in one turn leaves in one
+ * write. Replies and deliveries alike are framed by hand into one buffer and written to the
+ * TCP socket directly; ws.send() is used only while ws's sender is busy or an extension
+ * (permessage-deflate) rewrites payloads, so that frames never overtake one another.
+ *
  * Every size is in bytes as they go on the wire (UTF-8), never in UTF-16 units.
  */
-export class OutboundWriter {
+export class OutboundWriter implements TurnFlushable {
   private held: OutboundFrame[] | null = null;
   private heldBytes = 0;
+  private readonly socket: Socket;
+  private readonly sender: { _state: number };
+  /** No extension negotiated: frames can be written without ws.send(). Fixed at the handshake. */
+  private readonly plain: boolean;
+  private corked = false;
+  private flushQueued = false;
+  /** Bytes written since the socket was corked. */
+  private corkedBytes = 0;
+  /** ws.bufferedAmount when the socket was corked: what earlier turns left unsent. */
+  private unsentBefore = 0;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly options: ResolvedRiversideOptions,
     private readonly stats: RiversideStats,
     private readonly host: SlowConsumerPolicyHost,
-  ) {}
+  ) {
+    const internals = ws as unknown as WsInternals;
+    this.socket = internals._socket;
+    this.sender = internals._sender;
+    this.plain = !hasExtensions(internals);
+  }
 
   /** Deliveries held back (while @OnInit runs). */
   get heldCount(): number {
@@ -44,24 +84,26 @@ export class OutboundWriter {
       data = encodeWith(codec, message);
       binary = codec.frameType === 'binary';
     }
-    let bytes: number;
     if (typeof data === 'string') {
-      bytes = Buffer.byteLength(data);
+      const bytes = Buffer.byteLength(data);
+      if (!this.admit(bytes)) return false;
+      if (this.direct()) this.put(frameString(data, bytes, binary));
       // Node counts a queued string by its UTF-16 length: as bytes, bufferedAmount stays true.
-      if (bytes !== data.length) data = Buffer.from(data);
+      else this.viaWs(Buffer.from(data), binary);
     } else {
-      bytes = data.byteLength;
+      if (!this.admit(data.byteLength)) return false;
+      if (this.direct()) this.putAll(frameBytes(data, binary));
+      else this.viaWs(data, binary);
     }
-    if (!this.canWrite(bytes)) return false;
-    this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
     this.stats.framesOut++;
     return true;
   }
 
   /** Writes an already-encoded frame; false when not written. */
   write(frame: OutboundFrame): boolean {
-    if (!this.canWrite(frame.byteLength)) return false;
-    frame.writeTo(this.ws);
+    if (!this.admit(frame.byteLength)) return false;
+    if (this.direct()) this.putAll(frame.framed);
+    else this.viaWs(frame.data, frame.binary);
     this.stats.framesOut++;
     return true;
   }
@@ -94,20 +136,81 @@ export class OutboundWriter {
     this.heldBytes = 0;
   }
 
-  /** Open, and not a slow consumer. */
-  private canWrite(bytes: number): boolean {
-    const ws = this.ws;
-    if (ws.readyState !== 1) return false;
-    // A socket with nothing unsent is keeping up, even for a message larger than the limit.
-    const buffered = ws.bufferedAmount;
-    if (buffered === 0 || buffered + bytes <= this.options.maxBackpressure) return true;
-    this.refuse();
-    return false;
-  }
-
   /** The slow-consumer policy: close with 3004, or drop and count. */
   refuse(): void {
     if (this.options.slowConsumer === 'close') this.host.closeFor('slowConsumer');
     else this.stats.droppedMessages++;
   }
+
+  /** @internal End of the turn: what was corked leaves in one write. */
+  flushTurn(): void {
+    this.flushQueued = false;
+    if (this.corked) this.uncork();
+  }
+
+  /**
+   * Open, and not a slow consumer: a socket that had nothing unsent when this turn's writes
+   * began is keeping up, even for a message larger than the limit. Otherwise this turn's bytes
+   * queue behind the unsent ones, and the sum is held to `maxBackpressure`.
+   */
+  private admit(bytes: number): boolean {
+    const ws = this.ws;
+    if (ws.readyState !== 1) return false;
+    if (!this.corked) this.unsentBefore = ws.bufferedAmount;
+    if (this.unsentBefore === 0 || ws.bufferedAmount + bytes <= this.options.maxBackpressure) return true;
+    this.refuse();
+    return false;
+  }
+
+  private direct(): boolean {
+    return this.plain && this.sender._state === SENDER_IDLE;
+  }
+
+  private put(chunk: Buffer): void {
+    if (!this.corked) this.cork();
+    this.socket.write(chunk);
+    this.corkedBytes += chunk.length;
+    if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
+  }
+
+  private putAll(chunks: Buffer[]): void {
+    if (chunks.length === 1) {
+      this.put(chunks[0]);
+      return;
+    }
+    if (!this.corked) this.cork();
+    for (const chunk of chunks) {
+      this.socket.write(chunk);
+      this.corkedBytes += chunk.length;
+    }
+    if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
+  }
+
+  /** Through ws (extensions, or its sender busy): still corked, so the order on the wire is kept. */
+  private viaWs(data: Uint8Array, binary: boolean): void {
+    if (!this.corked) this.cork();
+    this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
+    this.corkedBytes += data.byteLength;
+    if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
+  }
+
+  private cork(): void {
+    this.socket.cork();
+    this.corked = true;
+    this.corkedBytes = 0;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      flushAtEndOfTurn(this);
+    }
+  }
+
+  private uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
+  }
+}
+
+function hasExtensions(ws: WsInternals): boolean {
+  for (const _ in ws._extensions) return true;
+  return false;
 }

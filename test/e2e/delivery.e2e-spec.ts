@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { Body, Controller, HttpCode, Injectable, Module, Param, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { AddressInfo } from 'node:net';
-import * as wsModule from 'ws';
+import { type AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   AuthError,
@@ -27,7 +26,6 @@ import { TestClient } from 'nestjs-riverside/testing';
 import { eventually, RecordingLogger, type RunningApp, running, startRiverside } from '../support/riverside-app.js';
 
 // ws's frame builder, which both ws.send() and the pre-framed broadcast path go through.
-const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } };
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
@@ -428,13 +426,20 @@ describe('encode once, frame once (SPEC 6.2, 5.4)', () => {
 
   it(`builds the WebSocket frame once for a broadcast to ${MEMBERS} members`, async () => {
     const clients = await fiftyMembers();
-    const frame = vi.spyOn(Sender, 'frame');
+    const port = app.server.address().port;
+    // What the server's sockets are given to write: the same frame buffer for every member.
+    const written = new Set<unknown>();
+    const originalWrite = Socket.prototype.write;
+    const write = vi.spyOn(Socket.prototype, 'write').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      if (this.localPort === port) written.add(args[0]);
+      return originalWrite.apply(this, args as Parameters<Socket['write']>);
+    });
 
     app.app.get(DeliveryService).deliver({ channel: 'fanout' }, { framed: 'once' });
-    const framings = frame.mock.calls.length;
-    frame.mockRestore();
+    write.mockRestore();
 
-    expect(framings).toBe(1);
+    expect(written.size).toBe(1);
+    expect(Buffer.from(written.values().next().value as Buffer).subarray(2).toString()).toBe('{"framed":"once"}');
     for (const client of clients) expect(await client.expectMessage()).toEqual({ framed: 'once' });
   });
 

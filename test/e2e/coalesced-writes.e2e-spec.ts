@@ -1,0 +1,176 @@
+import { connect as connectTcp, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DeliveryService, OnAuthenticate, OnInit, OnMessage, RiversideHandler, type Session } from 'nestjs-riverside';
+import { type RunningApp, startRiverside } from '../support/riverside-app.js';
+
+// Everything written to one socket in one event-loop turn leaves in one write (issue 12): the
+// client sees the same frames, in the same order, with no added latency.
+
+@RiversideHandler({ path: '/echo' })
+class EchoHandler {
+  @OnAuthenticate()
+  authenticate() {
+    return { userId: 'u' };
+  }
+
+  @OnMessage()
+  onMessage(message: unknown) {
+    return message;
+  }
+}
+
+/** Replies from places other than a synchronous @OnMessage: a timer, an async handler. */
+@RiversideHandler({ path: '/later' })
+class LaterHandler {
+  @OnInit()
+  onInit(session: Session) {
+    setTimeout(() => session.send({ from: 'timer' }), 5);
+  }
+
+  @OnMessage()
+  async onMessage(message: { n: number }) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    return { async: message.n };
+  }
+}
+
+describe('coalesced writes', () => {
+  let app: RunningApp;
+  afterEach(() => app?.close());
+
+  it('writes the replies to 16 frames that arrived in one TCP chunk with one socket write, in order', async () => {
+    app = await startRiverside({}, [EchoHandler]);
+    const port = app.server.address().port;
+    const client = await rawClient(port, '/echo');
+    const writes = countServerWrites(port);
+    try {
+      const frames = Array.from({ length: 16 }, (_, n) => maskedTextFrame(JSON.stringify({ n })));
+      client.socket.write(Buffer.concat(frames));
+
+      const replies = await client.texts(16);
+
+      expect(replies.map((text) => JSON.parse(text))).toEqual(Array.from({ length: 16 }, (_, n) => ({ n })));
+      expect(writes.count).toBe(1);
+    } finally {
+      writes.restore();
+      client.socket.destroy();
+    }
+  });
+
+  it('gives a pipelining client its 1,000 replies in order, even when one turn writes more than maxBackpressure to it', async () => {
+    app = await startRiverside({ maxBackpressure: 64 * 1024, transmissionLimit: { capacity: 2000, duration: 1000 } }, [EchoHandler]);
+    const client = await app.connect('/echo');
+    const padding = 'x'.repeat(1000);
+
+    for (let n = 0; n < 1000; n++) client.send({ n, padding });
+    const replies = (await client.expectMessages(1000, 10_000)) as { n: number }[];
+
+    expect(replies.map((reply) => reply.n)).toEqual(Array.from({ length: 1000 }, (_, n) => n));
+    expect(client.ws.readyState).toBe(client.ws.OPEN);
+  });
+
+  it('sends a lone reply at once: nothing else has to be written for it to leave', async () => {
+    app = await startRiverside({}, [EchoHandler]);
+    const client = await app.connect('/echo');
+    const sent = performance.now();
+
+    client.send({ alone: true });
+
+    expect(await client.expectMessage(1000)).toEqual({ alone: true });
+    expect(performance.now() - sent).toBeLessThan(500);
+  });
+
+  it('sends what a timer and an async handler write, each on its own', async () => {
+    app = await startRiverside({}, [LaterHandler]);
+    const client = await app.connect('/later');
+    expect(await client.expectMessage(1000)).toEqual({ from: 'timer' });
+
+    client.send({ n: 7 });
+    expect(await client.expectMessage(1000)).toEqual({ async: 7 });
+  });
+
+  it('sends a delivery made from a timer with no other traffic', async () => {
+    app = await startRiverside({}, [EchoHandler]);
+    const client = await app.connect('/echo');
+    const delivery = app.app.get(DeliveryService);
+
+    setTimeout(() => delivery.deliver({ user: 'u' }, { tick: 1 }), 10);
+
+    expect(await client.expectMessage(1000)).toEqual({ tick: 1 });
+  });
+});
+
+/** Counts the stream-level writes (write or writev, each one syscall) of the server's sockets. */
+function countServerWrites(port: number): { count: number; restore(): void } {
+  const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
+  const originalWrite = proto._write;
+  const originalWritev = proto._writev;
+  const counter = {
+    count: 0,
+    restore() {
+      proto._write = originalWrite;
+      proto._writev = originalWritev;
+    },
+  };
+  proto._write = function (this: Socket, ...args: unknown[]) {
+    if (this.localPort === port) counter.count++;
+    return originalWrite.apply(this, args);
+  };
+  proto._writev = function (this: Socket, ...args: unknown[]) {
+    if (this.localPort === port) counter.count++;
+    return originalWritev.apply(this, args);
+  };
+  return counter;
+}
+
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+  const masked = payload.map((byte, i) => byte ^ mask[i % 4]);
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+const VALID_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+
+/** A WebSocket client over a bare TCP socket, reading unmasked text frames under 126 bytes. */
+function rawClient(port: number, path: string): Promise<{ socket: Socket; texts(count: number): Promise<string[]> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp(port, '127.0.0.1');
+    let received = Buffer.alloc(0);
+    let upgraded = false;
+    let waiting: { count: number; resolve(texts: string[]): void } | null = null;
+    const texts: string[] = [];
+    const client = {
+      socket,
+      texts(count: number) {
+        return new Promise<string[]>((done) => {
+          waiting = { count, resolve: done };
+          check();
+        });
+      },
+    };
+    function check() {
+      if (waiting !== null && texts.length >= waiting.count) waiting.resolve(texts.splice(0, waiting.count));
+    }
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (!upgraded) {
+        const end = received.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        upgraded = true;
+        received = received.subarray(end + 4);
+        resolve(client);
+      }
+      while (received.length >= 2 && received.length >= 2 + received[1]) {
+        texts.push(received.subarray(2, 2 + received[1]).toString());
+        received = received.subarray(2 + received[1]);
+      }
+      check();
+    });
+    socket.on('error', reject);
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${VALID_KEY}\r\n\r\n`,
+    );
+  });
+}
