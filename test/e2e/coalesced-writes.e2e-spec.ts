@@ -1,6 +1,10 @@
 import { connect as connectTcp, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeliveryService, OnAuthenticate, OnInit, OnMessage, RiversideHandler, type Session } from 'nestjs-riverside';
+import type { WebSocket } from 'ws';
+import { DeliveryService, Frame, OnAuthenticate, OnInit, OnMessage, RiversideHandler, type Session } from 'nestjs-riverside';
+import type { Connection } from '../../src/connection/connection.js';
+import { TURN_FLUSH_BYTES } from '../../src/connection/outbound-writer.js';
+import { connectionOf } from '../../src/connection/session.js';
 import { type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // Everything written to one socket in one event-loop turn leaves in one write (issue 12): the
@@ -8,9 +12,16 @@ import { type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 @RiversideHandler({ path: '/echo' })
 class EchoHandler {
+  static lastSession: Session | null = null;
+
   @OnAuthenticate()
   authenticate() {
     return { userId: 'u' };
+  }
+
+  @OnInit()
+  onInit(session: Session) {
+    EchoHandler.lastSession = session;
   }
 
   @OnMessage()
@@ -67,6 +78,32 @@ describe('coalesced writes', () => {
 
     expect(replies.map((reply) => reply.n)).toEqual(Array.from({ length: 1000 }, (_, n) => n));
     expect(client.ws.readyState).toBe(client.ws.OPEN);
+  });
+
+  it.each([
+    ['16 KiB', 16 * 1024],
+    ['100 B', 100],
+  ])('refuses a client that stops reading the first %s message that takes its unsent bytes past maxBackpressure, not before', async (_, size) => {
+    const LIMIT = 256 * 1024;
+    app = await startRiverside({ maxBackpressure: LIMIT, slowConsumer: 'drop' }, [EchoHandler]);
+    const client = await app.connect('/echo');
+    const serverSide = (connectionOf(EchoHandler.lastSession!) as Connection).ws as WebSocket;
+    const delivery = app.app.get(DeliveryService);
+    const chunk = Frame.binary(Buffer.alloc(size, 7));
+    client.ws.pause();
+
+    let unsentAtRefusal = -1;
+    for (let i = 0; i < (64 * 1024 * 1024) / size && unsentAtRefusal === -1; i++) {
+      const unsent = serverSide.bufferedAmount;
+      if (delivery.deliver({ user: 'u' }, chunk) === 0) unsentAtRefusal = unsent;
+      // A large message flushes at once, so every one is held to the limit exactly.
+      else if (size >= TURN_FLUSH_BYTES) expect(unsent === 0 || unsent + size <= LIMIT).toBe(true);
+    }
+
+    expect(unsentAtRefusal + size).toBeGreaterThan(LIMIT);
+    // Small messages are judged per flushed batch: late by less than one batch at most.
+    expect(unsentAtRefusal).toBeLessThanOrEqual(LIMIT + TURN_FLUSH_BYTES);
+    client.ws.resume();
   });
 
   it('sends a lone reply at once: nothing else has to be written for it to leave', async () => {
