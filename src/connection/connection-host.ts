@@ -29,10 +29,16 @@ export interface ConnectionIdentity {
   readonly state: unknown;
 }
 
-/** The TCP connection ended without a close frame. */
+/**
+ * The TCP connection ended without a close frame. It carries no stack trace: it is made by the
+ * server for every dropped connection, where a trace would only say "socket closed".
+ */
 export class ConnectionLostError extends Error {
   constructor() {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super('connection lost without a close frame');
+    Error.stackTraceLimit = limit;
     this.name = 'ConnectionLostError';
   }
 }

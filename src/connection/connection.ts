@@ -97,7 +97,7 @@ export class Connection implements SessionConnection {
       identity.peer,
       identity.subprotocol,
       identity.state,
-      new Date(),
+      Date.now(),
     );
     listenTo(ws, this);
   }

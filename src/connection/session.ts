@@ -50,11 +50,18 @@ export class Session<S = unknown> {
     /** The subprotocol selected in the handshake, or null. */
     readonly subprotocol: string | null,
     state: S,
-    /** When the WebSocket was accepted. */
-    readonly connectedAt: Date,
+    /** When the WebSocket was accepted, in ms since the epoch: a Date is made only when read. */
+    private connectedAtMs: number,
   ) {
     this[kConnection] = connection;
     this.state = state;
+  }
+
+  private connectedAtDate: Date | null = null;
+
+  /** When the WebSocket was accepted. */
+  get connectedAt(): Date {
+    return (this.connectedAtDate ??= new Date(this.connectedAtMs));
   }
 
   private get connection(): SessionConnection {

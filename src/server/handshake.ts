@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
@@ -12,6 +12,7 @@ import type { ResolvedRiversideOptions } from '../module/riverside-options.resol
 import { describeValue } from '../riverside.messages.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
 import { rejectUpgrade } from './http-responses.js';
+import { randomSessionId } from './session-id.js';
 
 /** What a handshake needs from the server. */
 export interface HandshakeHost {
@@ -220,7 +221,7 @@ function identityFrom(
 ): ConnectionIdentity {
   return {
     userId: String(result.userId),
-    sessionId: result.sessionId ?? randomBytes(20).toString('hex'),
+    sessionId: result.sessionId ?? randomSessionId(),
     peer: request.peer,
     subprotocol,
     state: result.state,
