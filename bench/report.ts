@@ -19,6 +19,8 @@ export interface EchoRow {
   /** Fraction of one core the server used while measured. */
   serverCpu: number;
   serverUsPerMsg: number;
+  /** Server CPU µs per message of every round, in round order (paired across contenders). */
+  usPerMsgRounds: number[];
   clientCpu: number;
   closed: number;
 }
@@ -26,6 +28,8 @@ export interface EchoRow {
 export interface FanoutRow {
   contender: Contender['id'];
   members: number;
+  /** Broadcasts issued in one macrotask. */
+  inFlight: number;
   broadcasts: number;
   rates: number[];
   /** Messages received by all members per second, from the first send to the last arrival. */
@@ -33,6 +37,18 @@ export interface FanoutRow {
   /** Messages written per second of the server's own broadcast loop. */
   serverDeliveriesPerSec: number;
   serverUsPerDelivery: number;
+  /** Server CPU µs per delivery of every measured burst, in burst order. */
+  usPerDeliveryBursts: number[];
+}
+
+export interface ConnectRow {
+  contender: Contender['id'];
+  connections: number;
+  rates: number[];
+  connectionsPerSec: number;
+  /** Server CPU µs per connection of every round, in round order (paired across contenders). */
+  usPerConnectionRounds: number[];
+  serverUsPerConnection: number;
 }
 
 export interface MemoryRow {
@@ -47,12 +63,14 @@ export interface Results {
   machine: ReturnType<typeof machineFacts>;
   settings: {
     echo: { connections: number; window: number; payloadBytes: number[]; rounds: number; warmupMs: number; measureMs: number };
-    fanout: { members: number[]; bursts: number; deliveriesPerBurst: number; membersPerProcess: number; messageBytes: number };
+    fanout: { members: number[]; bursts: number; deliveriesPerBurst: number; membersPerProcess: number; messageBytes: number; inFlight: number[] };
+    connect: { connections: number; rounds: number };
     memory: { connections: number; perProcess: number; warmConnections: number };
   };
   quick: boolean;
   echo: EchoRow[];
   fanout: FanoutRow[];
+  connect: ConnectRow[];
   memory: MemoryRow[];
   micro: MicroResult[];
   errors: string[];
@@ -104,7 +122,7 @@ export function machineFacts() {
 }
 
 const labelOf = (id: string) => CONTENDERS.find((c) => c.id === id)?.label ?? id;
-const shortLabel: Record<string, string> = { 'raw-ws': 'raw ws', riverside: 'Riverside', 'nest-ws': 'Nest ws', 'socket.io': 'Socket.IO' };
+const shortLabel: Record<string, string> = { 'raw-ws': 'raw ws', 'raw-ws-framed': 'ws framed', riverside: 'Riverside', 'nest-ws': 'Nest ws', 'socket.io': 'Socket.IO' };
 
 function ratio(value: number, base: number | undefined): number {
   return base === undefined || base === 0 ? Number.NaN : value / base;
@@ -138,8 +156,8 @@ function verdicts(results: Results): string[][] {
     }
   }
   for (const members of results.settings.fanout.members) {
-    const raw = results.fanout.find((row) => row.contender === 'raw-ws' && row.members === members);
-    const riverside = results.fanout.find((row) => row.contender === 'riverside' && row.members === members);
+    const raw = results.fanout.find((row) => row.contender === 'raw-ws' && row.members === members && row.inFlight === 1);
+    const riverside = results.fanout.find((row) => row.contender === 'riverside' && row.members === members && row.inFlight === 1);
     if (!raw || !riverside) continue;
     const r = riverside.deliveriesPerSec / raw.deliveriesPerSec;
     const cpu = riverside.serverUsPerDelivery / raw.serverUsPerDelivery;
@@ -156,6 +174,65 @@ function verdicts(results: Results): string[][] {
     const rss = riverside.rssPerConnection / raw.rssPerConnection;
     rows.push(['13.3 idle memory: within 1.5x of raw ws (JS heap)', `${formatRatio(heap)}`, heap <= 1.5 ? 'met' : 'missed']);
     rows.push(['13.3 idle memory: within 1.5x of raw ws (RSS)', `${formatRatio(rss)}`, rss <= 1.5 ? 'met' : 'missed']);
+  }
+  return rows;
+}
+
+/** Per-round ratios a[i] / b[i] of two contenders measured in the same rounds. */
+function pairedRatios(a: readonly number[], b: readonly number[]): number[] {
+  const ratios: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) ratios.push(a[i] / b[i]);
+  return ratios;
+}
+
+/** The issue-12 goals, each as the median of paired per-round ratios, with their spread. */
+function goals(results: Results): string[][] {
+  const rows: string[][] = [];
+  const goal = (name: string, ratios: number[], target: number, atMost: boolean) => {
+    if (ratios.length === 0) return;
+    const value = median(ratios);
+    rows.push([
+      name,
+      `**${formatRatio(value)}**`,
+      spread(ratios),
+      ratios.map((r) => r.toFixed(2)).join(', '),
+      `${atMost ? '≤' : '≥'} ${target.toFixed(2)}x`,
+      (atMost ? value <= target : value >= target) ? 'met' : 'missed',
+    ]);
+  };
+  for (const [bytes, target] of [[64, 0.85], [1024, 0.9]] as const) {
+    const at = (id: string) => results.echo.find((row) => row.contender === id && row.payloadBytes === bytes);
+    const raw = at('raw-ws');
+    const riverside = at('riverside');
+    if (raw && riverside) {
+      goal(`echo ${bytes === 1024 ? '1 KiB' : `${bytes} B`}: server CPU µs/msg vs raw ws`, pairedRatios(riverside.usPerMsgRounds, raw.usPerMsgRounds), target, true);
+    }
+  }
+  for (const row of results.fanout.filter((r) => r.contender === 'riverside')) {
+    const framed = results.fanout.find((r) => r.contender === 'raw-ws-framed' && r.members === row.members && r.inFlight === row.inFlight);
+    if (!framed) continue;
+    goal(
+      `fan-out to ${row.members.toLocaleString('en-US')}, ${row.inFlight} broadcast${row.inFlight > 1 ? 's' : ''} in flight: server CPU µs/delivery vs pre-framed raw ws`,
+      pairedRatios(row.usPerDeliveryBursts, framed.usPerDeliveryBursts),
+      row.inFlight > 1 ? 0.8 : 1.0,
+      true,
+    );
+  }
+  const rawConnect = results.connect.find((row) => row.contender === 'raw-ws');
+  const riversideConnect = results.connect.find((row) => row.contender === 'riverside');
+  if (rawConnect && riversideConnect) {
+    goal('connections opened per second with a query-string auth vs raw ws', pairedRatios(riversideConnect.rates, rawConnect.rates), 1, false);
+    goal('server CPU µs per connection opened vs raw ws', pairedRatios(riversideConnect.usPerConnectionRounds, rawConnect.usPerConnectionRounds), 1, true);
+  }
+  const rawMemory = results.memory.find((row) => row.contender === 'raw-ws');
+  const riversideMemory = results.memory.find((row) => row.contender === 'riverside');
+  if (rawMemory && riversideMemory) {
+    goal(
+      `idle JS heap per authenticated connection vs raw ws (${riversideMemory.connections.toLocaleString('en-US')} connections, one measurement)`,
+      [riversideMemory.heapPerConnection / rawMemory.heapPerConnection],
+      1.15,
+      true,
+    );
   }
   return rows;
 }
@@ -225,7 +302,13 @@ function markdown(results: Results): string {
       `${fanout.messageBytes} B JSON message (B x N ≈ ${formatRate(fanout.deliveriesPerBurst)} deliveries), each broadcast in its own ` +
       'macrotask, triggered by an IPC control message; the rate is B x N over the time from the first broadcast to the last ' +
       `message received by the last member (one monotonic clock for all processes). One warm-up burst, then ${fanout.bursts} ` +
-      'measured; median. Nest WsAdapter is left out: it has no broadcast, its users write the raw ws loop.',
+      'measured; median. Nest WsAdapter is left out: it has no broadcast, its users write the raw ws loop. **raw ws ' +
+      '(pre-framed)** builds the frame once with ws\'s `Sender.frame` and writes that buffer to every member\'s TCP socket. ' +
+      `Each member count is also run with ${fanout.inFlight.filter((n) => n > 1).join(', ')} broadcasts issued in one macrotask ` +
+      '("in flight"), as when several events arrive in one event-loop turn.',
+    `- Connect rate: ${settings.connect.connections} connections opened 64 at a time by one load generator with the user id in ` +
+      `the query (raw ws parses it with \`new URL\` at the upgrade, Riverside in \`@OnAuthenticate\`), then closed; ` +
+      `${settings.connect.rounds} rounds after a warm-up, contenders alternating. Rate = connections / time to open them all.`,
     '- Spread = half the range of a contender\'s rounds (or bursts), relative to their median: how much the same server ' +
       'varies from one round to the next on this machine. A difference between contenders smaller than that is noise.',
     `- 13.3 idle memory: ${memory.warmConnections} connections opened and closed first (so lazy initialisation is in the baseline), ` +
@@ -233,6 +316,19 @@ function markdown(results: Results): string {
       'the number of connections. JS heap = `heapUsed`; RSS includes the native socket handles.',
     '',
   );
+
+  const goalRows = goals(results);
+  if (goalRows.length > 0) {
+    out.push('## Issue 12 goals (medians of paired per-round ratios)', '');
+    out.push(
+      'Each ratio is Riverside ÷ the baseline measured in the same round (echo, connect: the contenders take turns within a ' +
+        'round) or the same burst number (fan-out: the contenders run one after the other on the same connections count). ' +
+        'Server CPU per message does not depend on how busy the load generators were, so it is the steadier measure on a ' +
+        'shared VM; spread = half the range of the ratios relative to their median.',
+      '',
+    );
+    out.push(table(['goal', 'median ratio', 'spread', 'every round', 'goal', 'verdict'], goalRows), '');
+  }
 
   out.push('## SPEC 13 targets', '');
   out.push(table(['target', 'measured', 'verdict'], verdicts(results)), '');
@@ -274,17 +370,19 @@ function markdown(results: Results): string {
   out.push('## 13.2 Fan-out (deliveries/s, higher is better)', '');
   out.push(
     table(
-      ['members', 'contender', 'broadcasts per burst', 'deliveries/s (median)', 'vs raw ws', 'server send loop only', 'server CPU µs/delivery', 'spread', 'every burst'],
+      ['members', 'in flight', 'contender', 'broadcasts per burst', 'deliveries/s (median)', 'vs raw ws', 'server send loop only', 'server CPU µs/delivery', 'vs pre-framed raw ws', 'spread', 'every burst'],
       results.fanout.map((row) => {
-        const raw = results.fanout.find((r) => r.contender === 'raw-ws' && r.members === row.members)?.deliveriesPerSec;
+        const same = (id: string) => results.fanout.find((r) => r.contender === id && r.members === row.members && r.inFlight === row.inFlight);
         return [
           row.members.toLocaleString('en-US'),
+          String(row.inFlight),
           labelOf(row.contender),
           String(row.broadcasts),
           `**${formatRate(row.deliveriesPerSec)}**`,
-          formatRatio(ratio(row.deliveriesPerSec, raw)),
+          formatRatio(ratio(row.deliveriesPerSec, same('raw-ws')?.deliveriesPerSec)),
           formatRate(row.serverDeliveriesPerSec),
           row.serverUsPerDelivery.toFixed(2),
+          formatRatio(ratio(row.serverUsPerDelivery, same('raw-ws-framed')?.serverUsPerDelivery)),
           spread(row.rates),
           row.rates.map(formatRate).join(', '),
         ];
@@ -292,6 +390,27 @@ function markdown(results: Results): string {
     ),
     '',
   );
+
+  if (results.connect.length > 0) {
+    out.push('## Connect rate with a query-string auth (higher is better)', '');
+    const rawConnect = results.connect.find((row) => row.contender === 'raw-ws');
+    out.push(
+      table(
+        ['contender', 'connections per round', 'conn/s (median)', 'vs raw ws', 'server CPU µs/conn', 'vs raw ws', 'spread', 'every round'],
+        results.connect.map((row) => [
+          labelOf(row.contender),
+          row.connections.toLocaleString('en-US'),
+          `**${formatRate(row.connectionsPerSec)}**`,
+          formatRatio(ratio(row.connectionsPerSec, rawConnect?.connectionsPerSec)),
+          row.serverUsPerConnection.toFixed(0),
+          formatRatio(ratio(row.serverUsPerConnection, rawConnect?.serverUsPerConnection)),
+          spread(row.rates),
+          row.rates.map(formatRate).join(', '),
+        ]),
+      ),
+      '',
+    );
+  }
 
   out.push('## 13.3 Idle memory per connection (lower is better)', '');
   const rawMemory = results.memory.find((row) => row.contender === 'raw-ws');
@@ -392,12 +511,22 @@ function svg(results: Results): string {
     });
   }
   for (const members of results.settings.fanout.members) {
-    const rows = results.fanout.filter((row) => row.members === members);
-    if (rows.length === 0) continue;
-    const raw = rows.find((row) => row.contender === 'raw-ws')?.deliveriesPerSec;
+    for (const inFlight of results.settings.fanout.inFlight) {
+      const rows = results.fanout.filter((row) => row.members === members && row.inFlight === inFlight);
+      if (rows.length === 0) continue;
+      const raw = rows.find((row) => row.contender === 'raw-ws')?.deliveriesPerSec;
+      panels.push({
+        title: `Fan-out to ${members.toLocaleString('en-US')}${inFlight > 1 ? `, ${inFlight} in flight` : ''}: deliveries/s`,
+        bars: rows.map((row) => bar(row.contender, row.deliveriesPerSec, raw)),
+        format: formatRate,
+      });
+    }
+  }
+  if (results.connect.length > 0) {
+    const raw = results.connect.find((row) => row.contender === 'raw-ws')?.connectionsPerSec;
     panels.push({
-      title: `Fan-out to ${members.toLocaleString('en-US')}: deliveries/s (higher is better)`,
-      bars: rows.map((row) => bar(row.contender, row.deliveriesPerSec, raw)),
+      title: 'Connections opened per second, query auth',
+      bars: results.connect.map((row) => bar(row.contender, row.connectionsPerSec, raw)),
       format: formatRate,
     });
   }

@@ -3,7 +3,7 @@
 // load generators are separate processes. Writes bench/results.json, bench/RESULTS.md,
 // bench/results.svg and bench/results.png.
 //
-//   BENCH_ONLY=echo,fanout,memory,micro   scenarios to run (default: all)
+//   BENCH_ONLY=echo,fanout,connect,memory,micro   scenarios to run (default: all)
 //   BENCH_CONTENDERS=riverside      contenders besides raw ws (default: all)
 //   BENCH_QUICK=1                   short rounds, for trying the harness out
 //   BENCH_PROFILE=riverside         run that contender's server with --cpu-prof (bench/dist/profiles/)
@@ -11,20 +11,20 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Contender, CONTENDERS } from './contenders.js';
+import { type Contender, CONTENDERS, FULL_CONTENDERS } from './contenders.js';
 import { Child, freePort, LOAD_CPU, SERVER_CPU, sourceAddress, spawnNode } from './lib/child.js';
 import { busyCores, cpuSecondsOf, sleep } from './lib/process.js';
 import { formatBytes, formatRate, median } from './lib/stats.js';
 import type { EchoLoadConfig, EchoLoadResult } from './load/echo.load.js';
 import type { MembersLoadConfig, MembersReport } from './load/members.load.js';
 import type { MicroResult } from './micro.js';
-import { type EchoRow, type FanoutRow, type MemoryRow, machineFacts, type Results, writeReports } from './report.js';
+import { type ConnectRow, type EchoRow, type FanoutRow, type MemoryRow, machineFacts, type Results, writeReports } from './report.js';
 import type { ServerReport } from './servers/harness.js';
 
 const DIST = fileURLToPath(new URL('.', import.meta.url));
 const BENCH_DIR = join(DIST, '..');
 const quick = process.env.BENCH_QUICK === '1';
-const only = new Set((process.env.BENCH_ONLY ?? 'echo,fanout,memory,micro').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'echo,fanout,connect,memory,micro').split(','));
 const profiled = process.env.BENCH_PROFILE;
 
 const SETTINGS = {
@@ -43,6 +43,13 @@ const SETTINGS = {
     deliveriesPerBurst: quick ? 50_000 : 100_000,
     membersPerProcess: 2500,
     messageBytes: 64,
+    /** Broadcasts issued in one macrotask: 1, and several at once. */
+    inFlight: [1, 4],
+  },
+  connect: {
+    /** Connections opened per round, 64 handshakes at a time, with the user id in the query. */
+    connections: quick ? 1000 : 2000,
+    rounds: quick ? 2 : 5,
   },
   memory: {
     connections: quick ? 1000 : 5000,
@@ -70,7 +77,7 @@ async function startServer(contender: Contender): Promise<RunningServer> {
   const child = spawnNode(contender.label, join(DIST, contender.server), {}, {
     cpu: SERVER_CPU,
     nodeFlags,
-    env: { BENCH_PORT: String(port) },
+    env: { BENCH_PORT: String(port), ...contender.env },
   });
   await child.next<Extract<ServerReport, { type: 'ready' }>>('ready', 30_000);
   return { contender, child, port };
@@ -162,10 +169,10 @@ async function echoScenario(): Promise<EchoRow[]> {
   const servers: RunningServer[] = [];
   const rows: EchoRow[] = [];
   try {
-    for (const contender of CONTENDERS) servers.push(await startServer(contender));
+    for (const contender of FULL_CONTENDERS) servers.push(await startServer(contender));
     for (const bytes of echo.payloadBytes) {
       const payload = jsonPayload(bytes);
-      const samples = new Map<Contender['id'], EchoLoadResult[]>(CONTENDERS.map((c) => [c.id, []]));
+      const samples = new Map<Contender['id'], EchoLoadResult[]>(FULL_CONTENDERS.map((c) => [c.id, []]));
       for (let round = 0; round < echo.rounds; round++) {
         // Contenders take turns within a round, in a rotating order, so that noise on the
         // machine (other processes, thermal) is spread over all of them.
@@ -182,12 +189,13 @@ async function echoScenario(): Promise<EchoRow[]> {
           );
         }
       }
-      for (const contender of CONTENDERS) {
+      for (const contender of FULL_CONTENDERS) {
         const runs = samples.get(contender.id) ?? [];
         rows.push({
           contender: contender.id,
           payloadBytes: bytes,
           rates: runs.map((run) => run.messages / run.seconds),
+          usPerMsgRounds: runs.map((run) => (1e6 * run.serverCpuSeconds) / run.messages),
           msgsPerSec: median(runs.map((run) => run.messages / run.seconds)),
           serverCpu: median(runs.map((run) => run.serverCpuSeconds / run.seconds)),
           serverUsPerMsg: median(runs.map((run) => (1e6 * run.serverCpuSeconds) / run.messages)),
@@ -226,12 +234,16 @@ async function openConnections(server: RunningServer, total: number, role: 'memb
     const ready = await Promise.all(loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'ready' }>>('ready', 120_000)));
     const connected = ready.reduce((sum, report) => sum + report.connected, 0);
     if (connected !== total) throw new Error(`${server.contender.label}: ${connected} of ${total} connections open`);
+    lastConnectNs = Math.max(...ready.map((report) => report.connectNs));
   } catch (error) {
     await closeConnections(loaders);
     throw error;
   }
   return loaders;
 }
+
+/** How long the last openConnections() took its slowest load generator to open its connections. */
+let lastConnectNs = 0;
 
 async function closeConnections(loaders: Child[]): Promise<void> {
   for (const loader of loaders) loader.send({ type: 'close' });
@@ -252,6 +264,7 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
         loaders = await openConnections(server, members, 'member', fanout.membersPerProcess);
         await until(server, `${members} members`, (counts) => counts.members === members);
         const broadcasts = Math.max(5, Math.round(fanout.deliveriesPerBurst / members));
+        for (const inFlight of fanout.inFlight) {
         const e2e: number[] = [];
         const issue: number[] = [];
         const cpuPerDelivery: number[] = [];
@@ -261,7 +274,7 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
           for (const loader of loaders) loader.send({ type: 'arm', perSocket: broadcasts });
           await Promise.all(loaders.map((loader) => loader.next('armed', 10_000)));
           const cpuBefore = cpuSecondsOf(server.child.pid);
-          server.child.send({ type: 'burst', broadcasts, text });
+          server.child.send({ type: 'burst', broadcasts, text, inFlight });
           const [done, ...reached] = await Promise.all([
             server.child.next<Extract<ServerReport, { type: 'burst-done' }>>('burst-done', 120_000),
             ...loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'reached' }>>('reached', 120_000)),
@@ -275,7 +288,7 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
             cpuPerDelivery.push((1e6 * cpuSeconds) / deliveries);
           }
           log(
-            `fan-out ${members} members burst ${burst === 0 ? 'warm-up' : `${burst}/${fanout.bursts}`} ${contender.label.padEnd(27)} ` +
+            `fan-out ${members} members x${inFlight} in flight burst ${burst === 0 ? 'warm-up' : `${burst}/${fanout.bursts}`} ${contender.label.padEnd(27)} ` +
               `${formatRate(deliveries / ((lastArrival - done.startNs) / 1e9)).padStart(7)} deliveries/s`,
           );
           await sleep(200);
@@ -283,12 +296,15 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
         rows.push({
           contender: contender.id,
           members,
+          inFlight,
           broadcasts,
           rates: e2e,
           deliveriesPerSec: median(e2e),
           serverDeliveriesPerSec: median(issue),
           serverUsPerDelivery: median(cpuPerDelivery),
+          usPerDeliveryBursts: cpuPerDelivery,
         });
+        }
       } finally {
         await closeConnections(loaders);
         await stopServer(server);
@@ -298,12 +314,65 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
   return rows;
 }
 
+// ---- connect rate ---------------------------------------------------------------------------
+
+/**
+ * Handshakes with a query-string auth: each round opens `connections` connections (64 at a
+ * time) and closes them; the contenders alternate within a round. Server CPU per connection
+ * covers the upgrade, the auth and the registration; the rate is the load generator's.
+ */
+async function connectScenario(): Promise<ConnectRow[]> {
+  const { connect } = SETTINGS;
+  const contenders = FULL_CONTENDERS.filter((c) => c.id === 'raw-ws' || c.id === 'riverside');
+  const servers: RunningServer[] = [];
+  const samples = new Map<Contender['id'], { rate: number; usPerConnection: number }[]>(contenders.map((c) => [c.id, []]));
+  try {
+    for (const contender of contenders) servers.push(await startServer(contender));
+    // One warm-up round each, not counted.
+    for (let round = 0; round <= connect.rounds; round++) {
+      for (let turn = 0; turn < servers.length; turn++) {
+        const server = servers[(round + turn) % servers.length];
+        await waitForQuiet();
+        const cpuBefore = cpuSecondsOf(server.child.pid);
+        const loaders = await openConnections(server, connect.connections, 'idle', connect.connections);
+        const cpuSeconds = cpuSecondsOf(server.child.pid) - cpuBefore;
+        const seconds = lastConnectNs / 1e9;
+        await closeConnections(loaders);
+        await until(server, 'no connections', (counts) => counts.connections === 0);
+        if (round === 0) continue;
+        const sample = { rate: connect.connections / seconds, usPerConnection: (1e6 * cpuSeconds) / connect.connections };
+        samples.get(server.contender.id)?.push(sample);
+        log(
+          `connect round ${round}/${connect.rounds} ${server.contender.label.padEnd(27)} ${formatRate(sample.rate).padStart(7)} conn/s, ` +
+            `server CPU ${sample.usPerConnection.toFixed(0)} µs/conn`,
+        );
+      }
+    }
+  } finally {
+    for (const server of servers) await stopServer(server);
+  }
+  return contenders.map((contender) => {
+    const runs = samples.get(contender.id) ?? [];
+    return {
+      contender: contender.id,
+      connections: connect.connections,
+      rates: runs.map((run) => run.rate),
+      connectionsPerSec: median(runs.map((run) => run.rate)),
+      usPerConnectionRounds: runs.map((run) => run.usPerConnection),
+      serverUsPerConnection: median(runs.map((run) => run.usPerConnection)),
+    };
+  });
+}
+
 // ---- 13.3 idle memory ----------------------------------------------------------------------
+
+/** The idle-heap figure is computed from at least this many connections (issue 12). */
+const MIN_MEMORY_CONNECTIONS = 5000;
 
 async function memoryScenario(): Promise<MemoryRow[]> {
   const { memory } = SETTINGS;
   const rows: MemoryRow[] = [];
-  for (const contender of CONTENDERS) {
+  for (const contender of FULL_CONTENDERS) {
     const server = await startServer(contender);
     try {
       // A first batch opened and closed, so that lazily created code and buffers are in the
@@ -317,6 +386,9 @@ async function memoryScenario(): Promise<MemoryRow[]> {
         await sleep(1000);
         const after = await serverMemory(server);
         const n = memory.connections;
+        // The figure is only meaningful over many connections, all of them still open after GC.
+        if (after.connections !== n) throw new Error(`${contender.label}: ${after.connections} of ${n} connections open after GC`);
+        if (!quick && n < MIN_MEMORY_CONNECTIONS) throw new Error(`idle memory measured over ${n} connections, fewer than ${MIN_MEMORY_CONNECTIONS}`);
         rows.push({
           contender: contender.id,
           connections: n,
@@ -371,6 +443,7 @@ const results: Results = {
   quick,
   echo: [],
   fanout: [],
+  connect: [],
   memory: [],
   micro: [],
   errors: [],
@@ -380,6 +453,7 @@ const results: Results = {
 const scenarios: [string, () => Promise<void>][] = [
   ['echo', async () => void (results.echo = await echoScenario())],
   ['fanout', async () => void (results.fanout = await fanoutScenario())],
+  ['connect', async () => void (results.connect = await connectScenario())],
   ['memory', async () => void (results.memory = await memoryScenario())],
   ['micro', async () => void (results.micro = await microScenario())],
 ];

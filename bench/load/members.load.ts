@@ -21,7 +21,7 @@ export interface MembersLoadConfig {
 export type MembersCommand = { type: 'arm'; perSocket: number } | { type: 'close' };
 
 export type MembersReport =
-  | { type: 'ready'; connected: number }
+  | { type: 'ready'; connected: number; connectNs: number }
   | { type: 'armed' }
   | { type: 'reached'; atNs: number }
   | { type: 'error'; message: string };
@@ -33,6 +33,8 @@ let received = 0;
 let target = Number.POSITIVE_INFINITY;
 
 let sockets: BenchSocket[];
+const connectStartNs = nowNs();
+let connectNs = 0;
 try {
   sockets = await pooled(
     Array.from({ length: config.count }, (_, i) => i),
@@ -60,6 +62,7 @@ try {
       return socket;
     },
   );
+  connectNs = nowNs() - connectStartNs;
 } catch (error) {
   await send({ type: 'error', message: (error as Error).message } satisfies MembersReport);
   process.exit(1);
@@ -75,4 +78,4 @@ process.on('message', (command: MembersCommand) => {
   }
 });
 
-await send({ type: 'ready', connected: sockets.filter((socket) => socket.isOpen).length } satisfies MembersReport);
+await send({ type: 'ready', connected: sockets.filter((socket) => socket.isOpen).length, connectNs } satisfies MembersReport);

@@ -21,7 +21,7 @@ export interface FanoutMessage {
 
 export type ServerCommand =
   | { type: 'members' }
-  | { type: 'burst'; broadcasts: number; text: string }
+  | { type: 'burst'; broadcasts: number; text: string; inFlight: number }
   | { type: 'memory' }
   | { type: 'stop' };
 
@@ -44,7 +44,7 @@ export async function serveBench(server: ContenderServer, port: number): Promise
         void send({ type: 'members', members: server.members(), connections: server.connections() } satisfies ServerReport);
         return;
       case 'burst':
-        burst(server, command.broadcasts, command.text);
+        burst(server, command.broadcasts, command.text, command.inFlight);
         return;
       case 'memory':
         void memory(server);
@@ -58,13 +58,16 @@ export async function serveBench(server: ContenderServer, port: number): Promise
   await send({ type: 'ready', port } satisfies ServerReport);
 }
 
-/** `broadcasts` broadcasts, each in its own macrotask as if triggered by separate events. */
-function burst(server: ContenderServer, broadcasts: number, text: string): void {
+/**
+ * `broadcasts` broadcasts, `inFlight` at a time in one macrotask (as if that many events
+ * triggered them in one event-loop turn), each group in its own macrotask.
+ */
+function burst(server: ContenderServer, broadcasts: number, text: string, inFlight: number): void {
   const startNs = nowNs();
   let seq = 0;
   const next = () => {
-    server.broadcast({ type: 'msg', seq, text });
-    if (++seq < broadcasts) setImmediate(next);
+    for (let i = 0; i < inFlight && seq < broadcasts; i++) server.broadcast({ type: 'msg', seq: seq++, text });
+    if (seq < broadcasts) setImmediate(next);
     else void send({ type: 'burst-done', startNs, endNs: nowNs() } satisfies ServerReport);
   };
   next();

@@ -2,13 +2,21 @@
 // a careful user would: authenticate at the upgrade (user id from the query), JSON.parse +
 // JSON.stringify + send for echo, and for fan-out stringify once then send the string to
 // every member.
+// With BENCH_PREFRAMED=1 (the "raw ws (pre-framed)" contender), fan-out builds the frame once
+// with ws's Sender.frame and writes that buffer to every member's TCP socket.
 import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
+import * as wsModule from 'ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import { BENCH_PORT, type ContenderServer, serveBench } from './harness.js';
 
 interface Client extends WebSocket {
   userId: string;
+  _socket: Socket;
 }
+
+const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } };
+const preframed = process.env.BENCH_PREFRAMED === '1';
 
 const wss = new WebSocketServer({ noServer: true });
 const members = new Set<Client>();
@@ -53,6 +61,13 @@ const server: ContenderServer = {
   connections: () => wss.clients.size,
   broadcast(message) {
     const text = JSON.stringify(message);
+    if (preframed) {
+      const frame = Buffer.concat(Sender.frame(Buffer.from(text), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }));
+      for (const client of members) {
+        if (client.readyState === WebSocket.OPEN) client._socket.write(frame);
+      }
+      return;
+    }
     for (const client of members) {
       if (client.readyState === WebSocket.OPEN) client.send(text);
     }
