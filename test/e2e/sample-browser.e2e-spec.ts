@@ -174,7 +174,7 @@ describe.skipIf(!available && !process.env.CI)('the sample chat in headless Chro
     await hana.waitForSelector('#log li.msg :text("typed while offline")', { timeout: 8000 });
     expect(await channelNames(gus)).toEqual(['#lobby', '#ops']);
     expect(await gus.textContent('#title')).toBe('#ops');
-    await gus.waitForFunction(() => document.querySelectorAll('#members li').length === 2);
+    await gus.waitForSelector('#members li:nth-child(2)');
     expect(await members(gus)).toEqual(['gus', 'hana']);
     await gus.close();
     await hana.close();
