@@ -10,9 +10,12 @@ export type DeliveryTarget =
   | { readonly session: readonly [userId: RiversideId, sessionId: string] }
   | { readonly channel: RiversideId };
 
-/** @publicApi */
+/** A session in a channel on this node, as `DeliveryService.members()` lists it. @publicApi */
 export interface ChannelMember {
+  /** The session's user id. */
   readonly userId: string;
+  /** The session id. */
   readonly sessionId: string;
+  /** What the session joined with (`session.join(channel, meta)`), or `undefined`. */
   readonly meta: unknown;
 }
