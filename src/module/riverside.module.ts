@@ -1,5 +1,5 @@
 import { Global, Module } from '@nestjs/common';
-import { DiscoveryModule, ModuleRef } from '@nestjs/core';
+import { DiscoveryModule, ModuleRef, ModulesContainer } from '@nestjs/core';
 import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
 import { resolveCodec } from '../codec/codec.resolver.js';
 import { ClusterRelay } from '../delivery/cluster-relay.js';
@@ -16,6 +16,10 @@ import { RiversideStats } from '../stats/riverside-stats.js';
 import { RIVERSIDE_TRANSPORT } from '../transport/transport.interface.js';
 import { ConfigurableModuleClass, RIVERSIDE_MODULE_OPTIONS } from './riverside.module-definition.js';
 import { type ResolvedRiversideOptions, resolveRiversideOptions } from './riverside-options.resolver.js';
+import { assertSingleRiversideModule } from './single-module.check.js';
+
+/** Token of the provider that fails the boot when forRoot is imported more than once. */
+const SINGLE_MODULE_CHECK = Symbol('RIVERSIDE_SINGLE_MODULE_CHECK');
 
 /**
  * Riverside for NestJS. Import it once, in the root module:
@@ -33,6 +37,11 @@ import { type ResolvedRiversideOptions, resolveRiversideOptions } from './rivers
 @Module({
   imports: [DiscoveryModule],
   providers: [
+    {
+      provide: SINGLE_MODULE_CHECK,
+      useFactory: (container: ModulesContainer) => assertSingleRiversideModule(container, RiversideModule),
+      inject: [ModulesContainer],
+    },
     {
       provide: RIVERSIDE_RESOLVED_OPTIONS,
       useFactory: resolveRiversideOptions,
