@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandshakeRefusedError, TestClient } from 'nestjs-riverside/testing';
-import { CJS_MAIN, compileApp, type ModuleType, packProject, scaffoldApp } from '../support/nest-scaffold.js';
+import { CJS_MAIN, compileApp, VITEST_E2E_CONFIG, type ModuleType, packProject, scaffoldApp } from '../support/nest-scaffold.js';
 
 // The README's Quick start as a newcomer uses it: its files written verbatim into the project
 // `nest new` generates, compiled by `tsc` against the package as npm would install it (packed
@@ -17,10 +17,10 @@ import { CJS_MAIN, compileApp, type ModuleType, packProject, scaffoldApp } from 
 
 const README = fileURLToPath(new URL('../../README.md', import.meta.url));
 
-/** The ```ts blocks of the README's "Quick start" section, by the path in their first line. */
-function quickStartFiles(): Map<string, string> {
+/** The ```ts blocks of a README section, by the path in their first line. */
+function readmeFiles(heading: string): Map<string, string> {
   const readme = readFileSync(README, 'utf8');
-  const start = readme.indexOf('## Quick start');
+  const start = readme.indexOf(`## ${heading}\n`);
   const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
   const files = new Map<string, string>();
   for (const [, code] of section.matchAll(/```ts\n([\s\S]*?)```/g)) {
@@ -55,12 +55,14 @@ async function waitUntilServing(url: string, child: ChildProcess, output: () => 
 }
 
 describe('the README quick start', () => {
-  const files = quickStartFiles();
+  const files = readmeFiles('Quick start');
+  const testFiles = readmeFiles('Testing your handlers');
   const workdir = mkdtempSync(join(tmpdir(), 'riverside-quickstart-'));
   const apps: string[] = [];
   const children: ChildProcess[] = [];
   let tarball: string;
   const urls = new Map<ModuleType, string>();
+  const appDirs = new Map<ModuleType, string>();
 
   beforeAll(async () => {
     tarball = await packProject(workdir);
@@ -80,8 +82,9 @@ describe('the README quick start', () => {
     for (const dir of [workdir, ...apps]) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('has the three files of an app, each a complete file', () => {
+  it('has the three files of an app, each a complete file, and a test of it', () => {
     expect([...files.keys()]).toEqual(['src/echo.handler.ts', 'src/app.module.ts', 'src/main.ts']);
+    expect([...testFiles.keys()]).toEqual(['test/echo.e2e-spec.ts']);
   });
 
   /** Compiles and starts one scaffold; resolves with the WebSocket URL of the echo handler. */
@@ -89,8 +92,11 @@ describe('the README quick start', () => {
     const sources = Object.fromEntries(files);
     // The CommonJS template keeps its own main.ts; the handler and the module are the README's.
     if (type === 'cjs') sources['src/main.ts'] = CJS_MAIN;
+    // The ESM scaffold also gets the README's test, next to the template's Vitest e2e config.
+    if (type === 'esm') Object.assign(sources, Object.fromEntries(testFiles), { 'vitest.config.e2e.ts': VITEST_E2E_CONFIG });
     const app = await scaffoldApp(type, tarball, sources);
     apps.push(app);
+    appDirs.set(type, app);
     await compileApp(app);
     const port = await freePort();
     const child = spawn(process.execPath, ['dist/main.js'], { cwd: app, env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -128,4 +134,23 @@ describe('the README quick start', () => {
       client.ws.terminate();
     });
   });
+
+  it("passes the README's example test, run as `npm run test:e2e` runs it in the ESM scaffold", async () => {
+    await compileApp(appDirs.get('esm')!, 'tsconfig.json'); // the test compiles, too
+    const vitest = join(appDirs.get('esm')!, 'node_modules', 'vitest', 'vitest.mjs');
+    const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, [vitest, 'run', '--config', './vitest.config.e2e.ts'], {
+        cwd: appDirs.get('esm')!,
+        env: { ...process.env, CI: '1', NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.on('exit', (code) => resolve({ code, output }));
+    });
+    expect(result.output).toMatch(/Tests\s+2 passed \(2\)/);
+    expect(result.code).toBe(0);
+  }, 60_000);
 });

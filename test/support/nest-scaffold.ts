@@ -35,7 +35,7 @@ const TSCONFIG = {
     skipLibCheck: true,
     strict: true,
     strictPropertyInitialization: false,
-    types: ['node'],
+    types: ['vitest/globals', 'node'],
   },
 };
 const TSCONFIG_BUILD = {
@@ -54,6 +54,19 @@ async function bootstrap() {
   await app.listen(process.env.PORT ?? 3000);
 }
 void bootstrap();
+`;
+
+/** The ESM template's `vitest.config.e2e.ts` (what `npm run test:e2e` runs). */
+export const VITEST_E2E_CONFIG = `import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: { tsconfigPaths: true },
+  test: {
+    globals: true,
+    root: './',
+    include: ['**/*.e2e-spec.ts'],
+  },
+});
 `;
 
 export type ModuleType = 'esm' | 'cjs';
@@ -95,11 +108,16 @@ export async function scaffoldApp(type: ModuleType, tarball: string, files: Reco
   return app;
 }
 
-/** `tsc -p tsconfig.build.json` in the app, as `nest build` runs it; rejects with the compiler's output. */
-export async function compileApp(app: string): Promise<void> {
+/**
+ * `tsc -p tsconfig.build.json` in the app, as `nest build` runs it (or, with `project`
+ * 'tsconfig.json', type-checks every file, tests included, as an editor does); rejects with the
+ * compiler's output.
+ */
+export async function compileApp(app: string, project = 'tsconfig.build.json'): Promise<void> {
   const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
+  const args = project === 'tsconfig.build.json' ? ['-p', project] : ['-p', project, '--noEmit'];
   try {
-    await run(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: app, timeout: 60_000 });
+    await run(process.execPath, [tsc, ...args], { cwd: app, timeout: 60_000 });
   } catch (error) {
     const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
     throw new Error(`The quick start does not compile in a ${app} scaffold:\n${stdout}${stderr}`);
