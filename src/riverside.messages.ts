@@ -53,3 +53,14 @@ export function portTakenByRiversideMessage(port: number): string {
     "Give Riverside another port, or port: 'http' to serve WebSockets on the app's own port."
   );
 }
+
+export function tooManyChannelsMessage(channel: string, limit: number): string {
+  return (
+    `Cannot join "${channel.slice(0, 64)}": the session is already in maxChannelsPerSession (${limit}) channels. ` +
+    'Leave one first, or raise the maxChannelsPerSession option.'
+  );
+}
+
+export function idTooLongMessage(what: string, bytes: number, limit: number): string {
+  return `${what} is ${bytes} bytes of UTF-8, over maxIdLength (${limit}). Use a shorter id, or raise the maxIdLength option.`;
+}
