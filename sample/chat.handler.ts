@@ -7,6 +7,7 @@ import {
   OnInit,
   OnMessage,
   OnTerminate,
+  RiversideError,
   RiversideHandler,
   type Session,
   type TerminateReason,
@@ -104,7 +105,17 @@ export class ChatHandler {
 
   private join(session: Session, channel: unknown) {
     if (!isChannelName(channel)) return invalidChannel('join', channel);
-    if (session.join(channel)) this.announce(channel, 'joined', session);
+    let joined: boolean;
+    try {
+      joined = session.join(channel);
+    } catch (error) {
+      // The module's maxChannelsPerSession option bounds what one client can make us hold.
+      if (error instanceof RiversideError && error.code === 'RIVERSIDE_ERR_TOO_MANY_CHANNELS') {
+        return { error: `cannot join "${channel}": you are in as many channels as allowed; leave one first`, join: channel };
+      }
+      throw error;
+    }
+    if (joined) this.announce(channel, 'joined', session);
     return { joined: channel, members: this.memberNames(channel) };
   }
 

@@ -91,6 +91,26 @@ describe('the sample chat', () => {
     expect(await ann.expectMessage()).toEqual({ from: 'ann', channel: 'lobby', say: 'still here', at });
   });
 
+  it('answers a join past the channel limit with an error frame and keeps the connection', async () => {
+    const ann = await connect('ann');
+    // Nine more channels (ten with the lobby), paced under the flood limit of 20 frames a second.
+    for (let i = 1; i <= 9; i++) {
+      ann.send({ join: `room${i}` });
+      await ann.expectMessages(2); // the joined event and the ack
+      if (i === 5) await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    ann.send({ join: 'one-too-many' });
+    expect(await ann.expectMessage()).toEqual({
+      error: 'cannot join "one-too-many": you are in as many channels as allowed; leave one first',
+      join: 'one-too-many',
+    });
+    ann.send({ leave: 'room1' });
+    expect(await ann.expectMessage()).toEqual({ left: 'room1' });
+    ann.send({ join: 'one-too-many' });
+    expect(await ann.expectMessage()).toMatchObject({ event: 'joined', channel: 'one-too-many' });
+    expect(await ann.expectMessage()).toEqual({ joined: 'one-too-many', members: ['ann'] });
+  });
+
   it('serves a favicon', async () => {
     for (const path of ['/favicon.ico', '/favicon.svg']) {
       const response = await fetch(`http://${base}${path}`);
