@@ -11,28 +11,16 @@ export interface TopicListener {
 
 const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
 
-/** A length prefix keeps 'a/b'+'c' and 'a'+'b/c' apart (Riverside's topics collide there). */
-function sessionKey(userId: string, sessionId: string): string {
-  return `${userId.length}:${userId}/${sessionId}`;
-}
+/**
+ * A user's connections: the connection itself while it is the only one (most users), a Set
+ * from the second on. An idle connection then costs the registry one map entry, not a Set.
+ */
+type UserBucket = Connection | Set<Connection>;
 
-/** Adds to a bucket; true when the bucket is new. */
-function addTo<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): boolean {
-  const bucket = index.get(key);
-  if (bucket) {
-    bucket.add(connection);
-    return false;
-  }
-  index.set(key, new Set([connection]));
-  return true;
-}
-
-/** Removes from a bucket; true when the bucket is now gone. */
-function removeFrom<K>(index: Map<K, Set<Connection>>, key: K, connection: Connection): boolean {
-  const bucket = index.get(key);
-  if (!bucket?.delete(connection) || bucket.size > 0) return false;
-  index.delete(key);
-  return true;
+function hasSession(bucket: UserBucket, sessionId: string): boolean {
+  if (!(bucket instanceof Set)) return bucket.session.id === sessionId;
+  for (const connection of bucket) if (connection.session.id === sessionId) return true;
+  return false;
 }
 
 /**
@@ -43,8 +31,8 @@ function removeFrom<K>(index: Map<K, Set<Connection>>, key: K, connection: Conne
 export class SessionRegistry {
   /** Every open connection of this node. */
   readonly connections = new Set<Connection>();
-  private readonly byUser = new Map<string, Set<Connection>>();
-  private readonly bySession = new Map<string, Set<Connection>>();
+  /** Sessions are found among their user's connections: a user has few, and no key is built. */
+  private readonly byUser = new Map<string, UserBucket>();
   private readonly byChannel = new Map<string, Map<Connection, unknown>>();
   private listener: TopicListener | null = null;
 
@@ -56,32 +44,61 @@ export class SessionRegistry {
   add(connection: Connection): void {
     const { userId, id } = connection.session;
     this.connections.add(connection);
-    if (addTo(this.byUser, userId, connection)) this.listener?.topicOpened(userTopic(userId), { user: userId });
-    if (addTo(this.bySession, sessionKey(userId, id), connection)) {
+    const bucket = this.byUser.get(userId);
+    if (bucket === undefined) {
+      this.byUser.set(userId, connection);
+      this.listener?.topicOpened(userTopic(userId), { user: userId });
       this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
+      return;
     }
+    const newSession = !hasSession(bucket, id);
+    if (bucket instanceof Set) bucket.add(connection);
+    else this.byUser.set(userId, new Set([bucket, connection]));
+    if (newSession) this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
   }
 
   remove(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
     const { userId, id } = connection.session;
     this.leaveAll(connection);
-    if (removeFrom(this.byUser, userId, connection)) this.listener?.topicClosed(userTopic(userId));
-    if (removeFrom(this.bySession, sessionKey(userId, id), connection)) this.listener?.topicClosed(sessionTopic(userId, id));
+    const bucket = this.byUser.get(userId);
+    if (bucket === connection) {
+      this.byUser.delete(userId);
+      this.listener?.topicClosed(userTopic(userId));
+      this.listener?.topicClosed(sessionTopic(userId, id));
+      return;
+    }
+    if (!(bucket instanceof Set) || !bucket.delete(connection)) return;
+    // Back to the plain connection when one is left.
+    if (bucket.size === 1) this.byUser.set(userId, bucket.values().next().value as Connection);
+    if (!hasSession(this.byUser.get(userId) as UserBucket, id)) this.listener?.topicClosed(sessionTopic(userId, id));
   }
 
   /** Connections behind a target; empty (never a throw) when there are none. */
   resolve(target: DeliveryTarget): ReadonlySet<Connection> | ReadonlyMap<Connection, unknown> {
     if (target.channel != null) return this.byChannel.get(String(target.channel)) ?? NO_CONNECTIONS;
-    if (target.user != null) return this.byUser.get(String(target.user)) ?? NO_CONNECTIONS;
+    if (target.user != null) {
+      const bucket = this.byUser.get(String(target.user));
+      return bucket === undefined ? NO_CONNECTIONS : bucket instanceof Set ? bucket : new Set([bucket]);
+    }
     if (Array.isArray(target.session)) {
       const [userId, sessionId] = target.session;
-      return this.bySession.get(sessionKey(String(userId), String(sessionId))) ?? NO_CONNECTIONS;
+      return this.sessionConnections(String(userId), String(sessionId));
     }
     throw new TypeError(
       'A delivery target is { user: id }, { session: [userId, sessionId] } or { channel: id }, got ' +
         JSON.stringify(target),
     );
+  }
+
+  /** The connections of one session: its user's, with that session id. */
+  private sessionConnections(userId: string, sessionId: string): ReadonlySet<Connection> {
+    const bucket = this.byUser.get(userId);
+    if (bucket === undefined) return NO_CONNECTIONS;
+    if (!(bucket instanceof Set)) return bucket.session.id === sessionId ? new Set([bucket]) : NO_CONNECTIONS;
+    let found: Set<Connection> | null = null;
+    for (const connection of bucket) if (connection.session.id === sessionId) (found ??= new Set()).add(connection);
+    return found ?? NO_CONNECTIONS;
   }
 
   /** Joins or updates meta; true when the membership is new. */
