@@ -7,7 +7,7 @@ import { type OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound
 import { frameBytes, frameString } from '../delivery/wire-frame.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
-import { flushAtEndOfTurn, type TurnFlushable } from './turn-flush.js';
+import { flushAtEndOfTurn, type TurnFlushable } from './event-loop-turn.js';
 
 /** What the writer needs from its connection: the slow-consumer close. */
 export interface SlowConsumerPolicyHost {
@@ -35,7 +35,7 @@ interface WsInternals {
  * deliveries held back until @OnInit is done, bounded like unsent bytes.
  *
  * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
- * (turn-flush.ts) uncorks it, so that everything written to it in one turn leaves in one
+ * (event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
  * write. Replies and deliveries alike are framed by hand into one buffer and written to the
  * TCP socket directly; ws.send() is used only while ws's sender is busy or an extension
  * (permessage-deflate) rewrites payloads, so that frames never overtake one another.

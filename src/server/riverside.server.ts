@@ -11,11 +11,11 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
 import { ConnectionSweep } from '../connection/connection-sweep.js';
+import { turnNow } from '../connection/event-loop-turn.js';
 import { ClusterRelay } from '../delivery/cluster-relay.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
@@ -217,7 +217,7 @@ export class RiversideServer
 
   /** @internal */
   now(): number {
-    return performance.now();
+    return turnNow();
   }
 
   /** @internal */

@@ -1,5 +1,5 @@
 import { connect as connectTcp, Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { WebSocket } from 'ws';
 import { DeliveryService, Frame, OnAuthenticate, OnInit, OnMessage, RiversideHandler, type Session } from 'nestjs-riverside';
 import type { Connection } from '../../src/connection/connection.js';
@@ -64,6 +64,20 @@ describe('coalesced writes', () => {
       expect(writes.count).toBe(1);
     } finally {
       writes.restore();
+      client.socket.destroy();
+    }
+  });
+
+  it('reads the clock once for the 16 frames of one TCP chunk, not once per frame (flood window, idle sweep)', async () => {
+    app = await startRiverside({}, [EchoHandler]);
+    const client = await rawClient(app.server.address().port, '/echo');
+    const clock = vi.spyOn(performance, 'now');
+    try {
+      client.socket.write(Buffer.concat(Array.from({ length: 16 }, (_, n) => maskedTextFrame(JSON.stringify({ n })))));
+      expect(await client.texts(16)).toHaveLength(16);
+      expect(clock.mock.calls.length).toBeLessThanOrEqual(2);
+    } finally {
+      clock.mockRestore();
       client.socket.destroy();
     }
   });

@@ -1,0 +1,59 @@
+/**
+ * What lasts one event-loop turn: the sockets corked by their first write of the turn, and the
+ * coarse clock. Both end in the check phase, right after the I/O callbacks of this loop
+ * iteration and before the loop waits again, in one immediate shared by every socket.
+ */
+
+/** A writer that corked its socket during this event-loop turn. */
+export interface TurnFlushable {
+  /** Uncorks: everything written this turn leaves in one write. */
+  flushTurn(): void;
+}
+
+const corked: TurnFlushable[] = [];
+let scheduled = false;
+/** performance.now() as first read this turn; -1 when not read yet. */
+let clock = -1;
+
+/**
+ * Flushes `writer` at the end of this event-loop turn. Everything a turn writes to a socket
+ * (replies to every frame of a TCP chunk, deliveries of several broadcasts that came in from
+ * several sockets or a broker) then leaves in one write, and nothing waits longer than the turn
+ * it was written in: with an immediate pending, the loop does not block in poll.
+ *
+ * A microtask would flush after each I/O callback instead, and split what several callbacks of
+ * the same turn write.
+ */
+export function flushAtEndOfTurn(writer: TurnFlushable): void {
+  corked.push(writer);
+  if (!scheduled) schedule();
+}
+
+/**
+ * Monotonic milliseconds, read once per event-loop turn: what the flood window, the idle sweep
+ * and the handler timeout need, without a clock read per frame. Within a turn it lags the real
+ * clock by at most the time the turn has run.
+ */
+export function turnNow(): number {
+  if (clock < 0) {
+    clock = performance.now();
+    if (!scheduled) schedule();
+  }
+  return clock;
+}
+
+function schedule(): void {
+  scheduled = true;
+  setImmediate(endOfTurn);
+}
+
+function endOfTurn(): void {
+  scheduled = false;
+  clock = -1;
+  try {
+    // By index: a writer added meanwhile is flushed in this same pass.
+    for (let i = 0; i < corked.length; i++) corked[i].flushTurn();
+  } finally {
+    corked.length = 0;
+  }
+}
