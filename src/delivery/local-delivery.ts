@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { Codec } from '../codec/codec.interface.js';
+import { HandlerExplorer } from '../handler/handler.explorer.js';
 import type { DeliveryTarget } from './delivery-target.js';
 import type { EncodedMessage } from './encoded-message.js';
+import type { Connection } from '../connection/connection.js';
 import type { OutboundFrame } from './outbound-frame.js';
 import { SessionRegistry } from './session-registry.js';
 
@@ -11,12 +13,17 @@ import { SessionRegistry } from './session-registry.js';
  */
 @Injectable()
 export class LocalDelivery {
-  constructor(private readonly registry: SessionRegistry) {}
+  constructor(
+    private readonly registry: SessionRegistry,
+    private readonly explorer: HandlerExplorer,
+  ) {}
 
   /** Writes the message to every local session behind the target; returns how many sockets. */
   deliver(target: DeliveryTarget, message: EncodedMessage): number {
     const connections = this.registry.resolve(target);
     if (connections.size === 0) return 0;
+    const sole = this.explorer.soleCodec;
+    if (sole !== null) return writeAll(connections, message.frameFor(sole));
     // Encode with every codec in use before the first write: an EncodeError must leave nothing
     // half-delivered.
     let previous: Codec | null = null;
@@ -36,11 +43,7 @@ export class LocalDelivery {
 
   /** Writes an already-encoded frame (from another node) to every local session behind the target. */
   deliverFrame(target: DeliveryTarget, frame: OutboundFrame): number {
-    let written = 0;
-    for (const connection of this.registry.resolve(target).keys()) {
-      if (connection.deliver(frame)) written++;
-    }
-    return written;
+    return writeAll(this.registry.resolve(target), frame);
   }
 
   info(target: DeliveryTarget, info: unknown): number {
@@ -60,4 +63,13 @@ export class LocalDelivery {
     }
     return closed;
   }
+}
+
+/** Writes one frame to every connection; returns how many took it. */
+function writeAll(connections: ReadonlySet<Connection> | ReadonlyMap<Connection, unknown>, frame: OutboundFrame): number {
+  let written = 0;
+  for (const connection of connections.keys()) {
+    if (connection.deliver(frame)) written++;
+  }
+  return written;
 }

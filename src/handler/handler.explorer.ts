@@ -25,6 +25,7 @@ const CALLBACK_KINDS = Object.keys(CALLBACK_METADATA) as CallbackKind[];
 export class HandlerExplorer implements OnModuleInit {
   private readonly logger = new Logger('Riverside');
   private table: ReadonlyMap<string, HandlerDefinition> = new Map();
+  private onlyCodec: Codec | null = null;
   private exploring: Promise<ReadonlyMap<string, HandlerDefinition>> | null = null;
 
   constructor(
@@ -35,6 +36,14 @@ export class HandlerExplorer implements OnModuleInit {
     @Inject(RIVERSIDE_RESOLVED_OPTIONS) private readonly options: ResolvedRiversideOptions,
     @Inject(RIVERSIDE_CODEC) private readonly defaultCodec: Codec,
   ) {}
+
+  /**
+   * The codec of every handler when they all share one (nearly every app), else null: a
+   * delivery then encodes once, without first visiting every recipient for its codec.
+   */
+  get soleCodec(): Codec | null {
+    return this.onlyCodec;
+  }
 
   /** Handlers by normalized path. */
   get handlers(): ReadonlyMap<string, HandlerDefinition> {
@@ -80,6 +89,8 @@ export class HandlerExplorer implements OnModuleInit {
       this.logger.warn('RiversideModule found no @RiversideHandler provider: add your handler class to a module\'s providers.');
     }
     this.table = table;
+    const codecs = new Set([...table.values()].map((handler) => handler.codec));
+    this.onlyCodec = codecs.size === 1 ? (codecs.values().next().value as Codec) : null;
     return table;
   }
 
