@@ -9,10 +9,3 @@ export type DeliveryTarget =
   | { readonly user: RiversideId }
   | { readonly session: readonly [userId: RiversideId, sessionId: string] }
   | { readonly channel: RiversideId };
-
-/** @publicApi */
-export interface ChannelMember {
-  readonly userId: string;
-  readonly sessionId: string;
-  readonly meta: unknown;
-}

@@ -7,7 +7,8 @@ export type RiversideErrorCode =
   | 'RIVERSIDE_ERR_INVALID_HANDLER'
   | 'RIVERSIDE_ERR_ENCODE'
   | 'RIVERSIDE_ERR_MISSING_PACKAGE'
-  | 'RIVERSIDE_ERR_NOT_READY';
+  | 'RIVERSIDE_ERR_NOT_READY'
+  | 'RIVERSIDE_ERR_PRESENCE_META';
 
 /**
  * Base class of the errors thrown by nestjs-riverside; `code` is stable across versions.
