@@ -127,7 +127,7 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
     expect(delivery.leave(ann)).toBe(2);
 
     expect(delivery.channelsOf(ann)).toEqual([]);
-    expect(delivery.members('a')).toEqual([]);
+    expect(delivery.localMembers('a')).toEqual([]);
   });
 
   it('isMember tells whether a session is in a channel', async () => {
