@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PresenceEvent, PresenceMember, PresenceMembers } from 'nestjs-riverside';
 import { TestClient } from 'nestjs-riverside/testing';
 import { uniquePrefix } from '../support/brokers.js';
@@ -35,17 +35,21 @@ const byMember = (a: { userId: string; sessionId: string }, b: { userId: string;
 
 function presenceSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Record<string, string>): void {
   describe.runIf(up)(`presence across three Riverside processes on ${broker} (SPEC 9.3)`, () => {
-    let prefix = '';
+    // One cluster for the whole describe (starting processes is the slow part); each test uses its
+    // own channels and users, and the SIGKILL test, which replaces a node, comes last.
+    const prefix = uniquePrefix(`presence-${broker}`);
     let nodes: PresenceNode[] = [];
     const clients: TestClient[] = [];
     let probes = 0;
 
-    afterEach(async () => {
+    beforeAll(async () => {
+      nodes = await Promise.all(Array.from({ length: 3 }, () => startNode()));
+    }, 40_000);
+
+    afterAll(async () => {
       for (const client of clients) client.ws.terminate();
-      clients.length = 0;
       for (const node of nodes) node.process.child.kill('SIGCONT');
       await Promise.all(nodes.map((node) => node.process.stop()));
-      nodes = [];
     });
 
     async function startNode(): Promise<PresenceNode> {
@@ -58,12 +62,6 @@ function presenceSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Record<
       const probe = await TestClient.connect(`${process.url}?user=probe-${probes++}`, { timeout: 5000 });
       clients.push(probe);
       return { process, id: String(process.output.find((line) => typeof line.url === 'string')!.node), probe };
-    }
-
-    async function startNodes(count: number): Promise<PresenceNode[]> {
-      prefix = uniquePrefix(`presence-${broker}`);
-      nodes = await Promise.all(Array.from({ length: count }, () => startNode()));
-      return nodes;
     }
 
     async function connect(node: PresenceNode, userId: string, sessionId: string): Promise<TestClient> {
@@ -82,82 +80,47 @@ function presenceSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Record<
       return { ...members, members: [...members.members].sort(byMember) };
     }
 
-    /** u0..u14 with session s0..s14, spread round-robin over the nodes, in `room` with meta { nick }. */
-    async function fifteenMembers(): Promise<PresenceMember[]> {
+    /** `<room>-u0`..`<room>-u14` with session s0..s14, spread round-robin over the nodes, in `room` with meta { nick }. */
+    async function fifteenMembers(room: string): Promise<PresenceMember[]> {
       const expected: PresenceMember[] = [];
       for (let n = 0; n < 15; n++) {
         const node = nodes[n % nodes.length];
-        const client = await connect(node, `u${n}`, `s${n}`);
-        client.send({ join: 'room', meta: { nick: `N${n}` } });
-        expect(await client.expectMessage()).toEqual({ joined: 'room' });
-        expected.push({ userId: `u${n}`, sessionId: `s${n}`, meta: { nick: `N${n}` }, node: node.id });
+        const client = await connect(node, `${room}-u${n}`, `s${n}`);
+        client.send({ join: room, meta: { nick: `N${n}` } });
+        expect(await client.expectMessage()).toEqual({ joined: room });
+        expected.push({ userId: `${room}-u${n}`, sessionId: `s${n}`, meta: { nick: `N${n}` }, node: node.id });
       }
       return expected.sort(byMember);
     }
 
+    const eventsIn = (channel: string, of: readonly PresenceNode[] = nodes) => presenceEvents(of).filter((event) => event.channel === channel);
+
     it("lists all 15 members, with meta and node, on every node; isOnline and sessionsOf see another node's users; one join event each", async () => {
-      await startNodes(3);
-      const expected = await fifteenMembers();
+      const expected = await fifteenMembers('list');
 
       for (const node of nodes) {
-        await eventually(async () => expect(await membersOn(node, 'room')).toEqual({ members: expected, complete: true, missingNodes: [] }), 3000);
+        await eventually(async () => expect(await membersOn(node, 'list')).toEqual({ members: expected, complete: true, missingNodes: [] }), 3000);
       }
-      // u1 is connected to node 1 only.
-      expect(await ask(nodes[0], { isOnline: 'u1' })).toEqual({ online: { online: true, complete: true, missingNodes: [] } });
+      // list-u1 is connected to node 1 only.
+      expect(await ask(nodes[0], { isOnline: 'list-u1' })).toEqual({ online: { online: true, complete: true, missingNodes: [] } });
       expect(await ask(nodes[2], { isOnline: 'nobody' })).toEqual({ online: { online: false, complete: true, missingNodes: [] } });
-      expect(await ask(nodes[0], { sessionsOf: 'u2' })).toEqual({
-        sessions: { sessions: [{ userId: 'u2', sessionId: 's2', node: nodes[2].id }], complete: true, missingNodes: [] },
+      expect(await ask(nodes[0], { sessionsOf: 'list-u2' })).toEqual({
+        sessions: { sessions: [{ userId: 'list-u2', sessionId: 's2', node: nodes[2].id }], complete: true, missingNodes: [] },
       });
-      const joins = presenceEvents(nodes).filter((event) => event.type === 'join' && event.channel === 'room');
+      const joins = eventsIn('list');
       expect(joins.map(({ userId, sessionId, meta, node }) => ({ userId, sessionId, meta, node })).sort(byMember)).toEqual(expected);
     }, 40_000);
 
-    it('SIGKILL: within the bound every other node drops its members, one leave per member cluster-wide; a restarted node starts clean', async () => {
-      await startNodes(3);
-      const expected = await fifteenMembers();
-      for (const node of nodes) await eventually(async () => expect((await membersOn(node, 'room')).members).toHaveLength(15), 3000);
-      const [dead, ...alive] = [nodes[2], nodes[0], nodes[1]];
-      const survivors = expected.filter((member) => member.node !== dead.id);
-
-      const killedAt = Date.now();
-      dead.process.child.kill('SIGKILL');
-      for (const node of alive) {
-        await eventually(
-          async () => expect(await membersOn(node, 'room')).toEqual({ members: survivors, complete: true, missingNodes: [] }),
-          REMOVAL_BOUND + 1000,
-        );
-      }
-      const removedAfter = Date.now() - killedAt;
-      expect(removedAfter).toBeLessThan(REMOVAL_BOUND);
-
-      const leavesOf = () =>
-        presenceEvents(alive)
-          .filter((event) => event.type === 'leave')
-          .map((event) => ({ userId: event.userId, sessionId: event.sessionId, meta: event.meta, node: event.node, reason: event.type === 'leave' && event.reason }))
-          .sort(byMember);
-      const removed = expected.filter((member) => member.node === dead.id).map((member) => ({ ...member, reason: 'node-down' }));
-      await eventually(() => expect(leavesOf()).toEqual(removed));
-      await new Promise((resolve) => setTimeout(resolve, 4 * HEARTBEAT));
-      expect(leavesOf()).toEqual(removed);
-
-      // A new process (a new node id) on the same prefix knows only the live nodes' members.
-      const restarted = await startNode();
-      nodes.push(restarted);
-      expect(await membersOn(restarted, 'room')).toEqual({ members: survivors, complete: true, missingNodes: [] });
-      expect(presenceEvents([restarted])).toEqual([]);
-    }, 40_000);
-
     it('SIGSTOP: a query returns within its deadline, complete: false naming the paused node; SIGCONT: complete again, no event', async () => {
-      await startNodes(3);
-      const expected = await fifteenMembers();
-      for (const node of nodes) await eventually(async () => expect((await membersOn(node, 'room')).complete).toBe(true), 3000);
+      const expected = await fifteenMembers('stop');
+      for (const node of nodes) await eventually(async () => expect((await membersOn(node, 'stop')).complete).toBe(true), 3000);
       const paused = nodes[1];
 
       paused.process.child.kill('SIGSTOP');
       try {
         await eventually(async () => {
           const askedAt = Date.now();
-          const answer = await membersOn(nodes[0], 'room');
+          const answer = await membersOn(nodes[0], 'stop');
           // The query's own deadline is 2 heartbeats; it does not wait for a node that is silent.
           expect(Date.now() - askedAt).toBeLessThan(2 * HEARTBEAT + 300);
           // The paused node's members are still listed, as last known, until presenceTimeout.
@@ -167,13 +130,12 @@ function presenceSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Record<
         paused.process.child.kill('SIGCONT');
       }
       for (const node of nodes) {
-        await eventually(async () => expect(await membersOn(node, 'room')).toEqual({ members: expected, complete: true, missingNodes: [] }), 3000);
+        await eventually(async () => expect(await membersOn(node, 'stop')).toEqual({ members: expected, complete: true, missingNodes: [] }), 3000);
       }
-      expect(presenceEvents(nodes).filter((event) => event.type !== 'join')).toEqual([]);
+      expect(eventsIn('stop').filter((event) => event.type !== 'join')).toEqual([]);
     }, 40_000);
 
     it(`churn: random joins, meta updates, leaves and reconnects on all nodes for ${CHURN_MS} ms, then every node agrees, with every event exactly once`, async () => {
-      await startNodes(3);
       const channels = ['c0', 'c1', 'c2', 'c3'];
       /** What the cluster must show at the end: channel -> member key -> member. */
       const truth = new Map(channels.map((channel) => [channel, new Map<string, PresenceMember>()]));
@@ -235,13 +197,48 @@ function presenceSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Record<
       const agreedAfter = Date.now() - quietAt;
       const observed = () =>
         presenceEvents(nodes)
-          .filter((event) => event.channel.startsWith('c'))
+          .filter((event) => channels.includes(event.channel))
           .map((event) => eventKey(event.type, event.channel, event.userId, event.sessionId, event.meta, event.type === 'leave' ? event.reason : ''))
           .sort();
       await eventually(() => expect(observed()).toEqual([...expectedEvents].sort()), 3000);
       console.log(`presence churn on ${broker}: ${ops} operations in ${CHURN_MS} ms; all nodes agreed ${agreedAfter} ms after the churn stopped`);
       expect(ops).toBeGreaterThan(CHURN_MS / 50);
     }, CHURN_MS + 40_000);
+    it('SIGKILL: within the bound every other node drops its members, one leave per member cluster-wide; a restarted node starts clean', async () => {
+      const expected = await fifteenMembers('kill');
+      for (const node of nodes) await eventually(async () => expect((await membersOn(node, 'kill')).members).toHaveLength(15), 3000);
+      const [dead, ...alive] = [nodes[2], nodes[0], nodes[1]];
+      const survivors = expected.filter((member) => member.node !== dead.id);
+
+      const killedAt = Date.now();
+      dead.process.child.kill('SIGKILL');
+      for (const node of alive) {
+        await eventually(
+          async () => expect(await membersOn(node, 'kill')).toEqual({ members: survivors, complete: true, missingNodes: [] }),
+          REMOVAL_BOUND + 1000,
+        );
+      }
+      const removedAfter = Date.now() - killedAt;
+      expect(removedAfter).toBeLessThan(REMOVAL_BOUND);
+
+      const leavesOf = () =>
+        eventsIn('kill', alive)
+          .filter((event) => event.type === 'leave')
+          .map((event) => ({ userId: event.userId, sessionId: event.sessionId, meta: event.meta, node: event.node, reason: event.type === 'leave' && event.reason }))
+          .sort(byMember);
+      const removed = expected.filter((member) => member.node === dead.id).map((member) => ({ ...member, reason: 'node-down' }));
+      await eventually(() => expect(leavesOf()).toEqual(removed));
+      await new Promise((resolve) => setTimeout(resolve, 4 * HEARTBEAT));
+      expect(leavesOf()).toEqual(removed);
+
+      // A new process (a new node id) on the same prefix knows only the live nodes' members.
+      const restarted = await startNode();
+      nodes = [...alive, restarted, dead];
+      expect(await membersOn(restarted, 'kill')).toEqual({ members: survivors, complete: true, missingNodes: [] });
+      expect(presenceEvents([restarted])).toEqual([]);
+      expect((await membersOn(restarted, 'list')).members.map((member) => member.node)).not.toContain(dead.id);
+    }, 40_000);
+
   });
 }
 
