@@ -113,10 +113,11 @@ export class PresenceTracker implements MembershipListener {
   /** At shutdown, once every local session is gone and before the transport closes: says bye. */
   async stop(): Promise<void> {
     if (!this.running) return;
+    // The leaves of the sessions closed by the shutdown go out before the bye.
+    this.flush();
     this.running = false;
     if (this.timer) clearInterval(this.timer);
     if (this.warmTimer) clearTimeout(this.warmTimer);
-    this.flush();
     try {
       await this.transport.publish(PRESENCE_TOPIC, encodePresence({ p: 1, t: 'bye', n: this.nodeId }));
       await this.transport.unsubscribe(PRESENCE_TOPIC);
