@@ -71,10 +71,14 @@ export class PresenceService {
     const id = String(userId);
     if (this.registry.connectionsOf(id).size > 0) return { online: true, complete: true, missingNodes: [] };
     const completeness = await this.settle(options);
+    let online = false;
     for (const replica of this.tracker.replicas.values()) {
-      if (replica.sessions.has(id)) return { online: true, complete: true, missingNodes: [] };
+      if (!replica.sessions.has(id)) continue;
+      // Found on a node that is live and in sequence: that settles it, whatever the others say.
+      if (this.tracker.isCurrent(replica)) return { online: true, complete: true, missingNodes: [] };
+      online = true;
     }
-    return { online: false, ...completeness };
+    return { online, ...completeness };
   }
 
   /** Every session of the user on every live node. */

@@ -23,7 +23,6 @@ export const SUSPECT_AFTER_HEARTBEATS = 3;
 const MAX_BUFFERED_DELTAS = 10_000;
 /** A departed node id is remembered this many presenceTimeouts (to tell a revival from a newcomer). */
 const FORGET_DEPARTED_AFTER = 10;
-const BYE = -1;
 
 /** Local monotonic time in ms: liveness never reads the wall clock, so clock skew cannot matter. */
 const monotonic = (): number => performance.now();
@@ -54,8 +53,8 @@ export class PresenceTracker implements MembershipListener {
   private readonly transport: RiversideTransport;
   private readonly heartbeat: number;
   private readonly timeout: number;
-  /** Nodes declared down (monotonic time) or gone with a bye (BYE). */
-  private readonly departed = new Map<string, number>();
+  /** Nodes declared down, or gone with a bye (whose stragglers are ignored), and since when. */
+  private readonly departed = new Map<string, { readonly at: number; readonly bye: boolean }>();
   /** Local changes not yet published, each op already JSON. */
   private pending: string[] = [];
   private flushScheduled = false;
@@ -236,7 +235,7 @@ export class PresenceTracker implements MembershipListener {
       this.nodeGone(message.n);
       return;
     }
-    if (this.departed.get(message.n) === BYE) return;
+    if (this.departed.get(message.n)?.bye) return;
     const now = monotonic();
     let replica = this.replicas.get(message.n);
     if (!replica) {
@@ -359,19 +358,19 @@ export class PresenceTracker implements MembershipListener {
       else if (now - replica.lastHeard > this.timeout) this.nodeDown(replica.nodeId, now);
       else if (replica.syncing && now - replica.syncRequestedAt > 2 * this.heartbeat) this.requestSync(replica, now);
     }
-    for (const [nodeId, since] of this.departed) {
-      if (since !== BYE && now - since > FORGET_DEPARTED_AFTER * this.timeout) this.departed.delete(nodeId);
+    for (const [nodeId, { at }] of this.departed) {
+      if (now - at > FORGET_DEPARTED_AFTER * this.timeout) this.departed.delete(nodeId);
     }
     this.settle();
   }
 
   private nodeDown(nodeId: string, now: number): void {
-    this.departed.set(nodeId, now);
+    this.departed.set(nodeId, { at: now, bye: false });
     this.dropNode(nodeId);
   }
 
   private nodeGone(nodeId: string): void {
-    this.departed.set(nodeId, BYE);
+    this.departed.set(nodeId, { at: monotonic(), bye: true });
     this.dropNode(nodeId);
     this.settle();
   }
@@ -401,6 +400,11 @@ export class PresenceTracker implements MembershipListener {
   }
 
   // ---- queries ----------------------------------------------------------------------------
+
+  /** Whether a replica's entries are current: in sequence and heard from lately. */
+  isCurrent(replica: NodeReplica): boolean {
+    return !replica.syncing && !this.isSuspect(replica);
+  }
 
   /** The nodes whose entries a query cannot vouch for right now. */
   missingNodes(): string[] {
