@@ -309,7 +309,7 @@ export class PresenceTracker implements MembershipListener {
       replica.replace([]);
       replica.apply(ops, changes);
       replica.revived = false;
-      if (this.emitsForDeadNodes()) {
+      if (this.emitsForDeadNodes(replica)) {
         for (const { channel, member } of changes) this.events.emit({ type: 'join', channel, ...member });
       }
     } else {
@@ -386,11 +386,14 @@ export class PresenceTracker implements MembershipListener {
     }
   }
 
-  /** Whether this node speaks for dead nodes: it has the lowest id among the live nodes. */
-  private emitsForDeadNodes(): boolean {
+  /**
+   * Whether this node speaks for dead nodes: it has the lowest id among the live nodes, leaving
+   * out `subject`, the node spoken for (a revived node does not know it was declared down).
+   */
+  private emitsForDeadNodes(subject?: NodeReplica): boolean {
     const now = monotonic();
     for (const replica of this.replicas.values()) {
-      if (replica.nodeId < this.nodeId && !this.isSuspect(replica, now)) return false;
+      if (replica !== subject && replica.nodeId < this.nodeId && !this.isSuspect(replica, now)) return false;
     }
     return true;
   }
