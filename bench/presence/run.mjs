@@ -50,14 +50,20 @@ function startNode() {
 }
 
 /** A WebSocket client that answers one request at a time. */
-async function client(url, options = {}) {
-  const ws = new WebSocket(url, options);
+async function client(url, options = {}, attempts = 3) {
+  const ws = new WebSocket(url, { handshakeTimeout: 20_000, ...options });
   const waiting = [];
   ws.on('message', (data) => waiting.shift()?.(JSON.parse(data.toString())));
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
+  try {
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+  } catch (error) {
+    if (attempts <= 1) throw error;
+    return client(url, options, attempts - 1);
+  }
+  ws.on('error', () => {});
   return {
     ws,
     ask(message) {
@@ -126,6 +132,8 @@ async function main() {
   await sleep(1500);
   const probes = await Promise.all(nodes.map((node, index) => client(`${node.url}?user=probe-${index}`)));
 
+  const progress = (what) => process.stderr.write(`bench:presence: ${what} (${Math.round((Date.now() - startedAt) / 1000)} s)\n`);
+  progress('3 nodes up');
   // 1. Broker traffic per join and per leave, one at a time.
   const single = await client(`${nodes[0].url}?user=single`);
   const JOINS = 200;
@@ -148,12 +156,14 @@ async function main() {
   const perLeave = { deltas: (after.deltas - before.deltas) / JOINS, bytes: (after.deltaBytes - before.deltaBytes) / JOINS };
   const heartbeatSize = after.hb > 0 ? after.hbBytes / after.hb : NaN;
 
+  progress('broker traffic per join/leave measured');
   // 2. 10,000 members of one channel over the 3 nodes.
   const members = [];
   const connectedAt = Date.now();
-  for (let batch = 0; batch < MEMBERS; batch += 250) {
+  for (let batch = 0; batch < MEMBERS; batch += 100) {
+    if (batch % 2000 === 0) progress(`${batch} members joined`);
     await Promise.all(
-      Array.from({ length: Math.min(250, MEMBERS - batch) }, async (_, offset) => {
+      Array.from({ length: Math.min(100, MEMBERS - batch) }, async (_, offset) => {
         const n = batch + offset;
         const member = await client(`${nodes[n % 3].url}?user=m${n}&sid=s${n}`, { localAddress: `127.0.0.${2 + (n % 3)}` });
         await member.ask({ join: 'big', meta: { nick: `User ${n}` } });
@@ -162,6 +172,7 @@ async function main() {
     );
   }
   const joinedIn = Date.now() - connectedAt;
+  progress(`${MEMBERS} members joined`);
   let agreedAt = 0;
   for (;;) {
     const answers = await Promise.all(probes.map((probe) => probe.ask({ members: 'big', timed: true })));
@@ -183,6 +194,7 @@ async function main() {
     if (answer.members.members.length !== MEMBERS) throw new Error('a full answer lacked members');
   }
 
+  progress('members() timed');
   // 3. Churn: CHURN_RATE joins/leaves per second, then time to agreement.
   const churners = await Promise.all(Array.from({ length: 600 }, (_, n) => client(`${nodes[n % 3].url}?user=c${n}&sid=s${n}`)));
   const truth = new Set();
@@ -224,6 +236,7 @@ async function main() {
     await sleep(10);
   }
 
+  progress('churn converged');
   // 4. Memory of the replica per remote member.
   const bytesPerMember = await replicaMemory();
 

@@ -180,8 +180,10 @@ export class PresenceTracker implements MembershipListener {
 
   /** Changes of one turn of the event loop go out as one delta. */
   private queue(op: string): void {
+    // Not started or stopped: nobody to tell (a state transfer covers whatever happened before).
+    if (!this.running) return;
     this.pending.push(op);
-    if (this.flushScheduled || !this.running) return;
+    if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());
   }
