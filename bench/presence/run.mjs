@@ -32,7 +32,8 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 
 function startNode() {
   const child = spawn(process.execPath, [FIXTURE], {
-    env: { ...process.env, RIVERSIDE_TRANSPORT: BROKER, REDIS_URL, NATS_URL, RIVERSIDE_PREFIX: PREFIX },
+    // The members sit idle for as long as the benchmark runs.
+    env: { ...process.env, RIVERSIDE_TRANSPORT: BROKER, REDIS_URL, NATS_URL, RIVERSIDE_PREFIX: PREFIX, IDLE_TIMEOUT: '0' },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   // The fixture exits when its stdin closes; a write to a node that already exited is no error here.
@@ -160,10 +161,10 @@ async function main() {
   // 2. 10,000 members of one channel over the 3 nodes.
   const members = [];
   const connectedAt = Date.now();
-  for (let batch = 0; batch < MEMBERS; batch += 100) {
+  for (let batch = 0; batch < MEMBERS; batch += 400) {
     if (batch % 2000 === 0) progress(`${batch} members joined`);
     await Promise.all(
-      Array.from({ length: Math.min(100, MEMBERS - batch) }, async (_, offset) => {
+      Array.from({ length: Math.min(400, MEMBERS - batch) }, async (_, offset) => {
         const n = batch + offset;
         const member = await client(`${nodes[n % 3].url}?user=m${n}&sid=s${n}`, { localAddress: `127.0.0.${2 + (n % 3)}` });
         await member.ask({ join: 'big', meta: { nick: `User ${n}` } });
