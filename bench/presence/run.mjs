@@ -242,7 +242,17 @@ async function main() {
   const bytesPerMember = await replicaMemory();
 
   for (const socket of [...members, ...churners, ...probes, single]) socket.ws.terminate();
-  for (const node of nodes) node.child.kill('SIGTERM');
+  // Let the nodes shut down (they print their members' leave events) before this process goes.
+  await Promise.all(
+    nodes.map(
+      (node) =>
+        new Promise((resolve) => {
+          node.child.once('exit', resolve);
+          node.child.kill('SIGTERM');
+          setTimeout(resolve, 10_000).unref();
+        }),
+    ),
+  );
   observer.close();
   const loadAfter = loadavg().map((value) => value.toFixed(2)).join(' ');
 
