@@ -95,5 +95,6 @@ export {
   InvalidHandlerClassError,
   EncodeError,
   MissingPackageError,
+  HandlerTimeoutError,
   PresenceMetaError,
 } from './errors/index.js';

@@ -7,6 +7,7 @@ import {
   PresenceService,
   RiversideError,
   RiversideHandler,
+  RiversideStats,
   type RiversideTransport,
   type Session,
   type TransportMessageHandler,
@@ -166,6 +167,7 @@ describe('presence on the in-process bus (SPEC 9.3)', () => {
     expect(await client.expectMessage()).toEqual({ joined: 'room' });
     await eventually(async () => expect((await b.presence.members('room')).members).toHaveLength(1));
     expect(allEvents().map((event) => event.type)).toEqual(['join']);
+    expect(a.app.app.get(RiversideStats).refusedJoins).toBe(2);
   });
 
   it('emits each join, meta update and leave once across the cluster, on the node of the session, with its meta', async () => {

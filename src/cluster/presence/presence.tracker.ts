@@ -133,16 +133,19 @@ export class PresenceTracker implements MembershipListener {
     try {
       json = meta === undefined ? undefined : JSON.stringify(meta);
     } catch (error) {
+      this.stats.refusedJoins++;
       throw new PresenceMetaError(
         `Channel meta must be JSON-serializable (it is what presence shows of a member, on every node): ${(error as Error).message}`,
         { cause: error },
       );
     }
     if (meta !== undefined && json === undefined) {
+      this.stats.refusedJoins++;
       throw new PresenceMetaError(`Channel meta must be JSON-serializable (it is what presence shows of a member, on every node), got a ${typeof meta}`);
     }
     const size = json === undefined ? 0 : Buffer.byteLength(json);
     if (size > this.options.maxMetaSize) {
+      this.stats.refusedJoins++;
       throw new PresenceMetaError(
         `Channel meta is ${size} bytes of JSON, more than maxMetaSize (${this.options.maxMetaSize}): ` +
           'keep presence meta small (ids, a display name) or raise the maxMetaSize option',
