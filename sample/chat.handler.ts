@@ -7,6 +7,7 @@ import {
   OnInit,
   OnMessage,
   OnTerminate,
+  PresenceService,
   RiversideHandler,
   type Session,
   type TerminateReason,
@@ -34,7 +35,10 @@ export const LOBBY = 'lobby';
  */
 @RiversideHandler({ path: '/chat' })
 export class ChatHandler {
-  constructor(private readonly delivery: DeliveryService) {}
+  constructor(
+    private readonly delivery: DeliveryService,
+    private readonly presence: PresenceService,
+  ) {}
 
   @OnAuthenticate()
   authenticate(req: AuthRequest) {
@@ -76,9 +80,11 @@ export class ChatHandler {
     }
   }
 
-  private join(session: Session, channel: string) {
+  private async join(session: Session, channel: string) {
     if (session.join(channel)) this.delivery.deliver({ channel }, { event: 'joined', channel, user: session.userId });
-    return { joined: channel, members: this.delivery.members(channel).map((member) => member.userId) };
+    // Everyone in the channel, on every node.
+    const { members } = await this.delivery.members(channel);
+    return { joined: channel, members: members.map((member) => member.userId) };
   }
 
   private leave(session: Session, channel: string) {
@@ -92,11 +98,12 @@ export class ChatHandler {
     return undefined;
   }
 
-  private sayToUser(session: Session, user: string, text: string) {
+  private async sayToUser(session: Session, user: string, text: string) {
     const message = { from: session.userId, toUser: user, say: text };
-    const reached = this.delivery.deliver({ user }, message);
+    this.delivery.deliver({ user }, message);
     // Every device of the sender (this one included) shows the conversation too.
     if (user !== session.userId) this.delivery.deliver({ user: session.userId }, message);
-    return reached === 0 ? { undelivered: user } : undefined;
+    // deliver() counts this node's sockets only: whether the user is connected anywhere is presence's answer.
+    return (await this.presence.isOnline(user)).online ? undefined : { undelivered: user };
   }
 }
