@@ -36,22 +36,22 @@ export interface PresenceCompleteness {
   readonly missingNodes: readonly string[];
 }
 
-/** @publicApi */
+/** What `PresenceService.members()` answers: the channel's members on every live node. @publicApi */
 export interface PresenceMembers extends PresenceCompleteness {
   readonly members: PresenceMember[];
 }
 
-/** @publicApi */
+/** What `PresenceService.count()` answers. @publicApi */
 export interface PresenceCount extends PresenceCompleteness {
   readonly count: number;
 }
 
-/** @publicApi */
+/** What `PresenceService.isOnline()` answers; `complete` is true whenever `online` is. @publicApi */
 export interface PresenceOnline extends PresenceCompleteness {
   readonly online: boolean;
 }
 
-/** @publicApi */
+/** What `PresenceService.sessionsOf()` answers: the user's sessions on every live node. @publicApi */
 export interface PresenceSessions extends PresenceCompleteness {
   readonly sessions: PresenceSession[];
 }
@@ -87,5 +87,5 @@ export type PresenceEvent =
   | ({ readonly type: 'update'; readonly channel: string } & PresenceMember)
   | ({ readonly type: 'leave'; readonly channel: string; readonly reason: PresenceLeaveReason } & PresenceMember);
 
-/** @publicApi */
+/** Receives presence events: see `PresenceService.on()`. @publicApi */
 export type PresenceListener = (event: PresenceEvent) => void;
