@@ -1,4 +1,4 @@
-import { type OnModuleInit } from '@nestjs/common';
+import { Logger, type OnModuleInit } from '@nestjs/common';
 import {
   AuthError,
   type AuthRequest,
@@ -7,10 +7,12 @@ import {
   OnInfo,
   OnInit,
   OnMessage,
+  OnTerminate,
   PresenceService,
   RiversideError,
   RiversideHandler,
   type Session,
+  type TerminateReason,
 } from 'nestjs-riverside';
 
 /**
@@ -60,6 +62,8 @@ export const LOBBY = 'lobby';
  */
 @RiversideHandler({ path: '/chat' })
 export class ChatHandler implements OnModuleInit {
+  private readonly logger = new Logger('Chat');
+
   constructor(
     private readonly delivery: DeliveryService,
     private readonly presence: PresenceService,
@@ -111,6 +115,16 @@ export class ChatHandler implements OnModuleInit {
   onInfo(info: KickInfo, session: Session) {
     session.send({ kicked: info.kick });
     session.close(4001, 'kicked');
+  }
+
+  /**
+   * Runs once per connection, however it ended: closed by either side, dropped, timed out. The
+   * channels it leaves are announced by the presence listener above.
+   */
+  @OnTerminate()
+  terminate(reason: TerminateReason, session: Session) {
+    const why = typeof reason === 'string' ? reason : reason.kind;
+    this.logger.debug(`${session.userId} left the chat (${why}) after ${session.channels().length} channel(s)`);
   }
 
   private join(session: Session, channel: unknown) {
