@@ -8,7 +8,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -27,7 +27,10 @@ import { invalidOptionMessage } from '../riverside.messages.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
-import { rejectUpgrade, respond, splitTarget } from './http-responses.js';
+import { rejectUpgrade, splitTarget } from './http-responses.js';
+import { HttpSurface } from './http-surface.js';
+import { PreUpgradeGuard } from './pre-upgrade-guard.js';
+import { RefusalLog } from './refusal-log.js';
 
 // Lifecycle of the server as a whole; close() is idempotent.
 const IDLE = 0;
@@ -62,6 +65,11 @@ export class RiversideServer
   private inFlight = 0;
   /** @internal */
   readonly handshakes = new Set<Duplex>();
+  /** @internal */
+  readonly refusals = new RefusalLog(this.logger);
+  /** @internal */
+  readonly guard: PreUpgradeGuard;
+  private readonly surface: HttpSurface;
   private readonly sweep: ConnectionSweep;
   private readonly pendingTerminations = new Set<Promise<unknown>>();
   private drained: (() => void) | null = null;
@@ -85,6 +93,13 @@ export class RiversideServer
       clientTracking: false,
       handleProtocols: selectProtocol,
     });
+    this.guard = new PreUpgradeGuard(options.maxPendingSockets, options.handshakeTimeout, stats, this.refusals, !options.tls);
+    this.surface = new HttpSurface(
+      options,
+      { servesWebSocket: (path) => this.explorer.handlers.has(path) || this.gateways.has(path) },
+      metrics,
+      this.logger,
+    );
     this.sweep = new ConnectionSweep(registry.connections, options.idleTimeout, options.maxConnectionAge, () => this.now());
   }
 
@@ -110,25 +125,16 @@ export class RiversideServer
     return `${this.options.tls ? 'wss' : 'ws'}://${host}:${port}${path}`;
   }
 
-  /**
-   * With `port: 'http'`, a plain GET on a handler path must get 426 like on the standalone
-   * server; routes added now land after the app's controllers and before Nest's 404 handler.
-   */
+  /** With `port: 'http'`, the 426 routes of the handler paths and the metrics route join the app's routes. */
   async onModuleInit(): Promise<void> {
     const httpAdapter = this.httpAdapterHost?.httpAdapter;
     if (this.options.mode !== 'http' || !httpAdapter) return;
-    for (const path of (await this.explorer.explore()).keys()) {
-      try {
-        httpAdapter.get(path, (_req: unknown, res: unknown) => {
-          httpAdapter.setHeader(res, 'Upgrade', 'websocket');
-          httpAdapter.setHeader(res, 'Connection', 'Upgrade');
-          httpAdapter.reply(res, 'Upgrade Required', 426);
-        });
-      } catch (error) {
-        // Some HTTP adapters refuse routes once started; the upgrade still works without it.
-        this.logger.debug(`No 426 route for ${path}: ${(error as Error).message}`);
-      }
-    }
+    this.surface.registerNestRoutes(httpAdapter, (await this.explorer.explore()).keys());
+  }
+
+  /** The bound address of the metrics port (`metrics.port`), or null. */
+  metricsAddress(): AddressInfo | null {
+    return this.surface.metricsAddress() as AddressInfo | null;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -142,6 +148,7 @@ export class RiversideServer
     this.relay.start();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
     else await this.listenStandalone();
+    await this.surface.listenMetrics();
     this.sweep.start();
   }
 
@@ -237,6 +244,7 @@ export class RiversideServer
   // ---- HTTP ------------------------------------------------------------------------------
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (this.ownsHttpServer) this.guard.upgraded(socket);
     const { path, query } = splitTarget(req);
     const handler = this.explorer.handlers.get(path);
     if (handler !== undefined) {
@@ -258,42 +266,12 @@ export class RiversideServer
     rejectUpgrade(socket, 404);
   };
 
-  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const { path } = splitTarget(req);
-    if (this.explorer.handlers.has(path) || this.gateways.has(path)) {
-      return respond(res, 426, { Upgrade: 'websocket', Connection: 'Upgrade' });
-    }
-    if (this.options.router !== null) {
-      try {
-        this.options.router(req, res);
-      } catch (error) {
-        const cause = error instanceof Error ? error : new Error(String(error));
-        this.logger.error(`The router option threw: ${cause.message}`, cause.stack);
-        if (!res.headersSent) respond(res, 500);
-        else res.destroy();
-      }
-      return;
-    }
-    if (path === this.metrics.path && req.method === 'GET') return this.serveMetrics(res);
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return respond(res, 200, {}, 'OK');
-    respond(res, 404);
-  };
-
-  private serveMetrics(res: ServerResponse): void {
-    this.metrics.render().then(
-      ({ contentType, body }) => respond(res, 200, { 'Content-Type': contentType }, body),
-      (error: unknown) => {
-        this.logger.error(`Rendering metrics failed: ${(error as Error).message}`);
-        respond(res, 500);
-      },
-    );
-  }
-
   private createStandaloneServer(): Server {
     const { tls } = this.options;
-    if (!tls) return createHttpServer(this.onRequest);
+    const limits = this.guard.serverOptions();
+    if (!tls) return createHttpServer(limits, this.surface.onRequest);
     try {
-      return createHttpsServer(tls as Parameters<typeof createHttpsServer>[0], this.onRequest);
+      return createHttpsServer({ ...(tls as Parameters<typeof createHttpsServer>[0]), ...limits }, this.surface.onRequest);
     } catch (error) {
       throw new InvalidOptionsError(
         'tls',
@@ -304,6 +282,7 @@ export class RiversideServer
 
   private async listenStandalone(): Promise<void> {
     const server = this.createStandaloneServer();
+    this.guard.attach(server);
     server.on('upgrade', this.onUpgrade);
     this.httpServer = server;
     this.ownsHttpServer = true;
@@ -327,7 +306,14 @@ export class RiversideServer
       server.once('listening', onListening);
       server.listen({ port, host, ...(reusePort && { reusePort: true }) });
     });
-    server.on('error', (error) => this.logger.error(`HTTP server error: ${error.message}`, error.stack));
+    server.on('error', (error: NodeJS.ErrnoException) => {
+      // Out of descriptors, accept() fails for every new connection: log it once per interval.
+      if (error.code === 'EMFILE' || error.code === 'ENFILE') {
+        this.refusals.warn(error.code, `Cannot accept connections: ${error.code} (out of file descriptors); lower maxPendingSockets or raise the limit`);
+      } else {
+        this.logger.error(`HTTP server error: ${error.message}`, error.stack);
+      }
+    });
     const { port: bound } = this.address();
     this.logger.log(
       `Listening on ${this.options.tls ? 'wss' : 'ws'}://${host ?? '0.0.0.0'}:${bound} for ${[...this.explorer.handlers.keys()].join(', ') || 'no handler'}`,
@@ -389,6 +375,9 @@ export class RiversideServer
       }
     }
     this.wss.close();
+    if (this.ownsHttpServer && server !== null) this.guard.detach(server);
+    await this.surface.closeMetrics();
+    this.refusals.flush();
     try {
       await this.options.transport.close();
     } catch (error) {

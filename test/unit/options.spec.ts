@@ -17,7 +17,7 @@ const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 const KNOWN_OPTIONS =
   'port, host, path, codec, maxConnections, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
   'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport, ' +
-  'metrics, bridge';
+  'metrics, bridge, handshakeTimeout, maxPendingSockets, trustProxy';
 
 /** Resolves options that the type system would reject, as a JavaScript caller or a config file could pass them. */
 function resolveUntyped(options: Record<string, unknown>, nodeVersion?: string) {
