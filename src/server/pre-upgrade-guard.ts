@@ -53,7 +53,6 @@ function forgetPending(this: PendingSocket): void {
 export class PreUpgradeGuard {
   /** In arrival order, so that the first evictable one is found from the front. */
   private readonly pending = new Set<PendingSocket>();
-  private earlyBytes = 0;
 
   constructor(
     private readonly maxPendingSockets: number,
@@ -104,18 +103,13 @@ export class PreUpgradeGuard {
 
   /** Takes `bytes` from the pre-upgrade budget; false (nothing taken) when it would overflow. */
   takeEarlyBytes(bytes: number): boolean {
-    if (this.earlyBytes + bytes > PRE_UPGRADE_BYTE_BUDGET) return false;
-    this.earlyBytes += bytes;
+    if (this.stats.preUpgradeBytes + bytes > PRE_UPGRADE_BYTE_BUDGET) return false;
+    this.stats.preUpgradeBytes += bytes;
     return true;
   }
 
   giveBackEarlyBytes(bytes: number): void {
-    this.earlyBytes -= bytes;
-  }
-
-  /** Bytes held for handshakes right now. */
-  get heldEarlyBytes(): number {
-    return this.earlyBytes;
+    this.stats.preUpgradeBytes -= bytes;
   }
 
   /** Sockets counted against maxPendingSockets right now. */

@@ -25,6 +25,8 @@ export class RiversideStats {
    * with 503 and idle sockets evicted with 408.
    */
   shedSockets = 0;
+  /** Bytes clients pipelined behind upgrade requests that wait for their 101 (at most 8 KiB each, 16 MiB in all). */
+  preUpgradeBytes = 0;
   /** Handshakes whose @OnAuthenticate did not settle within `handshakeTimeout` (answered 503, also in `rejections`). */
   handshakeTimeouts = 0;
   /** When this node started counting. */
