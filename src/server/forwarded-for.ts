@@ -37,7 +37,7 @@ export const leftMostForwardedFor: ForwardedForReader = (_socketAddress, header)
  */
 export function trustedForwardedFor(trust: ProxyTrust): ForwardedForReader {
   return (socketAddress, header) => {
-    const hops = header === undefined ? [] : header.split(',');
+    const hops = header === undefined || header.trim() === '' ? [] : header.split(',');
     let address = socketAddress;
     for (let hop = 0; hop < hops.length; hop++) {
       if (!trust(address, hop)) return address;

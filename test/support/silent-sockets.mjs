@@ -49,7 +49,7 @@ function open(i) {
 }
 
 // A bounded number of connects in flight, so that the listen backlog is not the bottleneck.
-const BATCH = 200;
+const BATCH = 50;
 for (let i = 0; i < BATCH; i++) open(i);
 
 process.stdin.on('data', () => {
