@@ -51,7 +51,7 @@ function destroyOnEnd(this: Duplex): void {
 }
 
 /** Version 8 (pre-RFC) clients send Sec-WebSocket-Origin instead of Origin. */
-function originOf(req: IncomingMessage): string | undefined {
+export function originOf(req: IncomingMessage): string | undefined {
   return req.headers.origin ?? (req.headers['sec-websocket-origin'] as string | undefined);
 }
 
@@ -70,7 +70,7 @@ export async function performHandshake(
   query: string,
 ): Promise<void> {
   socket.on('error', destroyOnError);
-  const upgrade = checkUpgrade(req, host.options);
+  const upgrade = checkUpgrade(req, host.options.ws);
   if (upgrade instanceof UpgradeRefusal) return refuse(host, socket, upgrade);
   const origin = originOf(req);
   if (origin !== undefined && host.options.isOriginAllowed !== null && !host.options.isOriginAllowed(origin)) {

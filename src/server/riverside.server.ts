@@ -8,6 +8,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -26,8 +27,9 @@ import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { invalidOptionMessage } from '../riverside.messages.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
-import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
+import { type HandshakeHost, kSelectedProtocol, originOf, performHandshake } from './handshake.js';
 import { rejectUpgrade, splitTarget } from './http-responses.js';
+import { checkUpgrade, UpgradeRefusal } from './upgrade-conformance.js';
 import { HttpSurface } from './http-surface.js';
 import { PreUpgradeGuard } from './pre-upgrade-guard.js';
 import { RefusalLog } from './refusal-log.js';
@@ -58,6 +60,7 @@ export class RiversideServer
   private httpServer: Server | null = null;
   private ownsHttpServer = false;
   private readonly gateways = new Map<string, WebSocketServer>();
+  private readonly gatewayClients = new Set<WebSocket>();
   private phase = IDLE;
   private openCount = 0;
   /** Accepted connections whose @OnTerminate has not run yet (a closed one may await its handler). */
@@ -192,9 +195,14 @@ export class RiversideServer
 
   /** @internal */
   reserveSlot(): boolean {
-    if (this.phase !== RUNNING || this.openCount + this.inFlight >= this.options.maxConnections) return false;
+    if (this.phase !== RUNNING || !this.hasRoom()) return false;
     this.inFlight++;
     return true;
+  }
+
+  /** Handlers' connections, gateways' clients and handshakes in flight share maxConnections. */
+  private hasRoom(): boolean {
+    return this.openCount + this.inFlight + this.gatewayClients.size < this.options.maxConnections;
   }
 
   /** @internal */
@@ -241,6 +249,51 @@ export class RiversideServer
     void pending.finally(() => this.pendingTerminations.delete(pending));
   }
 
+  // ---- gateways ---------------------------------------------------------------------------
+
+  /**
+   * A gateway on Riverside's server is admitted as a handler is (conformance, Origin, the shared
+   * maxConnections, 503 once shutdown began), and its clients are closed with 1001 at shutdown.
+   * What it does with its frames stays Nest's.
+   */
+  private upgradeGateway(gateway: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const refusal = this.admitGateway(gateway, req);
+    if (refusal !== null) {
+      this.stats.countRejection(refusal.status);
+      return rejectUpgrade(socket, refusal.status, refusal.headers);
+    }
+    this.inFlight++;
+    let counted = true;
+    const release = () => {
+      if (counted) this.inFlight--;
+      counted = false;
+    };
+    socket.once('close', release);
+    gateway.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('close', release);
+      release();
+      this.gatewayClients.add(ws);
+      ws.once('close', () => this.gatewayClients.delete(ws));
+      if (this.phase !== RUNNING) ws.close(1001, 'server shutting down');
+      gateway.emit('connection', ws, req);
+    });
+  }
+
+  private admitGateway(gateway: WebSocketServer, req: IncomingMessage): UpgradeRefusal | null {
+    if (this.phase !== RUNNING) return new UpgradeRefusal(503);
+    const upgrade = checkUpgrade(req, gateway.options);
+    if (upgrade instanceof UpgradeRefusal) return upgrade;
+    const origin = originOf(req);
+    if (origin !== undefined && this.options.isOriginAllowed !== null && !this.options.isOriginAllowed(origin)) {
+      return new UpgradeRefusal(403);
+    }
+    if (!this.hasRoom()) {
+      this.refusals.warn('maxConnections', `Refused a handshake with 503: maxConnections (${this.options.maxConnections}) reached`);
+      return new UpgradeRefusal(503);
+    }
+    return null;
+  }
+
   // ---- HTTP ------------------------------------------------------------------------------
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -257,10 +310,7 @@ export class RiversideServer
       return;
     }
     const gateway = this.gateways.get(path);
-    if (gateway !== undefined) {
-      gateway.handleUpgrade(req, socket, head, (ws) => gateway.emit('connection', ws, req));
-      return;
-    }
+    if (gateway !== undefined) return this.upgradeGateway(gateway, req, socket, head);
     // On a shared server another upgrade listener (socket.io, a second adapter) may own the path.
     if (!this.ownsHttpServer && (this.httpServer?.listenerCount('upgrade') ?? 0) > 1) return;
     rejectUpgrade(socket, 404);
@@ -348,6 +398,7 @@ export class RiversideServer
         : Promise.resolve();
     const deadline = Date.now() + this.options.shutdownTimeout;
     for (const connection of this.registry.connections) connection.closeFor('shutdown');
+    for (const client of this.gatewayClients) client.close(1001, 'server shutting down');
     // Until every connection is terminated: a closed socket whose async handler is still running
     // gets its @OnTerminate only when the handler settles.
     if (this.unterminated > 0) {
@@ -364,6 +415,9 @@ export class RiversideServer
       }
     }
     await this.within(deadline, Promise.allSettled([...this.pendingTerminations]));
+    const gatewayClients = [...this.gatewayClients];
+    await this.within(deadline, Promise.all(gatewayClients.map((client) => once(client, 'close'))));
+    for (const client of gatewayClients) client.terminate();
     if (this.pendingTerminations.size > 0) {
       this.logger.warn(`${this.pendingTerminations.size} @OnTerminate callback(s) still running after shutdownTimeout`);
     }

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import * as ws from 'ws';
-import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 
 /**
  * The parts of `ws` that parse the handshake headers. They are exported by `ws` but not typed by
@@ -31,6 +30,12 @@ export class UpgradeRefusal {
   ) {}
 }
 
+/** The ws server options the checks depend on. */
+export interface UpgradeServerOptions {
+  readonly perMessageDeflate?: boolean | object;
+  readonly maxPayload?: number;
+}
+
 /** What a conformant upgrade request carries, read once. */
 export interface ConformantUpgrade {
   /** The subprotocols offered, in the client's order. */
@@ -46,7 +51,7 @@ export interface ConformantUpgrade {
  * 5: the server declines an offer it cannot accept and considers the next one), so that `ws` only
  * ever sees acceptable offers and negotiates the first of them.
  */
-export function checkUpgrade(req: IncomingMessage, options: ResolvedRiversideOptions): UpgradeRefusal | ConformantUpgrade {
+export function checkUpgrade(req: IncomingMessage, options: UpgradeServerOptions): UpgradeRefusal | ConformantUpgrade {
   const { headers } = req;
   if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) return new UpgradeRefusal(400);
   if (headers.host === undefined || headers.host === '') return new UpgradeRefusal(400);
@@ -65,7 +70,7 @@ export function checkUpgrade(req: IncomingMessage, options: ResolvedRiversideOpt
       return new UpgradeRefusal(400);
     }
   }
-  if (options.ws.perMessageDeflate && headers['sec-websocket-extensions'] !== undefined) {
+  if (options.perMessageDeflate && headers['sec-websocket-extensions'] !== undefined) {
     const acceptable = acceptableExtensions(headers['sec-websocket-extensions'], options);
     if (acceptable === null) return new UpgradeRefusal(400);
     if (acceptable === '') delete headers['sec-websocket-extensions'];
@@ -75,7 +80,7 @@ export function checkUpgrade(req: IncomingMessage, options: ResolvedRiversideOpt
 }
 
 /** The extension offers ws can accept, as a header value ('' for none); null when unparseable. */
-function acceptableExtensions(header: string, options: ResolvedRiversideOptions): string | null {
+function acceptableExtensions(header: string, options: UpgradeServerOptions): string | null {
   let offers: ReturnType<WsHeaderParsers['extension']['parse']>;
   try {
     offers = extension.parse(header);
@@ -84,12 +89,12 @@ function acceptableExtensions(header: string, options: ResolvedRiversideOptions)
   }
   const deflateOffers = offers[PERMESSAGE_DEFLATE];
   if (deflateOffers === undefined) return '';
-  const deflateOptions = options.ws.perMessageDeflate === true ? {} : (options.ws.perMessageDeflate as Record<string, unknown>);
+  const deflateOptions = options.perMessageDeflate === true ? {} : (options.perMessageDeflate as Record<string, unknown>);
   const accepted = deflateOffers.filter((offer) => {
     try {
       // accept() normalises in place: give it a copy, so the header keeps the client's words.
       const copy = Object.fromEntries(Object.entries(offer).map(([name, values]) => [name, [...values]]));
-      new PerMessageDeflate({ ...deflateOptions, isServer: true, maxPayload: options.ws.maxPayload }).accept([copy]);
+      new PerMessageDeflate({ ...deflateOptions, isServer: true, maxPayload: options.maxPayload ?? 0 }).accept([copy]);
       return true;
     } catch {
       return false;

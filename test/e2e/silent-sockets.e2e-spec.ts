@@ -74,8 +74,9 @@ describe(`${TOTAL} silent TCP sockets before any upgrade`, () => {
   it(
     'leave /health, a new handshake and an established connection working, and the sheds are counted',
     async () => {
-      // A long handshakeTimeout, so that the cap (not the inactivity timeout) is what holds the flood.
-      running = await startRiverside({ handshakeTimeout: 120_000, ...(CAP !== undefined && { maxPendingSockets: CAP }) }, [EchoHandler]);
+      // A long handshakeTimeout, so that the cap (not the inactivity timeout) is what holds the
+      // flood; no idleTimeout, so that the bystander may stay silent however long the flood takes.
+      running = await startRiverside({ handshakeTimeout: 120_000, idleTimeout: 0, ...(CAP !== undefined && { maxPendingSockets: CAP }) }, [EchoHandler]);
       const stats = running.app.get(RiversideStats);
       const port = running.server.address().port;
       const bystander = await running.connect('/echo');
