@@ -8,7 +8,6 @@ import {
   Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -27,9 +26,9 @@ import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { invalidOptionMessage } from '../riverside.messages.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
-import { type HandshakeHost, kSelectedProtocol, originOf, performHandshake } from './handshake.js';
+import { GatewayAdmission, type GatewayHost, normalizeGatewayPath } from './gateway-admission.js';
+import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
 import { rejectUpgrade, splitTarget } from './http-responses.js';
-import { checkUpgrade, UpgradeRefusal } from './upgrade-conformance.js';
 import { HttpSurface } from './http-surface.js';
 import { PreUpgradeGuard } from './pre-upgrade-guard.js';
 import { RefusalLog } from './refusal-log.js';
@@ -51,7 +50,7 @@ function selectProtocol(_offered: Set<string>, req: IncomingMessage): string | f
  */
 @Injectable()
 export class RiversideServer
-  implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, ConnectionHost, HandshakeHost
+  implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, ConnectionHost, HandshakeHost, GatewayHost
 {
   /** @internal */
   readonly logger = new Logger('Riverside');
@@ -59,8 +58,7 @@ export class RiversideServer
   readonly wss: WebSocketServer;
   private httpServer: Server | null = null;
   private ownsHttpServer = false;
-  private readonly gateways = new Map<string, WebSocketServer>();
-  private readonly gatewayClients = new Set<WebSocket>();
+  private readonly gateways = new GatewayAdmission(this);
   private phase = IDLE;
   private openCount = 0;
   /** Accepted connections whose @OnTerminate has not run yet (a closed one may await its handler). */
@@ -143,7 +141,7 @@ export class RiversideServer
   async onApplicationBootstrap(): Promise<void> {
     if (this.phase !== IDLE) return;
     // Nest creates gateways before onModuleInit discovers the handlers: the clash is caught here.
-    for (const path of this.gateways.keys()) {
+    for (const path of this.gateways.paths) {
       if (this.explorer.handlers.has(path)) throw this.pathClash(path, 'a Riverside handler');
     }
     this.phase = RUNNING;
@@ -176,11 +174,8 @@ export class RiversideServer
 
   /** @internal */
   addGateway(path: string, server: WebSocketServer): void {
-    // Nest's WsAdapter serves @WebSocketGateway({ path: 'gw' }) on '/gw': so do we.
-    const absolute = path.startsWith('/') ? path : `/${path}`;
-    const normalized = absolute.length > 1 && absolute.endsWith('/') ? absolute.slice(0, -1) : absolute;
-    if (this.gateways.has(normalized)) throw this.pathClash(normalized, 'another @WebSocketGateway');
-    this.gateways.set(normalized, server);
+    const normalized = normalizeGatewayPath(path);
+    if (!this.gateways.add(normalized, server)) throw this.pathClash(normalized, 'another @WebSocketGateway');
   }
 
   private pathClash(path: string, other: string): InvalidOptionsError {
@@ -202,7 +197,7 @@ export class RiversideServer
 
   /** Handlers' connections, gateways' clients and handshakes in flight share maxConnections. */
   private hasRoom(): boolean {
-    return this.openCount + this.inFlight + this.gatewayClients.size < this.options.maxConnections;
+    return this.openCount + this.inFlight + this.gateways.clientCount < this.options.maxConnections;
   }
 
   /** @internal */
@@ -249,51 +244,6 @@ export class RiversideServer
     void pending.finally(() => this.pendingTerminations.delete(pending));
   }
 
-  // ---- gateways ---------------------------------------------------------------------------
-
-  /**
-   * A gateway on Riverside's server is admitted as a handler is (conformance, Origin, the shared
-   * maxConnections, 503 once shutdown began), and its clients are closed with 1001 at shutdown.
-   * What it does with its frames stays Nest's.
-   */
-  private upgradeGateway(gateway: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const refusal = this.admitGateway(gateway, req);
-    if (refusal !== null) {
-      this.stats.countRejection(refusal.status);
-      return rejectUpgrade(socket, refusal.status, refusal.headers);
-    }
-    this.inFlight++;
-    let counted = true;
-    const release = () => {
-      if (counted) this.inFlight--;
-      counted = false;
-    };
-    socket.once('close', release);
-    gateway.handleUpgrade(req, socket, head, (ws) => {
-      socket.off('close', release);
-      release();
-      this.gatewayClients.add(ws);
-      ws.once('close', () => this.gatewayClients.delete(ws));
-      if (this.phase !== RUNNING) ws.close(1001, 'server shutting down');
-      gateway.emit('connection', ws, req);
-    });
-  }
-
-  private admitGateway(gateway: WebSocketServer, req: IncomingMessage): UpgradeRefusal | null {
-    if (this.phase !== RUNNING) return new UpgradeRefusal(503);
-    const upgrade = checkUpgrade(req, gateway.options);
-    if (upgrade instanceof UpgradeRefusal) return upgrade;
-    const origin = originOf(req);
-    if (origin !== undefined && this.options.isOriginAllowed !== null && !this.options.isOriginAllowed(origin)) {
-      return new UpgradeRefusal(403);
-    }
-    if (!this.hasRoom()) {
-      this.refusals.warn('maxConnections', `Refused a handshake with 503: maxConnections (${this.options.maxConnections}) reached`);
-      return new UpgradeRefusal(503);
-    }
-    return null;
-  }
-
   // ---- HTTP ------------------------------------------------------------------------------
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -310,7 +260,7 @@ export class RiversideServer
       return;
     }
     const gateway = this.gateways.get(path);
-    if (gateway !== undefined) return this.upgradeGateway(gateway, req, socket, head);
+    if (gateway !== undefined) return this.gateways.upgrade(gateway, req, socket, head);
     // On a shared server another upgrade listener (socket.io, a second adapter) may own the path.
     if (!this.ownsHttpServer && (this.httpServer?.listenerCount('upgrade') ?? 0) > 1) return;
     rejectUpgrade(socket, 404);
@@ -398,7 +348,7 @@ export class RiversideServer
         : Promise.resolve();
     const deadline = Date.now() + this.options.shutdownTimeout;
     for (const connection of this.registry.connections) connection.closeFor('shutdown');
-    for (const client of this.gatewayClients) client.close(1001, 'server shutting down');
+    const gatewaysClosed = this.gateways.closeAll((work) => this.within(deadline, work));
     // Until every connection is terminated: a closed socket whose async handler is still running
     // gets its @OnTerminate only when the handler settles.
     if (this.unterminated > 0) {
@@ -415,9 +365,7 @@ export class RiversideServer
       }
     }
     await this.within(deadline, Promise.allSettled([...this.pendingTerminations]));
-    const gatewayClients = [...this.gatewayClients];
-    await this.within(deadline, Promise.all(gatewayClients.map((client) => once(client, 'close'))));
-    for (const client of gatewayClients) client.terminate();
+    await gatewaysClosed;
     if (this.pendingTerminations.size > 0) {
       this.logger.warn(`${this.pendingTerminations.size} @OnTerminate callback(s) still running after shutdownTimeout`);
     }
