@@ -124,7 +124,8 @@ export interface RiversideModuleOptions {
   /**
    * How long a handshake may take, in ms: the request headers must arrive within it (else Node
    * answers 408), and @OnAuthenticate must settle within it after them (else the client gets 503
-   * and the slot is freed; a late result is discarded). A socket that sends nothing for this long
+   * and the slot is freed; a late result is discarded; checked every tenth of it, one timer for all
+   * handshakes). A socket that sends nothing for this long
    * before its upgrade is closed. @default 10000
    */
   handshakeTimeout?: number;

@@ -11,6 +11,7 @@ import type { HandlerDefinition } from '../handler/handler-definition.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { describeValue } from '../riverside.messages.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
+import type { HandshakeDeadlines } from './handshake-deadlines.js';
 import { rejectUpgrade } from './http-responses.js';
 import { MAX_EARLY_BYTES_PER_SOCKET, type PreUpgradeGuard } from './pre-upgrade-guard.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -31,6 +32,8 @@ export interface HandshakeHost {
   releaseSlot(): void;
   /** Sockets whose handshake holds a slot (awaiting @OnAuthenticate); shutdown destroys them. */
   readonly handshakes: Set<Duplex>;
+  /** handshakeTimeout of the handshakes in flight. */
+  readonly deadlines: HandshakeDeadlines;
   /** Turns a reserved slot into an open connection. */
   accept(ws: WebSocket, handler: HandlerDefinition, identity: ConnectionIdentity): void;
 }
@@ -92,11 +95,10 @@ export async function performHandshake(
   // or goes away, whichever is first.
   let earlyBytes = 0;
   let settled = false;
-  let timer: NodeJS.Timeout | undefined;
   const settle = () => {
     if (settled) return false;
     settled = true;
-    clearTimeout(timer);
+    host.deadlines.delete(socket);
     host.handshakes.delete(socket);
     socket.removeListener('close', onClose);
     socket.removeListener('data', onEarlyData);
@@ -124,7 +126,7 @@ export async function performHandshake(
       refuse(host, socket, new UpgradeRefusal(400));
     }
   };
-  timer = setTimeout(() => {
+  host.deadlines.add(socket, () => {
     if (!settle()) return;
     host.stats.handshakeTimeouts++;
     host.refusals.warn(
@@ -132,7 +134,7 @@ export async function performHandshake(
       `Refused a handshake on ${path} with 503: ${handler.labels.authenticate} did not settle within handshakeTimeout (${host.options.handshakeTimeout} ms)`,
     );
     refuse(host, socket, new UpgradeRefusal(503));
-  }, host.options.handshakeTimeout);
+  });
   if (!takeEarly(head.length)) {
     settle();
     host.refusals.warn('earlyBytes', `Refused a handshake on ${path} with 400: the pre-upgrade byte budget is spent`);
@@ -159,7 +161,7 @@ export async function performHandshake(
     socket.removeListener('error', destroyOnError);
     // The slot becomes the connection's: accept() takes it over instead of releasing it.
     settled = true;
-    clearTimeout(timer);
+    host.deadlines.delete(socket);
     host.handshakes.delete(socket);
     socket.removeListener('close', onClose);
     host.guard.giveBackEarlyBytes(earlyBytes);

@@ -26,6 +26,7 @@ import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { invalidOptionMessage } from '../riverside.messages.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
+import { HandshakeDeadlines } from './handshake-deadlines.js';
 import { GatewayAdmission, type GatewayHost, normalizeGatewayPath } from './gateway-admission.js';
 import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
 import { rejectUpgrade, splitTarget } from './http-responses.js';
@@ -69,6 +70,8 @@ export class RiversideServer
   /** @internal */
   readonly refusals = new RefusalLog(this.logger);
   /** @internal */
+  readonly deadlines: HandshakeDeadlines;
+  /** @internal */
   readonly guard: PreUpgradeGuard;
   private readonly surface: HttpSurface;
   private readonly sweep: ConnectionSweep;
@@ -94,6 +97,7 @@ export class RiversideServer
       clientTracking: false,
       handleProtocols: selectProtocol,
     });
+    this.deadlines = new HandshakeDeadlines(options.handshakeTimeout);
     this.guard = new PreUpgradeGuard(options.maxPendingSockets, options.handshakeTimeout, stats, this.refusals, !options.tls);
     this.surface = new HttpSurface(
       options,
@@ -341,6 +345,7 @@ export class RiversideServer
     this.sweep.stop();
     // A handshake still awaiting @OnAuthenticate would hold server.close() until auth settles.
     for (const socket of this.handshakes) socket.destroy();
+    this.deadlines.stop();
     const server = this.httpServer;
     const serverClosed =
       server !== null && this.ownsHttpServer
