@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { type ForwardedForReader, leftMostForwardedFor, unmapIPv4 } from '../server/forwarded-for.js';
+import { type ForwardedForReader, leftMostForwardedFor, unmapIPv4 } from './forwarded-for.js';
 
 /**
  * Where a handshake comes from.

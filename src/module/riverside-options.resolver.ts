@@ -7,7 +7,7 @@ import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { invalidOptionMessage, unknownOptionMessage } from '../riverside.messages.js';
 import { LocalTransport } from '../transport/local.transport.js';
 import { isTransport, type RiversideTransport } from '../transport/transport.interface.js';
-import { compileTrustList, type ForwardedForReader, leftMostForwardedFor, trustedForwardedFor } from '../server/forwarded-for.js';
+import { compileTrustList, type ForwardedForReader, leftMostForwardedFor, trustedForwardedFor } from '../auth/forwarded-for.js';
 import { defaultMaxPendingSockets } from '../server/pre-upgrade-guard.js';
 import { readEnvRef } from './env.js';
 import type {
