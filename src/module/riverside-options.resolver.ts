@@ -39,6 +39,10 @@ export interface ResolvedRiversideOptions {
   readonly subprotocols: readonly string[];
   readonly router: ((req: IncomingMessage, res: ServerResponse) => void) | null;
   readonly shutdownTimeout: number;
+  readonly handlerTimeout: number;
+  readonly maxQueuedMessages: number;
+  readonly maxChannelsPerSession: number;
+  readonly maxIdLength: number;
   readonly handshakeTimeout: number;
   readonly maxPendingSockets: number;
   readonly readForwardedFor: ForwardedForReader;
@@ -58,6 +62,7 @@ const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'port', 'host', 'path', 'codec', 'maxConnections', 'maxConnectionAge', 'idleTimeout', 'reusePort',
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
   'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics', 'bridge',
+  'handlerTimeout', 'maxQueuedMessages', 'maxChannelsPerSession', 'maxIdLength',
   'handshakeTimeout', 'maxPendingSockets', 'trustProxy',
 ];
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
@@ -341,6 +346,10 @@ export function resolveRiversideOptions(
     subprotocols: resolveSubprotocols('subprotocols', options.subprotocols),
     router: (options.router as ResolvedRiversideOptions['router']) ?? null,
     shutdownTimeout: positiveInteger('shutdownTimeout', options.shutdownTimeout, 5000),
+    handlerTimeout: positiveInteger('handlerTimeout', options.handlerTimeout, 30_000, true),
+    maxQueuedMessages: positiveInteger('maxQueuedMessages', options.maxQueuedMessages, 10_000),
+    maxChannelsPerSession: positiveInteger('maxChannelsPerSession', options.maxChannelsPerSession, 100),
+    maxIdLength: positiveInteger('maxIdLength', options.maxIdLength, 256),
     handshakeTimeout: positiveInteger('handshakeTimeout', options.handshakeTimeout, 10_000),
     maxPendingSockets: positiveInteger('maxPendingSockets', options.maxPendingSockets, defaultMaxPendingSockets()),
     readForwardedFor: resolveTrustProxy(options.trustProxy),
