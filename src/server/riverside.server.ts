@@ -33,6 +33,7 @@ import { rejectUpgrade, splitTarget } from './http-responses.js';
 import { HttpSurface } from './http-surface.js';
 import { PreUpgradeGuard } from './pre-upgrade-guard.js';
 import { RefusalLog } from './refusal-log.js';
+import { explainPortCollision } from './port-collision.js';
 
 // Lifecycle of the server as a whole; close() is idempotent.
 const IDLE = 0;
@@ -152,7 +153,10 @@ export class RiversideServer
     await this.options.transport.connect();
     this.relay.start();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
-    else await this.listenStandalone();
+    else {
+      await this.listenStandalone();
+      explainPortCollision(this.httpAdapterHost?.httpAdapter?.getHttpServer(), this.address().port);
+    }
     await this.surface.listenMetrics();
     this.sweep.start();
   }
