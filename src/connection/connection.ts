@@ -12,7 +12,7 @@ import { ScheduledInfos } from './scheduled-infos.js';
 import { listenTo } from './socket-listeners.js';
 import { type ScheduledInfo, Session, type SessionConnection } from './session.js';
 import { type TerminateReason, terminateReasonName } from './terminate-reason.js';
-import { TransmissionWindow } from './transmission-window.js';
+import { admitTransmission, type TransmissionWindow } from './transmission-window.js';
 
 export { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
 
@@ -50,7 +50,7 @@ function asError(error: unknown): Error {
  * wait in the queue, and deliveries from elsewhere wait until @OnInit is done. Per frame,
  * nothing is allocated beyond what the codec and the handler allocate.
  */
-export class Connection implements SessionConnection {
+export class Connection implements SessionConnection, TransmissionWindow {
   readonly session: Session;
   /** Channels this connection is in; owned by the SessionRegistry. */
   joined: Set<string> | null = null;
@@ -75,7 +75,10 @@ export class Connection implements SessionConnection {
   private socketError: Error | null = null;
   private terminatePending = false;
   private terminated = false;
-  private readonly window: TransmissionWindow;
+  /** @internal The flood limit's window (transmission-window.ts), inlined. */
+  windowStart: number;
+  /** @internal */
+  windowCount = 0;
   private scheduled: ScheduledInfos | null = null;
   private closeDeadline: NodeJS.Timeout | null = null;
 
@@ -87,7 +90,7 @@ export class Connection implements SessionConnection {
   ) {
     const now = host.now();
     this.lastSeen = now;
-    this.window = new TransmissionWindow(now);
+    this.windowStart = now;
     this.busyLabel = handler.labels.init;
     this.outbound = new OutboundWriter(ws, host.options, host.stats, this);
     this.session = new Session(
@@ -195,7 +198,7 @@ export class Connection implements SessionConnection {
   /** The capacity-th frame within `duration` ms closes with 3001 and is not handled. */
   private countTransmission(now: number): boolean {
     const { capacity, duration } = this.host.options.transmissionLimit;
-    if (this.window.admit(now, capacity, duration)) return true;
+    if (admitTransmission(this, now, capacity, duration)) return true;
     this.closeFor('tooManyMessages');
     return false;
   }
