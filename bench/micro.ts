@@ -21,6 +21,7 @@ type CodecModule = typeof import('../dist/codec/json.codec.js');
 type StatsModule = typeof import('../dist/stats/riverside-stats.js');
 type ConnectionHost = import('../dist/connection/connection.js').ConnectionHost;
 type HandlerDefinition = import('../dist/handler/handler-definition.js').HandlerDefinition;
+type HandlerExplorer = import('../dist/handler/handler.explorer.js').HandlerExplorer;
 
 // Compiled to bench/dist/micro.js: the package's dist/ is two levels up from there.
 const load = <T>(path: string): Promise<T> => import(new URL(`../../dist/${path}`, import.meta.url).href) as Promise<T>;
@@ -175,7 +176,8 @@ for (const members of [1, 100, 1000, 10_000]) {
     raw.add(sinkWebSocket());
     riversideConnection(channel);
   }
-  const local = new LocalDelivery(registry);
+  // As in an app whose handlers all use one codec.
+  const local = new LocalDelivery(registry, { soleCodec: codec } as unknown as HandlerExplorer);
   let seq = 0;
   const text = 'x'.repeat(33);
   const [rawRate, riversideRate] = compare(

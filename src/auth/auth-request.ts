@@ -44,11 +44,10 @@ export class AuthRequest {
    * repeated name the last value wins.
    */
   readonly queries: Readonly<Record<string, string | true>>;
-  /** Request headers with lower-cased names; repeated headers joined by ', ' (cookies by '; '). */
-  readonly headers: Readonly<Record<string, string>>;
   /** The subprotocols the client offered in `Sec-WebSocket-Protocol`, in its order. */
   readonly subprotocols: readonly string[];
   readonly peer: PeerAddress;
+  private headersCache: Readonly<Record<string, string>> | undefined;
   private basicCache: BasicCredentials | undefined;
   private cookiesCache: Readonly<Record<string, string>> | undefined;
 
@@ -63,9 +62,16 @@ export class AuthRequest {
   ) {
     this.path = path;
     this.queries = parseQuery(query);
-    this.headers = flattenHeaders(raw);
     this.subprotocols = subprotocols;
-    this.peer = readPeer(raw, this.headers['x-forwarded-for'], readForwardedFor);
+    this.peer = readPeer(raw, headerText(raw, 'x-forwarded-for'), readForwardedFor);
+  }
+
+  /**
+   * Request headers with lower-cased names; repeated headers joined by ', ' (cookies by '; ').
+   * Built when first read: most handshakes only need the query.
+   */
+  get headers(): Readonly<Record<string, string>> {
+    return (this.headersCache ??= flattenHeaders(this.raw));
   }
 
   /**
@@ -110,6 +116,12 @@ function parseQuery(query: string): Record<string, string | true> {
     else result[decodeQueryComponent(pair.slice(0, equals))] = decodeQueryComponent(pair.slice(equals + 1));
   }
   return result;
+}
+
+/** One header as flattenHeaders() gives it, without flattening them all. */
+function headerText(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 function flattenHeaders(req: IncomingMessage): Record<string, string> {
