@@ -3,7 +3,7 @@ import { type Codec, RIVERSIDE_CODEC } from '../codec/codec.interface.js';
 import { assertApplicationCloseCode } from '../connection/close-codes.js';
 import type { Connection } from '../connection/connection.js';
 import { connectionOf, type Session } from '../connection/session.js';
-import { ClusterRelay } from './cluster-relay.js';
+import { ClusterRelay } from '../cluster/cluster-relay.js';
 import type { ChannelMember, DeliveryTarget, RiversideId } from './delivery-target.js';
 import { EncodedMessage } from './encoded-message.js';
 import { LocalDelivery } from './local-delivery.js';

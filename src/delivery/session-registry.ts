@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from '../connection/connection.js';
-import { channelTopic, sessionTopic, userTopic } from '../transport/topics.js';
+import { channelTopic, sessionTopic, userTopic } from '../cluster/topics.js';
 import type { ChannelMember, DeliveryTarget } from './delivery-target.js';
 
 /** Told when this node gains its first session behind a topic, and when it loses the last. */

@@ -5,8 +5,8 @@ import { type Codec, isCodec } from '../codec/codec.interface.js';
 import { JsonCodec } from '../codec/json.codec.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { invalidOptionMessage, unknownOptionMessage } from '../riverside.messages.js';
-import { LocalTransport } from '../transport/local.transport.js';
-import { isTransport, type RiversideTransport } from '../transport/transport.interface.js';
+import { LocalTransport } from '../cluster/local.transport.js';
+import { isTransport, type RiversideTransport } from '../cluster/transport.interface.js';
 import { readEnvRef } from './env.js';
 import type {
   RiversideModuleOptions,

@@ -2,7 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
 import { resolveCodec } from '../codec/codec.resolver.js';
-import { ClusterRelay } from '../delivery/cluster-relay.js';
+import { ClusterRelay } from '../cluster/cluster-relay.js';
 import { DeliveryService } from '../delivery/delivery.service.js';
 import { LocalDelivery } from '../delivery/local-delivery.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
@@ -13,7 +13,7 @@ import { RiversideServer } from '../server/riverside.server.js';
 import { RiversideHealthIndicator } from '../stats/riverside-health.indicator.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
-import { RIVERSIDE_TRANSPORT } from '../transport/transport.interface.js';
+import { RIVERSIDE_TRANSPORT } from '../cluster/transport.interface.js';
 import { ConfigurableModuleClass, RIVERSIDE_MODULE_OPTIONS } from './riverside.module-definition.js';
 import { type ResolvedRiversideOptions, resolveRiversideOptions } from './riverside-options.resolver.js';
 

@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
 import { ConnectionSweep } from '../connection/connection-sweep.js';
-import { ClusterRelay } from '../delivery/cluster-relay.js';
+import { ClusterRelay } from '../cluster/cluster-relay.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';

@@ -1,4 +1,4 @@
-import type { RiversideTransport, TransportMessageHandler } from '../transport/transport.interface.js';
+import type { RiversideTransport, TransportMessageHandler } from '../cluster/transport.interface.js';
 
 /**
  * An in-process broker: several Nest apps in one test process, each with a

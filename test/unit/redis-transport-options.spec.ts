@@ -132,7 +132,7 @@ describe(RedisTransport, () => {
         };
         return { ...actual, createRequire, default: { ...actual, createRequire } };
       });
-      return (await import('../../src/transport/redis.transport.js')).RedisTransport;
+      return (await import('../../src/cluster/redis.transport.js')).RedisTransport;
     }
 
     it('throws MissingPackageError for { url }, naming the package and the feature', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeWireMessage, encodeWireMessage } from '../../src/transport/wire-message.js';
-import { channelTopic, sessionTopic, topicOf, userTopic } from '../../src/transport/topics.js';
+import { decodeWireMessage, encodeWireMessage } from '../../src/cluster/wire-message.js';
+import { channelTopic, sessionTopic, topicOf, userTopic } from '../../src/cluster/topics.js';
 
 describe('wire messages between nodes', () => {
   it('round-trips a text delivery', () => {

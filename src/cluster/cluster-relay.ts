@@ -3,15 +3,15 @@ import { randomBytes } from 'node:crypto';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
-import { LocalTransport } from '../transport/local.transport.js';
-import { BRIDGE_TOPIC, sessionTopic, topicOf, userTopic } from '../transport/topics.js';
-import type { RiversideTransport } from '../transport/transport.interface.js';
-import { decodeWireMessage, encodeWireMessage, type WireMessage } from '../transport/wire-message.js';
-import type { DeliveryTarget } from './delivery-target.js';
-import { EncodedMessage } from './encoded-message.js';
-import { LocalDelivery } from './local-delivery.js';
-import { OutboundFrame } from './outbound-frame.js';
-import { SessionRegistry, type TopicListener } from './session-registry.js';
+import { LocalTransport } from './local.transport.js';
+import { BRIDGE_TOPIC, sessionTopic, topicOf, userTopic } from './topics.js';
+import type { RiversideTransport } from './transport.interface.js';
+import { decodeWireMessage, encodeWireMessage, type WireMessage } from './wire-message.js';
+import type { DeliveryTarget } from '../delivery/delivery-target.js';
+import { EncodedMessage } from '../delivery/encoded-message.js';
+import { LocalDelivery } from '../delivery/local-delivery.js';
+import { OutboundFrame } from '../delivery/outbound-frame.js';
+import { SessionRegistry, type TopicListener } from '../delivery/session-registry.js';
 
 /** Transport failures are logged at most this often; all of them are counted. */
 const LOG_INTERVAL_MS = 5000;
