@@ -105,6 +105,25 @@ export class ClusterRelay implements TopicListener {
     return Promise.race([Promise.all(pending).then(() => undefined), bound]).finally(() => clearTimeout(timer));
   }
 
+  /**
+   * Settles once the broker has confirmed the topic's subscription, or failed it, or after
+   * SUBSCRIBE_WAIT_MS (counted as a transport error): a join's writes wait on it. Null when
+   * nothing is pending.
+   */
+  subscriptionPending(topic: string): Promise<void> | null {
+    const pending = this.subscribing.get(topic);
+    if (pending === undefined) return null;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.transportFailed(`waiting for the subscription to ${topic}`, new Error(`not confirmed within ${SUBSCRIBE_WAIT_MS} ms`));
+        resolve();
+      }, SUBSCRIBE_WAIT_MS);
+      timer.unref();
+    });
+    return Promise.race([pending, bound]).finally(() => clearTimeout(timer));
+  }
+
   topicClosed(topic: string): void {
     this.transport.unsubscribe(topic).catch((error: unknown) => this.transportFailed(`unsubscribing from ${topic}`, error));
   }

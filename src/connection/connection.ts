@@ -95,6 +95,8 @@ export class Connection implements SessionConnection {
   private queue: unknown[] | null = null;
   private queueHead = 0;
   private pendingWrites: OutboundFrame[] | null = null;
+  /** Joins whose channel subscription the broker has not confirmed yet: writes wait for them. */
+  private holds = 0;
   private closeReason: TerminateReason | null = null;
   private socketError: Error | null = null;
   private terminatePending = false;
@@ -288,7 +290,7 @@ export class Connection implements SessionConnection {
       this.openedAt = this.host.now();
     }
     if (value !== undefined && this.state === OPEN) this.reply(value, label);
-    if (initialized) this.flushPendingWrites();
+    if (initialized && this.holds === 0) this.flushPendingWrites();
     this.busy = false;
     this.drain();
   }
@@ -349,15 +351,22 @@ export class Connection implements SessionConnection {
       data = encodeWith(this.handler.codec, message);
       binary = this.handler.codec.frameType === 'binary';
     }
+    if (this.holds > 0) {
+      (this.pendingWrites ??= []).push(new OutboundFrame(data, binary));
+      return true;
+    }
     if (!this.canWrite(typeof data === 'string' ? data.length : data.byteLength)) return false;
     this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
     this.host.stats.framesOut++;
     return true;
   }
 
-  /** @internal A delivery from elsewhere, already encoded; held back until @OnInit is done. */
+  /**
+   * @internal A delivery from elsewhere, already encoded; held back until @OnInit is done and
+   * while a join waits for its subscription.
+   */
   deliver(frame: OutboundFrame): boolean {
-    if (this.state === INITIALIZING) {
+    if (this.state === INITIALIZING || this.holds > 0) {
       (this.pendingWrites ??= []).push(frame);
       return true;
     }
@@ -395,9 +404,26 @@ export class Connection implements SessionConnection {
 
   // ---- channels and timers (SessionConnection) --------------------------------------------
 
+  /**
+   * Joins; in a cluster, every frame written to this connection after the join waits until the
+   * broker has confirmed the channel's subscription (bounded by the relay), so that a client
+   * that heard anything after its join also hears every later broadcast from other nodes.
+   */
   join(channel: string | number, meta: unknown): boolean {
     if (this.state >= CLOSING) return false;
-    return this.host.registry.join(this, String(channel), meta);
+    const registry = this.host.registry;
+    const joined = registry.join(this, String(channel), meta);
+    const subscribed = registry.channelSubscription(String(channel));
+    if (subscribed !== null) this.holdWritesUntil(subscribed);
+    return joined;
+  }
+
+  private holdWritesUntil(subscribed: Promise<void>): void {
+    this.holds++;
+    void subscribed.then(() => {
+      this.holds--;
+      if (this.holds === 0 && this.state === OPEN) this.flushPendingWrites();
+    });
   }
 
   leave(channel: string | number): boolean {

@@ -7,6 +7,8 @@ import type { ChannelMember, DeliveryTarget } from './delivery-target.js';
 export interface TopicListener {
   topicOpened(topic: string, target: DeliveryTarget): void;
   topicClosed(topic: string): void;
+  /** Settles once the broker has confirmed the topic's subscription (bounded); null when it has. */
+  subscriptionPending(topic: string): Promise<void> | null;
 }
 
 const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
@@ -120,6 +122,14 @@ export class SessionRegistry {
   private channelEmptied(channel: string): void {
     this.byChannel.delete(channel);
     this.listener?.topicClosed(channelTopic(channel));
+  }
+
+  /**
+   * Settles once other nodes' broadcasts to the channel reach this node (bounded); null when
+   * they already do, or when there is no cluster.
+   */
+  channelSubscription(channel: string): Promise<void> | null {
+    return this.listener?.subscriptionPending(channelTopic(channel)) ?? null;
   }
 
   isMember(connection: Connection, channel: string): boolean {
