@@ -1,17 +1,19 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
-import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
-import { RiversideStats } from '../stats/riverside-stats.js';
-import { LocalTransport } from './local.transport.js';
-import { BRIDGE_TOPIC, sessionTopic, topicOf, userTopic } from './topics.js';
-import type { RiversideTransport } from './transport.interface.js';
-import { decodeWireMessage, encodeWireMessage, type WireMessage } from './wire-message.js';
 import type { DeliveryTarget } from '../delivery/delivery-target.js';
 import { EncodedMessage } from '../delivery/encoded-message.js';
 import { LocalDelivery } from '../delivery/local-delivery.js';
 import { OutboundFrame } from '../delivery/outbound-frame.js';
 import { SessionRegistry, type TopicListener } from '../delivery/session-registry.js';
+import { Frame } from '../codec/frame.js';
+import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
+import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
+import { RiversideStats } from '../stats/riverside-stats.js';
+import { LocalTransport } from './local.transport.js';
+import { BRIDGE_TOPIC, targetOfTopic, topicOf, userTopic } from './topics.js';
+import type { RiversideTransport } from './transport.interface.js';
+import { decodeWireMessage, encodeWireMessage, type WireMessage } from './wire-message.js';
 
 /** Transport failures are logged at most this often; all of them are counted. */
 const LOG_INTERVAL_MS = 5000;
@@ -22,7 +24,7 @@ function isId(value: unknown): value is string | number {
   return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
 }
 
-type OutgoingWireMessage = DistributeOmit<Exclude<WireMessage, { kind: 'external' }>, 'origin'>;
+type Outgoing = DistributeOmit<WireMessage, 'origin' | 'session'>;
 type DistributeOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /**
@@ -55,30 +57,50 @@ export class ClusterRelay implements TopicListener {
     if (this.enabled) registry.setTopicListener(this);
   }
 
-  /** Called once the transport is connected: starts listening on the bridge topic if asked to. */
+  /**
+   * Called once the transport is connected: listens on the external namespace (when the
+   * transport has one) and on the bridge topic if asked to.
+   */
   start(): void {
-    if (!this.enabled || !this.options.bridge) return;
+    if (!this.enabled) return;
+    this.transport
+      .subscribeExternal?.(this.onExternal)
+      .catch((error: unknown) => this.transportFailed('subscribing to the external namespace (ext:)', error));
+    if (!this.options.bridge) return;
     this.transport
       .subscribe(BRIDGE_TOPIC, (payload) => this.receiveEnvelope(payload))
       .catch((error: unknown) => this.transportFailed(`subscribing to ${BRIDGE_TOPIC}`, error));
   }
 
+  /**
+   * The bytes that carry a delivery to the other nodes: a Frame as it is, anything else as data
+   * that each node encodes with its sessions' codecs. Throws an EncodeError, before anything is
+   * written anywhere, when the message cannot cross (see wire-message.ts).
+   */
+  wireFor(target: DeliveryTarget, message: unknown): Buffer {
+    return this.encode(
+      target,
+      message instanceof Frame
+        ? { kind: 'frame', binary: message.type === 'binary', data: toBuffer(message.data) }
+        : { kind: 'deliver', message },
+    );
+  }
+
+  /** Bytes for an info or a close; throws an EncodeError when an info cannot cross. */
+  encode(target: DeliveryTarget, message: Outgoing): Buffer {
+    const session = 'session' in target && Array.isArray(target.session) ? String(target.session[1]) : null;
+    return encodeWireMessage({ ...message, origin: this.nodeId, session } as WireMessage);
+  }
+
   /** Sends to the other nodes; failures are logged and counted, never thrown. */
-  publish(target: DeliveryTarget, message: OutgoingWireMessage): void {
+  send(target: DeliveryTarget, payload: Buffer): void {
     const topic = topicOf(target);
-    let payload: Buffer;
-    try {
-      payload = encodeWireMessage({ ...message, origin: this.nodeId } as Exclude<WireMessage, { kind: 'external' }>);
-    } catch (error) {
-      this.transportFailed(`encoding a ${message.kind} for ${topic}`, error);
-      return;
-    }
     this.transport.publish(topic, payload).catch((error: unknown) => this.transportFailed(`publishing to ${topic}`, error));
   }
 
-  topicOpened(topic: string, target: DeliveryTarget): void {
+  topicOpened(topic: string): void {
     const subscribed = this.transport
-      .subscribe(topic, (payload) => this.receive(target, payload))
+      .subscribe(topic, this.onNodeMessage)
       .catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error))
       .finally(() => {
         if (this.subscribing.get(topic) === subscribed) this.subscribing.delete(topic);
@@ -87,22 +109,12 @@ export class ClusterRelay implements TopicListener {
   }
 
   /**
-   * Settles once the session's user and session topics are subscribed (or failed to be), so
-   * that @OnInit, and with it everything the client is told, comes after the node can receive
-   * deliveries for it from other nodes. Null when nothing is pending. Bounded: a broker that
-   * never answers delays a session by SUBSCRIBE_WAIT_MS at most.
+   * Settles once the user's topic is subscribed (or failed to be), so that @OnInit, and with it
+   * everything the client is told, comes after the node can receive deliveries for it from other
+   * nodes. Null when nothing is pending. Bounded like subscriptionPending().
    */
-  subscribedFor(userId: string, sessionId: string): Promise<void> | null {
-    const pending = [this.subscribing.get(userTopic(userId)), this.subscribing.get(sessionTopic(userId, sessionId))].filter(
-      (promise): promise is Promise<void> => promise !== undefined,
-    );
-    if (pending.length === 0) return null;
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS);
-      timer.unref();
-    });
-    return Promise.race([Promise.all(pending).then(() => undefined), bound]).finally(() => clearTimeout(timer));
+  subscribedFor(userId: string): Promise<void> | null {
+    return this.subscriptionPending(userTopic(userId));
   }
 
   /**
@@ -128,26 +140,49 @@ export class ClusterRelay implements TopicListener {
     this.transport.unsubscribe(topic).catch((error: unknown) => this.transportFailed(`unsubscribing from ${topic}`, error));
   }
 
-  private receive(target: DeliveryTarget, payload: Uint8Array): void {
+  /** Every node-to-node topic's messages: one function, no closure per topic. */
+  private readonly onNodeMessage = (payload: Uint8Array, topic: string): void => {
     const message = decodeWireMessage(payload);
-    if (message === null) {
-      this.transportFailed(`reading a message for ${topicOf(target)}`, new Error('unreadable Riverside wire message'));
+    if (message.kind === 'rejected') {
+      this.stats.rejectedClusterMessages++;
+      this.transportFailed(`reading a message on ${topic} (rejected)`, new Error(message.reason));
       return;
     }
-    if (message.kind !== 'external' && message.origin === this.nodeId) return;
-    switch (message.kind) {
-      case 'deliver':
-      case 'external':
-        this.local.deliverFrame(target, new OutboundFrame(message.data, message.binary));
-        return;
-      case 'info':
-        this.local.info(target, message.info);
-        return;
-      case 'close':
-        this.local.close(target, message.code, message.reason);
-        return;
+    if (message.origin === this.nodeId) return;
+    let target = targetOfTopic(topic);
+    if (target === null) return;
+    if (message.session !== null && 'user' in target) target = { session: [target.user, message.session] };
+    try {
+      switch (message.kind) {
+        case 'frame':
+          this.local.deliverFrame(target, new OutboundFrame(message.data, message.binary));
+          return;
+        case 'deliver':
+          this.local.deliver(target, new EncodedMessage(message.message));
+          return;
+        case 'info':
+          this.local.info(target, message.info);
+          return;
+        case 'close':
+          this.local.close(target, message.code, message.reason);
+          return;
+      }
+    } catch (error) {
+      // An EncodeError of a codec here: nothing was written on this node (LocalDelivery encodes first).
+      this.transportFailed(`delivering a message from ${topic}`, error);
     }
-  }
+  };
+
+  /**
+   * What external services publish under `ext:`: bytes, written as they are (a text frame when
+   * they are valid UTF-8, else a binary frame). Never a close or an info.
+   */
+  private readonly onExternal = (payload: Uint8Array, topic: string): void => {
+    const target = targetOfTopic(topic);
+    if (target === null) return;
+    const data = toBuffer(payload);
+    this.local.deliverFrame(target, new OutboundFrame(data, !isUtf8(data)));
+  };
 
   /** Seed 004's envelope: `data` to every local session of each recipient, encoded once. */
   private receiveEnvelope(payload: Uint8Array): void {
@@ -183,4 +218,9 @@ export class ClusterRelay implements TopicListener {
     this.unlogged = 0;
     this.logger.error(`Cluster transport failed ${what}: ${error instanceof Error ? error.message : String(error)}${more}`);
   }
+}
+
+function toBuffer(data: string | Uint8Array): Buffer {
+  if (typeof data === 'string') return Buffer.from(data);
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

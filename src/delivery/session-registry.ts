@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from '../connection/connection.js';
-import { channelTopic, sessionTopic, userTopic } from '../cluster/topics.js';
+import { channelTopic, userTopic } from '../cluster/topics.js';
 import type { ChannelMember, DeliveryTarget } from './delivery-target.js';
 
 /** Told when this node gains its first session behind a topic, and when it loses the last. */
 export interface TopicListener {
-  topicOpened(topic: string, target: DeliveryTarget): void;
+  topicOpened(topic: string): void;
   topicClosed(topic: string): void;
   /** Settles once the broker has confirmed the topic's subscription (bounded); null when it has. */
   subscriptionPending(topic: string): Promise<void> | null;
@@ -58,10 +58,9 @@ export class SessionRegistry {
   add(connection: Connection): void {
     const { userId, id } = connection.session;
     this.connections.add(connection);
-    if (addTo(this.byUser, userId, connection)) this.listener?.topicOpened(userTopic(userId), { user: userId });
-    if (addTo(this.bySession, sessionKey(userId, id), connection)) {
-      this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
-    }
+    // One topic per user: deliveries to one of its sessions ride on it (see topics.ts).
+    if (addTo(this.byUser, userId, connection)) this.listener?.topicOpened(userTopic(userId));
+    addTo(this.bySession, sessionKey(userId, id), connection);
   }
 
   remove(connection: Connection): void {
@@ -69,7 +68,7 @@ export class SessionRegistry {
     const { userId, id } = connection.session;
     this.leaveAll(connection);
     if (removeFrom(this.byUser, userId, connection)) this.listener?.topicClosed(userTopic(userId));
-    if (removeFrom(this.bySession, sessionKey(userId, id), connection)) this.listener?.topicClosed(sessionTopic(userId, id));
+    removeFrom(this.bySession, sessionKey(userId, id), connection);
   }
 
   /** Connections behind a target; empty (never a throw) when there are none. */
@@ -91,7 +90,7 @@ export class SessionRegistry {
     let members = this.byChannel.get(channel);
     if (!members) {
       this.byChannel.set(channel, (members = new Map()));
-      this.listener?.topicOpened(channelTopic(channel), { channel });
+      this.listener?.topicOpened(channelTopic(channel));
     }
     const isNew = !members.has(connection);
     members.set(connection, meta);

@@ -206,7 +206,7 @@ export class RiversideServer
     this.registry.add(connection);
     if (this.phase !== RUNNING) connection.closeFor('shutdown');
     // In a cluster, @OnInit waits until other nodes can reach this session (frames queue meanwhile).
-    const subscribed = this.relay.enabled ? this.relay.subscribedFor(identity.userId, identity.sessionId) : null;
+    const subscribed = this.relay.enabled ? this.relay.subscribedFor(identity.userId) : null;
     if (subscribed === null) connection.start();
     else void subscribed.then(() => connection.start());
   }

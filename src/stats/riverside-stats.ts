@@ -20,6 +20,11 @@ export class RiversideStats {
   droppedMessages = 0;
   /** Cluster transport failures (publish, subscribe, unreadable messages); local delivery goes on. */
   transportErrors = 0;
+  /**
+   * Payloads on node-to-node topics that were not Riverside messages this node can read (bad
+   * magic or length, unknown major version or kind); each also counts as a transport error.
+   */
+  rejectedClusterMessages = 0;
   /** When this node started counting. */
   readonly startedAt = new Date();
   /** Refused handshakes by HTTP status. */

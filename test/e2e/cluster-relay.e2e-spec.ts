@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AuthRequest, DeliveryService, OnAuthenticate, OnInit, RiversideHandler, RiversideStats } from 'nestjs-riverside';
+import { type AuthRequest, DeliveryService, OnAuthenticate, OnInit, RiversideHandler, RiversideStats, type TransportMessageHandler } from 'nestjs-riverside';
 import { MemoryBus, MemoryBusTransport } from 'nestjs-riverside/testing';
 import { ClusterNodeHandler, join, runClusterDeliveryContract, twoNodes } from '../cluster/cluster-delivery.contract.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
@@ -20,7 +20,7 @@ class ReadyHandler {
 
 /** A broker that takes its time to confirm a SUBSCRIBE. */
 class SlowSubscribeTransport extends MemoryBusTransport {
-  override async subscribe(topic: string, handler: (payload: Uint8Array) => void): Promise<void> {
+  override async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 300));
     return super.subscribe(topic, handler);
   }
@@ -56,24 +56,41 @@ runClusterDeliveryContract('the in-process MemoryBus', memoryBusTransports);
 describe('delivery across nodes through the cluster transport (in-process bus)', () => {
   const cluster = twoNodes(memoryBusTransports);
 
-  it('subscribes a node only to topics it has sessions for, and unsubscribes when the last leaves', async () => {
+  it('subscribes a node only to the users and channels it has sessions for, never per session, and unsubscribes when the last leaves', async () => {
     const { a: transportA, b: transportB } = cluster.transports;
     expect(transportA.topics).toEqual([]);
     const client = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's1' } });
+    const sibling = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's2' } });
     await join(client, 'lobby');
-    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'session:fay/s1', 'user:fay']);
+    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'user:fay']);
+    await sibling.close();
     expect(transportB.topics).toEqual([]);
     await client.close();
     await eventually(() => expect(transportA.topics).toEqual([]));
   });
 
-  it('delivers what an external publisher puts on a user topic as a text frame', async () => {
+  it('delivers what an external publisher puts on ext:user:<id> as a text frame', async () => {
     const onB = await cluster.nodeB.connect('/', { query: { user: '42' } });
     await cluster.subscribed('user:42');
-    cluster.transports.bus.publish('test:user:42', '{"hello":1}');
+    cluster.transports.bus.publish('test:ext:user:42', '{"hello":1}');
     const frame = await onB.expectFrame();
     expect(frame.isBinary).toBe(false);
     expect(frame.data.toString()).toBe('{"hello":1}');
+  });
+
+  it('rejects, counts and logs once what is not a Riverside message on a node-to-node topic; the session is untouched', async () => {
+    const { nodeB } = cluster;
+    const onB = await nodeB.connect('/', { query: { user: '43' } });
+    await cluster.subscribed('user:43');
+    cluster.transports.bus.publish('test:user:43', '{"hello":1}');
+    cluster.transports.bus.publish('test:user:43', Buffer.from([0xff, 0x01, 0x02, 0x00]));
+    const stats = nodeB.app.get(RiversideStats);
+    await eventually(() => expect(stats.rejectedClusterMessages).toBe(2));
+    await onB.expectNoMessage(100);
+    const logged = [...cluster.nodeA.logger.errors(), ...nodeB.logger.errors()].filter((line) => line.includes('(rejected)'));
+    expect(logged).toHaveLength(1);
+    onB.send({ join: 'still-open' });
+    expect(await onB.expectMessage()).toEqual({ joined: 'still-open' });
   });
 
   it('keeps delivering locally when publishing fails, and counts the failure', async () => {
