@@ -58,12 +58,13 @@ export function isValidNatsPrefix(prefix: string): boolean {
 
 /**
  * The Riverside topic of a subject under `prefix` (the reverse of {@link natsSubject} for user,
- * session and channel subjects); null for any other subject.
+ * session, channel and bridge subjects); null for any other subject.
  */
 export function topicOfNatsSubject(prefix: string, subject: string): string | null {
   if (!subject.startsWith(`${prefix}.`)) return null;
   const tokens = subject.slice(prefix.length + 1).split('.');
   const [kind] = tokens;
+  if (kind === 'bridge' && tokens.length === 1) return 'bridge';
   if ((kind === 'user' || kind === 'channel') && tokens.length === 2) return `${kind}:${unescapeNatsToken(tokens[1])}`;
   if (kind === 'session' && tokens.length === 3) return sessionTopic(unescapeNatsToken(tokens[1]), unescapeNatsToken(tokens[2]));
   return null;
