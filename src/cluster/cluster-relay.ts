@@ -99,13 +99,23 @@ export class ClusterRelay implements TopicListener {
   }
 
   topicOpened(topic: string): void {
-    const subscribed = this.transport
+    const confirmed = this.transport
       .subscribe(topic, this.onNodeMessage)
-      .catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error))
-      .finally(() => {
-        if (this.subscribing.get(topic) === subscribed) this.subscribing.delete(topic);
-      });
-    this.subscribing.set(topic, subscribed);
+      .catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error));
+    // Bounded once per topic: a broker that never confirms delays writes by SUBSCRIBE_WAIT_MS at most.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.transportFailed(`waiting for the subscription to ${topic}`, new Error(`not confirmed within ${SUBSCRIBE_WAIT_MS} ms`));
+        resolve();
+      }, SUBSCRIBE_WAIT_MS);
+      timer.unref();
+    });
+    const pending: Promise<void> = Promise.race([confirmed, bound]).finally(() => {
+      clearTimeout(timer);
+      if (this.subscribing.get(topic) === pending) this.subscribing.delete(topic);
+    });
+    this.subscribing.set(topic, pending);
   }
 
   /**
@@ -123,17 +133,7 @@ export class ClusterRelay implements TopicListener {
    * nothing is pending.
    */
   subscriptionPending(topic: string): Promise<void> | null {
-    const pending = this.subscribing.get(topic);
-    if (pending === undefined) return null;
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.transportFailed(`waiting for the subscription to ${topic}`, new Error(`not confirmed within ${SUBSCRIBE_WAIT_MS} ms`));
-        resolve();
-      }, SUBSCRIBE_WAIT_MS);
-      timer.unref();
-    });
-    return Promise.race([pending, bound]).finally(() => clearTimeout(timer));
+    return this.subscribing.get(topic) ?? null;
   }
 
   topicClosed(topic: string): void {

@@ -91,8 +91,12 @@ export interface ClusterNodeProcess extends NodeProcess {
  * Starts test/cluster/fixtures/cluster-node.mjs on `transport`; `env` gives it the broker's URL
  * (REDIS_URL or NATS_URL) and RIVERSIDE_PREFIX.
  */
-export async function startClusterNode(transport: 'redis' | 'nats', env: Record<string, string>): Promise<ClusterNodeProcess> {
-  const node = await startNodeProcess(CLUSTER_NODE, { ...env, RIVERSIDE_TRANSPORT: transport });
+export async function startClusterNode(
+  transport: 'redis' | 'nats',
+  env: Record<string, string>,
+  readyTimeout?: number,
+): Promise<ClusterNodeProcess> {
+  const node = await startNodeProcess(CLUSTER_NODE, { ...env, RIVERSIDE_TRANSPORT: transport }, readyTimeout);
   const subscribed = new Set<string>();
   createInterface({ input: node.child.stdout! }).on('line', (line) => {
     try {
