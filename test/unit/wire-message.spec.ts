@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EncodeError } from '../../src/errors/encode.error.js';
 import { decodeWireMessage, encodeWireMessage } from '../../src/cluster/wire-message.js';
+import { withNextMinor } from '../support/wire.js';
 import { channelTopic, sessionTopic, topicOf, userTopic } from '../../src/cluster/topics.js';
 
 describe('wire messages between nodes (version 2)', () => {
@@ -94,20 +95,6 @@ describe('wire messages between nodes (version 2)', () => {
     });
   });
 });
-
-/**
- * The same message as a node of version 2.1 would send it: minor 1, an unknown flag bit and an
- * unknown optional header field (tag 0x7f, 3 bytes).
- */
-export function withNextMinor(message: Buffer): Buffer {
-  const headerEnd = 8 + message.readUInt16BE(6);
-  const extra = Buffer.from([0x7f, 0, 3, 1, 2, 3]);
-  const next = Buffer.concat([message.subarray(0, headerEnd), extra, message.subarray(headerEnd)]);
-  next[3] = 1;
-  next[5] |= 0x80;
-  next.writeUInt16BE(headerEnd - 8 + extra.length, 6);
-  return next;
-}
 
 describe('topic names (the contract external publishers rely on)', () => {
   it('names user, session and channel topics', () => {
