@@ -17,7 +17,10 @@ import { decodeWireMessage, encodeWireMessage, type WireMessage } from './wire-m
 
 /** Transport failures are logged at most this often; all of them are counted. */
 const LOG_INTERVAL_MS = 5000;
-/** How long a new session waits for its subscriptions before @OnInit runs anyway. */
+/**
+ * How long a new session (before @OnInit) or a join (its later writes) waits for the broker to
+ * confirm a subscription before going on anyway; a longer wait is counted as a transport error.
+ */
 const SUBSCRIBE_WAIT_MS = 2000;
 
 function isId(value: unknown): value is string | number {
@@ -29,8 +32,9 @@ type DistributeOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> :
 
 /**
  * Carries deliveries to and from other nodes through the transport. The node subscribes only
- * to the topics it has local sessions for (a user, a session, a channel), and drops the
- * messages it published itself: its own sessions were already served locally.
+ * to the users and channels it has local sessions for (a session target rides on its user's
+ * topic), and drops the messages it published itself: its own sessions were already served
+ * locally. It also receives the external namespace and, with `bridge`, the bridge topic.
  *
  * With the default LocalTransport it is disabled and costs nothing.
  */
