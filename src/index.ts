@@ -81,4 +81,5 @@ export {
   InvalidHandlerClassError,
   EncodeError,
   MissingPackageError,
+  HandlerTimeoutError,
 } from './errors/index.js';

@@ -7,6 +7,7 @@ import { LocalDelivery } from '../delivery/local-delivery.js';
 import { OutboundFrame } from '../delivery/outbound-frame.js';
 import { SessionRegistry, type TopicListener } from '../delivery/session-registry.js';
 import { Frame } from '../codec/frame.js';
+import { safeRemoteClose } from '../connection/close-codes.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
@@ -47,6 +48,7 @@ export class ClusterRelay implements TopicListener {
   private readonly logger = new Logger('Riverside');
   private lastLoggedAt = -Infinity;
   private unlogged = 0;
+  private lastWarnedAt = -Infinity;
   /** Subscriptions sent to the broker and not yet confirmed, by topic. */
   private readonly subscribing = new Map<string, Promise<void>>();
 
@@ -168,7 +170,7 @@ export class ClusterRelay implements TopicListener {
           this.local.info(target, message.info);
           return;
         case 'close':
-          this.local.close(target, message.code, message.reason);
+          this.closeFromRemote(target, message.code, message.reason);
           return;
       }
     } catch (error) {
@@ -187,6 +189,24 @@ export class ClusterRelay implements TopicListener {
     const data = toBuffer(payload);
     this.local.deliverFrame(target, new OutboundFrame(data, !isUtf8(data)));
   };
+
+  /**
+   * A close from another node: it was never validated here, so an invalid code becomes 1000 and
+   * an over-long reason is cut (UTF-8-safe) before it reaches the connections; counted every
+   * time, logged at most once per LOG_INTERVAL_MS.
+   */
+  private closeFromRemote(target: DeliveryTarget, code: number, reason: string): void {
+    const safe = safeRemoteClose(code, reason);
+    if (safe.problem !== null) {
+      this.stats.invalidRemoteCloses++;
+      const now = Date.now();
+      if (now - this.lastWarnedAt >= LOG_INTERVAL_MS) {
+        this.lastWarnedAt = now;
+        this.logger.warn(`A close for ${topicOf(target)} from the cluster transport was fixed: ${safe.problem}`);
+      }
+    }
+    this.local.close(target, safe.code, safe.reason);
+  }
 
   /** Seed 004's envelope: `data` to every local session of each recipient, encoded once. */
   private receiveEnvelope(payload: Uint8Array): void {
