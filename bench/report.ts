@@ -215,10 +215,12 @@ function markdown(results: Results): string {
       .map(([name, version]) => `${name} ${version}`)
       .join(', ')}; revision ${machine.revision}`,
     `- ${machine.pinning}; load average (1/5/15 min) ${machine.loadBefore} before, ${machine.loadAfter} after; run took ${results.durationSeconds} s`,
-    `- Other processes on the machine just before each measurement: median ${results.background.medianCores.toFixed(2)} cores, ` +
-      `max ${results.background.maxCores.toFixed(2)} (the harness waited ${results.background.waitedSeconds} s in all for quiet, ` +
-      'at most 20 s per measurement). Work that starts during a measurement shows as server CPU below 100%; the CPU per ' +
-      'message columns do not depend on it.',
+    Number.isFinite(results.background.medianCores)
+      ? `- Other processes on the machine just before each measurement: median ${results.background.medianCores.toFixed(2)} cores, ` +
+          `max ${results.background.maxCores.toFixed(2)} (the harness waited ${results.background.waitedSeconds} s in all for quiet, ` +
+          'at most 20 s per measurement). Work that starts during a measurement shows as server CPU below 100%; the CPU per ' +
+          'message columns do not depend on it.'
+      : '- Other processes on the machine: not sampled (idle memory does not depend on CPU); see the load average.',
     '',
   );
 
