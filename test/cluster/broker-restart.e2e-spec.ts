@@ -70,7 +70,7 @@ for (const broker of brokers) {
     it('does not crash, restores every topic, and delivers again', async () => {
       server = await broker.start();
       const prefix = uniquePrefix('restart');
-      const env = { [broker.envKey]: server.url, RIVERSIDE_PREFIX: prefix, RIVERSIDE_REPORT_SUBSCRIBED: '0' };
+      const env = { [broker.envKey]: server.url, RIVERSIDE_PREFIX: prefix, RIVERSIDE_REPORT_SUBSCRIBED: '0', RIVERSIDE_MAX_CHANNELS_PER_SESSION: String(TOPICS) };
       const [big, sender] = (nodes = await Promise.all([startClusterNode(broker.transport, env, 30_000), startClusterNode(broker.transport, env, 30_000)]));
       const member = await TestClient.connect(`${big.url}?user=member`, { timeout: 30_000 });
       const trigger = await TestClient.connect(`${sender.url}?user=trigger`);

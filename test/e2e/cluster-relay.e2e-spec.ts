@@ -26,7 +26,33 @@ class SlowSubscribeTransport extends MemoryBusTransport {
   }
 }
 
+/** A broker that never confirms a SUBSCRIBE of a channel (users are confirmed at once). */
+class SilentChannelTransport extends MemoryBusTransport {
+  override async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
+    if (topic.startsWith('channel:')) return new Promise(() => undefined);
+    return super.subscribe(topic, handler);
+  }
+}
+
 describe('a session in a cluster (SPEC 14.4)', () => {
+  it('holds what is written after a join until the channel subscription is confirmed, at most 2 s, counted past that', async () => {
+    const node = await startRiverside({ transport: new SilentChannelTransport(new MemoryBus(), 'silent') }, [ClusterNodeHandler]);
+    try {
+      const client = await node.connect('/', { query: { user: 'ida' } });
+      const stats = node.app.get(RiversideStats);
+      const started = Date.now();
+      client.send({ join: 'quiet' });
+      expect(await client.expectMessage(4000)).toEqual({ joined: 'quiet' });
+      const held = Date.now() - started;
+      expect(held).toBeGreaterThanOrEqual(1900);
+      expect(held).toBeLessThan(3000);
+      expect(stats.transportErrors).toBe(1);
+      expect(node.logger.errors().join('\n')).toContain('waiting for the subscription to channel:quiet: not confirmed within 2000 ms');
+    } finally {
+      await node.close();
+    }
+  });
+
   it('runs @OnInit only once other nodes can reach the session, so nothing sent after it is lost', async () => {
     const bus = new MemoryBus();
     const nodeA = await startRiverside({ transport: new MemoryBusTransport(bus, 'slow') }, [ReadyHandler]);
