@@ -94,7 +94,7 @@ export class ClusterRelay implements TopicListener {
 
   /** Bytes for an info or a close; throws an EncodeError when an info cannot cross. */
   encode(target: DeliveryTarget, message: Outgoing): Buffer {
-    const session = 'session' in target && Array.isArray(target.session) ? String(target.session[1]) : null;
+    const session = Array.isArray(target.session) ? String(target.session[1]) : null;
     return encodeWireMessage({ ...message, origin: this.nodeId, session } as WireMessage);
   }
 
@@ -157,7 +157,7 @@ export class ClusterRelay implements TopicListener {
     if (message.origin === this.nodeId) return;
     let target = targetOfTopic(topic);
     if (target === null) return;
-    if (message.session !== null && 'user' in target) target = { session: [target.user, message.session] };
+    if (message.session !== null && target.user != null) target = { session: [target.user, message.session] };
     try {
       switch (message.kind) {
         case 'frame':

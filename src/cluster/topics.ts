@@ -34,9 +34,9 @@ export const BRIDGE_TOPIC = 'bridge';
 
 /** The node-to-node topic a target's messages travel on. */
 export function topicOf(target: DeliveryTarget): string {
-  if ('channel' in target) return channelTopic(String(target.channel));
-  if ('user' in target) return userTopic(String(target.user));
-  return userTopic(String(target.session[0]));
+  if (target.channel != null) return channelTopic(String(target.channel));
+  if (target.user != null) return userTopic(String(target.user));
+  return userTopic(String(target.session![0]));
 }
 
 /** The target behind a user, session or channel topic (without `ext:`); null for anything else. */

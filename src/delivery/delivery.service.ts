@@ -3,7 +3,7 @@ import { assertApplicationCloseCode } from '../connection/close-codes.js';
 import type { Connection } from '../connection/connection.js';
 import { connectionOf, type Session } from '../connection/session.js';
 import { ClusterRelay } from '../cluster/cluster-relay.js';
-import type { ChannelMember, DeliveryTarget, RiversideId } from './delivery-target.js';
+import { assertDeliveryTarget, type ChannelMember, type DeliveryTarget, type RiversideId } from './delivery-target.js';
 import { EncodedMessage } from './encoded-message.js';
 import { LocalDelivery } from './local-delivery.js';
 import { SessionRegistry } from './session-registry.js';
@@ -35,6 +35,7 @@ export class DeliveryService {
    * nodes as structured-clone data; a `Frame` bypasses both.
    */
   deliver(target: DeliveryTarget, message: unknown): number {
+    assertDeliveryTarget(target);
     const wire = this.relay.enabled ? this.relay.wireFor(target, message) : null;
     const written = this.local.deliver(target, new EncodedMessage(message));
     if (wire !== null) this.relay.send(target, wire);
@@ -47,6 +48,7 @@ export class DeliveryService {
    * a cluster, an info that cannot be cloned throws an `EncodeError` before any session gets it.
    */
   info(target: DeliveryTarget, info: unknown): number {
+    assertDeliveryTarget(target);
     const wire = this.relay.enabled ? this.relay.encode(target, { kind: 'info', info }) : null;
     const reached = this.local.info(target, info);
     if (wire !== null) this.relay.send(target, wire);
@@ -58,6 +60,7 @@ export class DeliveryService {
    * bytes, else a RangeError before anything changes); their terminate reason is 'stop'.
    */
   close(target: DeliveryTarget, code = 1000, reason = ''): number {
+    assertDeliveryTarget(target);
     assertApplicationCloseCode(code, reason);
     const closed = this.local.close(target, code, reason);
     if (this.relay.enabled) this.relay.send(target, this.relay.encode(target, { kind: 'close', code, reason }));
