@@ -101,7 +101,9 @@ for (const broker of brokers) {
         }
         return false;
       }
-      expect(await deliveredWithin(20_000)).toBe(true);
+      // The answer came once the subscriptions were confirmed or after the 2 s bound: on a busy
+      // machine 200,000 NATS subscriptions take longer than that.
+      expect(await deliveredWithin(90_000)).toBe(true);
       expect(await server.channelTopics(prefix)).toBeOneOf([TOPICS, null]);
 
       await server.kill();
@@ -114,7 +116,7 @@ for (const broker of brokers) {
       expect(big.stderr()).not.toMatch(/RangeError|Maximum call stack/);
       await expect.poll(() => server!.channelTopics(prefix), { timeout: 20_000, interval: 500 }).toBeOneOf([TOPICS, null]);
       console.log(`${broker.name}: ${TOPICS} topics, deliveries to the sample flowed again ${recoveredMs} ms after the broker was back`);
-    }, 180_000);
+    }, 300_000);
 
     it('is back within about a second of the broker returning (default reconnect backoff), after a 5 s outage', async () => {
       server = await broker.start();
