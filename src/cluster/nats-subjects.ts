@@ -57,16 +57,17 @@ export function isValidNatsPrefix(prefix: string): boolean {
 }
 
 /**
- * The Riverside topic of a subject under `prefix` (the reverse of {@link natsSubject} for user,
- * session, channel and bridge subjects); null for any other subject.
+ * The Riverside topic of a subject under `prefix` (the reverse of {@link natsSubject} for
+ * `kind:name` topics, session topics and `bridge`); null for any other subject.
  */
 export function topicOfNatsSubject(prefix: string, subject: string): string | null {
   if (!subject.startsWith(`${prefix}.`)) return null;
   const tokens = subject.slice(prefix.length + 1).split('.');
   const [kind] = tokens;
   if (kind === 'bridge' && tokens.length === 1) return 'bridge';
-  if ((kind === 'user' || kind === 'channel') && tokens.length === 2) return `${kind}:${unescapeNatsToken(tokens[1])}`;
   if (kind === 'session' && tokens.length === 3) return sessionTopic(unescapeNatsToken(tokens[1]), unescapeNatsToken(tokens[2]));
+  // user:<id>, channel:<id>, presence:cluster...
+  if (kind !== 'session' && tokens.length === 2) return `${unescapeNatsToken(kind)}:${unescapeNatsToken(tokens[1])}`;
   return null;
 }
 

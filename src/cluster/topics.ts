@@ -32,6 +32,12 @@ export const EXTERNAL_PREFIX = 'ext:';
 /** Where other services publish `{ recipients, data }` envelopes (the `bridge` option). */
 export const BRIDGE_TOPIC = 'bridge';
 
+/**
+ * Where the nodes' presence trackers talk (heartbeats, membership deltas, state transfers):
+ * `<prefix>:presence:cluster` on Redis, `<prefix>.presence.cluster` on NATS.
+ */
+export const PRESENCE_TOPIC = 'presence:cluster';
+
 /** The node-to-node topic a target's messages travel on. */
 export function topicOf(target: DeliveryTarget): string {
   if (target.channel != null) return channelTopic(String(target.channel));

@@ -2,8 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { assertApplicationCloseCode } from '../connection/close-codes.js';
 import type { Connection } from '../connection/connection.js';
 import { connectionOf, type Session } from '../connection/session.js';
+import { PresenceService } from '../cluster/presence/presence.service.js';
+import type { PresenceMember, PresenceMembers, PresenceQueryOptions } from '../cluster/presence/presence.types.js';
 import { ClusterRelay } from '../cluster/cluster-relay.js';
-import { assertDeliveryTarget, type ChannelMember, type DeliveryTarget, type RiversideId } from './delivery-target.js';
+import { assertDeliveryTarget, type DeliveryTarget, type RiversideId } from './delivery-target.js';
 import { EncodedMessage } from './encoded-message.js';
 import { LocalDelivery } from './local-delivery.js';
 import { SessionRegistry } from './session-registry.js';
@@ -24,15 +26,17 @@ export class DeliveryService {
     private readonly registry: SessionRegistry,
     private readonly local: LocalDelivery,
     private readonly relay: ClusterRelay,
+    private readonly presence: PresenceService,
   ) {}
 
   /**
    * Sends a message to every session behind the target, encoded once per codec in use and
    * framed once; other nodes get it through the cluster transport as data and encode it with
    * their sessions' codecs the same way. Returns how many local sockets it was written to (0,
-   * never a throw, when nobody is here). Throws an `EncodeError`, before writing anything, when
-   * a local session's codec cannot encode the message or (in a cluster) when it cannot cross
-   * nodes as structured-clone data; a `Frame` bypasses both.
+   * never a throw, when nobody is here): whether the user is reachable on another node is
+   * `PresenceService.isOnline()`'s question. Throws an `EncodeError`, before writing anything,
+   * when a local session's codec cannot encode the message or (in a cluster) when it cannot
+   * cross nodes as structured-clone data; a `Frame` bypasses both.
    */
   deliver(target: DeliveryTarget, message: unknown): number {
     assertDeliveryTarget(target);
@@ -89,9 +93,17 @@ export class DeliveryService {
     return this.registry.isMember(connectionOf(session) as Connection, String(channel));
   }
 
-  /** The sessions in a channel on this node, with the meta they joined with. */
-  members(channel: RiversideId): ChannelMember[] {
-    return this.registry.members(String(channel));
+  /**
+   * The sessions in a channel on every live node of the cluster, with their meta and node, and
+   * whether the answer is complete: `PresenceService.members()`.
+   */
+  members(channel: RiversideId, options?: PresenceQueryOptions): Promise<PresenceMembers> {
+    return this.presence.members(channel, options);
+  }
+
+  /** The sessions in a channel on this node only, with the meta they joined with; synchronous. */
+  localMembers(channel: RiversideId): PresenceMember[] {
+    return this.presence.localMembers(channel);
   }
 
   channelsOf(session: Session): string[] {

@@ -85,8 +85,10 @@ export function twoNodes<T extends ClusterTransports>(createTransports: () => T 
   beforeEach(async () => {
     terminations.length = 0;
     transports = await createTransports();
-    nodeA = await startRiverside({ transport: transports.a }, [ClusterNodeHandler, MessagePackNodeHandler]);
-    nodeB = await startRiverside({ transport: transports.b }, [ClusterNodeHandler, MessagePackNodeHandler]);
+    // Presence heartbeats (presence-*.e2e-spec.ts) are spaced out of these tests' way: some count
+    // transport failures, and a heartbeat on a closed transport is one.
+    nodeA = await startRiverside({ transport: transports.a, presenceHeartbeat: 60_000 }, [ClusterNodeHandler, MessagePackNodeHandler]);
+    nodeB = await startRiverside({ transport: transports.b, presenceHeartbeat: 60_000 }, [ClusterNodeHandler, MessagePackNodeHandler]);
   });
   afterEach(async () => {
     await nodeA?.close();

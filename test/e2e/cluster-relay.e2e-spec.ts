@@ -84,15 +84,16 @@ describe('delivery across nodes through the cluster transport (in-process bus)',
 
   it('subscribes a node only to the users and channels it has sessions for, never per session, and unsubscribes when the last leaves', async () => {
     const { a: transportA, b: transportB } = cluster.transports;
-    expect(transportA.topics).toEqual([]);
+    // Besides its sessions' topics, every node listens on the presence topic (SPEC 9.3).
+    expect(transportA.topics).toEqual(['presence:cluster']);
     const client = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's1' } });
     const sibling = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's2' } });
     await join(client, 'lobby');
-    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'user:fay']);
+    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'presence:cluster', 'user:fay']);
     await sibling.close();
-    expect(transportB.topics).toEqual([]);
+    expect(transportB.topics).toEqual(['presence:cluster']);
     await client.close();
-    await eventually(() => expect(transportA.topics).toEqual([]));
+    await eventually(() => expect(transportA.topics).toEqual(['presence:cluster']));
   });
 
   it('delivers what an external publisher puts on ext:user:<id> as a text frame', async () => {
