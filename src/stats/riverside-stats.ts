@@ -29,6 +29,15 @@ export class RiversideStats {
    * magic or length, unknown major version or kind); each also counts as a transport error.
    */
   rejectedClusterMessages = 0;
+  /**
+   * TCP connections of the standalone server closed by the `maxPendingSockets` cap: newcomers shed
+   * with 503 and idle sockets evicted with 408.
+   */
+  shedSockets = 0;
+  /** Bytes clients pipelined behind upgrade requests that wait for their 101 (at most 8 KiB each, 16 MiB in all). */
+  preUpgradeBytes = 0;
+  /** Handshakes whose @OnAuthenticate did not settle within `handshakeTimeout` (answered 503, also in `rejections`). */
+  handshakeTimeouts = 0;
   /** When this node started counting. */
   readonly startedAt = new Date();
   /** Refused handshakes by HTTP status. */
