@@ -4,14 +4,17 @@
 // bench/results.svg and bench/results.png.
 //
 //   BENCH_ONLY=echo,fanout,connect,memory,micro   scenarios to run (default: all)
-//   BENCH_CONTENDERS=riverside      contenders besides raw ws (default: all)
+//   BENCH_CONTENDERS=riverside      contenders besides raw ws (default: all; riverside-redis and
+//                                   riverside-nats: idle memory on a cluster transport)
+//   Scenarios left out of BENCH_ONLY keep their rows from the previous bench/results.json, and
+//   RESULTS.md says so.
 //   BENCH_QUICK=1                   short rounds, for trying the harness out
 //   BENCH_PROFILE=riverside         run that contender's server with --cpu-prof (bench/dist/profiles/)
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Contender, CONTENDERS, FULL_CONTENDERS } from './contenders.js';
+import { type Contender, CONTENDERS, ECHO_CONTENDERS, MEMORY_CONTENDERS } from './contenders.js';
 import { Child, freePort, LOAD_CPU, SERVER_CPU, sourceAddress, spawnNode } from './lib/child.js';
 import { busyCores, cpuSecondsOf, sleep } from './lib/process.js';
 import { formatBytes, formatRate, median } from './lib/stats.js';
@@ -169,10 +172,10 @@ async function echoScenario(): Promise<EchoRow[]> {
   const servers: RunningServer[] = [];
   const rows: EchoRow[] = [];
   try {
-    for (const contender of FULL_CONTENDERS) servers.push(await startServer(contender));
+    for (const contender of ECHO_CONTENDERS) servers.push(await startServer(contender));
     for (const bytes of echo.payloadBytes) {
       const payload = jsonPayload(bytes);
-      const samples = new Map<Contender['id'], EchoLoadResult[]>(FULL_CONTENDERS.map((c) => [c.id, []]));
+      const samples = new Map<Contender['id'], EchoLoadResult[]>(ECHO_CONTENDERS.map((c) => [c.id, []]));
       for (let round = 0; round < echo.rounds; round++) {
         // Contenders take turns within a round, in a rotating order, so that noise on the
         // machine (other processes, thermal) is spread over all of them.
@@ -189,7 +192,7 @@ async function echoScenario(): Promise<EchoRow[]> {
           );
         }
       }
-      for (const contender of FULL_CONTENDERS) {
+      for (const contender of ECHO_CONTENDERS) {
         const runs = samples.get(contender.id) ?? [];
         rows.push({
           contender: contender.id,
@@ -323,7 +326,7 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
  */
 async function connectScenario(): Promise<ConnectRow[]> {
   const { connect } = SETTINGS;
-  const contenders = FULL_CONTENDERS.filter((c) => c.id === 'raw-ws' || c.id === 'riverside');
+  const contenders = ECHO_CONTENDERS.filter((c) => c.id === 'raw-ws' || c.id === 'riverside');
   const servers: RunningServer[] = [];
   const samples = new Map<Contender['id'], { rate: number; usPerConnection: number }[]>(contenders.map((c) => [c.id, []]));
   try {
@@ -372,7 +375,7 @@ const MIN_MEMORY_CONNECTIONS = 5000;
 async function memoryScenario(): Promise<MemoryRow[]> {
   const { memory } = SETTINGS;
   const rows: MemoryRow[] = [];
-  for (const contender of FULL_CONTENDERS) {
+  for (const contender of MEMORY_CONTENDERS) {
     const server = await startServer(contender);
     try {
       // A first batch opened and closed, so that lazily created code and buffers are in the
@@ -468,12 +471,23 @@ for (const [name, run] of scenarios) {
     console.error(`[bench] FAILED ${message}`);
   }
 }
+carryOver(results);
 results.durationSeconds = Math.round((Date.now() - startedAt) / 1000);
 results.background = {
   medianCores: median(backgroundLoad),
   maxCores: Math.max(0, ...backgroundLoad),
   waitedSeconds: Math.round(waitedMs / 1000),
 };
+/** Scenarios not run this time keep the rows of the previous run (RESULTS.md says which and when). */
+function carryOver(current: Results): void {
+  const previousPath = join(BENCH_DIR, 'results.json');
+  const skipped = (['echo', 'fanout', 'connect', 'memory', 'micro'] as const).filter((name) => !only.has(name));
+  if (skipped.length === 0 || !existsSync(previousPath)) return;
+  const previous = JSON.parse(readFileSync(previousPath, 'utf8')) as Results;
+  for (const name of skipped) (current as unknown as Record<string, unknown>)[name] = previous[name] ?? [];
+  current.carriedOver = { scenarios: [...skipped], from: previous.carriedOver?.from ?? previous.machine.date };
+}
+
 const written = writeReports(BENCH_DIR, results);
 log(`done in ${results.durationSeconds} s; wrote ${written.join(', ')}`);
 process.exit(results.errors.length > 0 ? 1 : 0);

@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 import type { Codec } from '../codec/codec.interface.js';
 import { Frame } from '../codec/frame.js';
 import { encodeWith } from '../delivery/encoded-message.js';
-import { type OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
+import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
 import { frameBytes, frameString } from '../delivery/wire-frame.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
@@ -32,7 +32,8 @@ interface WsInternals {
 
 /**
  * The outbound side of one connection: writes with the slow-consumer policy (SPEC 7.4), and the
- * deliveries held back until @OnInit is done, bounded like unsent bytes.
+ * deliveries held back until @OnInit is done, or (every write) while a join waits for its
+ * channel's subscription, bounded like unsent bytes.
  *
  * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
  * (event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
@@ -45,6 +46,8 @@ interface WsInternals {
 export class OutboundWriter implements TurnFlushable {
   private held: OutboundFrame[] | null = null;
   private heldBytes = 0;
+  /** Joins whose channel subscription the broker has not confirmed yet. */
+  private subscriptionsPending = 0;
   private readonly socket: Socket;
   private readonly sender: { _state: number };
   /** No extension negotiated: frames can be written without ws.send(). Fixed at the handshake. */
@@ -73,6 +76,19 @@ export class OutboundWriter implements TurnFlushable {
     return this.held === null ? 0 : this.held.length;
   }
 
+  /** True while a join waits for its subscription: every write is held. */
+  get holding(): boolean {
+    return this.subscriptionsPending > 0;
+  }
+
+  /** Holds every write until `subscribed` settles (with the others pending); then `released`. */
+  waitForSubscription(subscribed: Promise<void>, released: () => void): void {
+    this.subscriptionsPending++;
+    void subscribed.then(() => {
+      if (--this.subscriptionsPending === 0) released();
+    });
+  }
+
   /** Encodes with the codec (a Frame as it is) and writes; false when not written. */
   send(message: unknown, codec: Codec): boolean {
     let data: string | Uint8Array;
@@ -84,6 +100,7 @@ export class OutboundWriter implements TurnFlushable {
       data = encodeWith(codec, message);
       binary = codec.frameType === 'binary';
     }
+    if (this.subscriptionsPending > 0) return this.hold(new OutboundFrame(data, binary), 0);
     if (typeof data === 'string') {
       const bytes = Buffer.byteLength(data);
       if (!this.admit(bytes)) return false;
@@ -123,7 +140,7 @@ export class OutboundWriter implements TurnFlushable {
     return true;
   }
 
-  /** @OnInit is done: writes what was held, in order. */
+  /** @OnInit is done, or the joins' subscriptions: writes what was held, in order. */
   flushHeld(): void {
     const held = this.held;
     if (held === null) return;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from '../connection/connection.js';
-import { channelTopic, sessionTopic, userTopic } from '../transport/topics.js';
+import { channelTopic, userTopic } from '../cluster/topics.js';
 import type { DeliveryTarget } from './delivery-target.js';
 
 /**
@@ -17,8 +17,10 @@ export interface MembershipListener {
 
 /** Told when this node gains its first session behind a topic, and when it loses the last. */
 export interface TopicListener {
-  topicOpened(topic: string, target: DeliveryTarget): void;
+  topicOpened(topic: string): void;
   topicClosed(topic: string): void;
+  /** Settles once the broker has confirmed the topic's subscription (bounded); null when it has. */
+  subscriptionPending(topic: string): Promise<void> | null;
 }
 
 const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
@@ -28,12 +30,6 @@ const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
  * from the second on. An idle connection then costs the registry one map entry, not a Set.
  */
 type UserBucket = Connection | Set<Connection>;
-
-function hasSession(bucket: UserBucket, sessionId: string): boolean {
-  if (!(bucket instanceof Set)) return bucket.session.id === sessionId;
-  for (const connection of bucket) if (connection.session.id === sessionId) return true;
-  return false;
-}
 
 /**
  * The sessions of this node, indexed by user, by session and by channel. The only place that
@@ -60,38 +56,34 @@ export class SessionRegistry {
   }
 
   add(connection: Connection): void {
-    const { userId, id } = connection.session;
+    const { userId } = connection.session;
     this.connections.add(connection);
     this.membership?.sessionOpened(connection);
     const bucket = this.byUser.get(userId);
+    // One topic per user: deliveries to one of its sessions ride on it (see topics.ts).
     if (bucket === undefined) {
       this.byUser.set(userId, connection);
-      this.listener?.topicOpened(userTopic(userId), { user: userId });
-      this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
-      return;
+      this.listener?.topicOpened(userTopic(userId));
+    } else if (bucket instanceof Set) {
+      bucket.add(connection);
+    } else {
+      this.byUser.set(userId, new Set([bucket, connection]));
     }
-    const newSession = !hasSession(bucket, id);
-    if (bucket instanceof Set) bucket.add(connection);
-    else this.byUser.set(userId, new Set([bucket, connection]));
-    if (newSession) this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
   }
 
   remove(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
-    const { userId, id } = connection.session;
+    const { userId } = connection.session;
     this.leaveChannels(connection, true);
     this.membership?.sessionClosed(connection);
     const bucket = this.byUser.get(userId);
     if (bucket === connection) {
       this.byUser.delete(userId);
       this.listener?.topicClosed(userTopic(userId));
-      this.listener?.topicClosed(sessionTopic(userId, id));
-      return;
+    } else if (bucket instanceof Set && bucket.delete(connection) && bucket.size === 1) {
+      // Back to the plain connection when one is left.
+      this.byUser.set(userId, bucket.values().next().value as Connection);
     }
-    if (!(bucket instanceof Set) || !bucket.delete(connection)) return;
-    // Back to the plain connection when one is left.
-    if (bucket.size === 1) this.byUser.set(userId, bucket.values().next().value as Connection);
-    if (!hasSession(this.byUser.get(userId) as UserBucket, id)) this.listener?.topicClosed(sessionTopic(userId, id));
   }
 
   /** Connections behind a target; empty (never a throw) when there are none. */
@@ -124,7 +116,7 @@ export class SessionRegistry {
     let members = this.byChannel.get(channel);
     if (!members) {
       this.byChannel.set(channel, (members = new Map()));
-      this.listener?.topicOpened(channelTopic(channel), { channel });
+      this.listener?.topicOpened(channelTopic(channel));
     }
     const isNew = !members.has(connection);
     members.set(connection, meta);
@@ -178,6 +170,14 @@ export class SessionRegistry {
   private channelEmptied(channel: string): void {
     this.byChannel.delete(channel);
     this.listener?.topicClosed(channelTopic(channel));
+  }
+
+  /**
+   * Settles once other nodes' broadcasts to the channel reach this node (bounded); null when
+   * they already do, or when there is no cluster.
+   */
+  channelSubscription(channel: string): Promise<void> | null {
+    return this.listener?.subscriptionPending(channelTopic(channel)) ?? null;
   }
 
   isMember(connection: Connection, channel: string): boolean {
