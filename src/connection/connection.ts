@@ -2,11 +2,12 @@ import type { Logger } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import type { PeerAddress } from '../auth/auth-request.js';
 import { INVALID_MESSAGE } from '../codec/codec.interface.js';
-import { Frame } from '../codec/frame.js';
+import { Frame, FrameList } from '../codec/frame.js';
 import { encodeWith } from '../delivery/encoded-message.js';
 import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
 import type { SessionRegistry } from '../delivery/session-registry.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
+import { isObservableLike, sendEach } from '../handler/observable-reply.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
 import { CLOSE_FRAMES } from './close-codes.js';
@@ -229,12 +230,20 @@ export class Connection implements SessionConnection {
         return;
       }
     }
-    if (message === INVALID_MESSAGE) {
-      this.host.stats.invalidFrames++;
-      if (this.host.options.invalidMessage === 'close') this.closeFor('invalidMessage');
-      return;
+    if (message === INVALID_MESSAGE) return this.invalidFrame();
+    if (handler.router !== null) {
+      // A routed handler: a message no route takes is as invalid as an undecodable one.
+      const route = handler.router.match(message);
+      if (route === null) return this.invalidFrame();
+      this.invoke(route.callback, message, route.label);
+    } else if (handler.message !== null) {
+      this.invoke(handler.message, message, handler.labels.message);
     }
-    if (handler.message !== null) this.invoke(handler.message, message, handler.labels.message);
+  }
+
+  private invalidFrame(): void {
+    this.host.stats.invalidFrames++;
+    if (this.host.options.invalidMessage === 'close') this.closeFor('invalidMessage');
   }
 
   private handleInfo(info: unknown): void {
@@ -255,6 +264,8 @@ export class Connection implements SessionConnection {
       this.fail(error, label);
       return;
     }
+    // A returned Observable is sent value by value; the connection waits for its completion.
+    if (isObservableLike(result)) result = sendEach(result, this.session, null);
     if (isPromiseLike(result)) {
       this.busyLabel = label;
       this.awaitCallback(result);
@@ -281,6 +292,10 @@ export class Connection implements SessionConnection {
 
   /** A callback finished: send its result, open the connection after @OnInit, drain the queue. */
   private settle(value: unknown): void {
+    if (isObservableLike(value)) {
+      this.awaitCallback(sendEach(value, this.session, null));
+      return;
+    }
     const label = this.busyLabel;
     const initialized = this.state === INITIALIZING;
     if (initialized) {
@@ -345,6 +360,8 @@ export class Connection implements SessionConnection {
     if (message instanceof Frame) {
       data = message.data;
       binary = message.type === 'binary';
+    } else if (message instanceof FrameList) {
+      return this.sendList(message);
     } else {
       data = encodeWith(this.handler.codec, message);
       binary = this.handler.codec.frameType === 'binary';
@@ -353,6 +370,14 @@ export class Connection implements SessionConnection {
     this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
     this.host.stats.framesOut++;
     return true;
+  }
+
+  /** Each message of a `Frame.list()` in order, then its close if any; false if one was not written. */
+  private sendList(list: FrameList): boolean {
+    let written = true;
+    for (const message of list.messages) written = this.send(message) && written;
+    if (list.close !== null) this.close(list.close.code, list.close.reason);
+    return written;
   }
 
   /** @internal A delivery from elsewhere, already encoded; held back until @OnInit is done. */

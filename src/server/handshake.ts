@@ -11,6 +11,7 @@ import type { HandlerDefinition } from '../handler/handler-definition.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { describeValue } from '../riverside.messages.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
+import { runHandshakeGuards } from './handshake-guards.js';
 import { rejectUpgrade } from './http-responses.js';
 
 /** What a handshake needs from the server. */
@@ -160,6 +161,8 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
   }
   let result: AuthResult | undefined;
   try {
+    // HTTP guards of @OnAuthenticate (@UseGuards), on the upgrade request, before it runs.
+    if (handler.handshakeGuards !== null) await runHandshakeGuards(handler.handshakeGuards, request);
     const returned: unknown = handler.authenticate(request);
     result = (isThenable(returned) ? await returned : returned) as AuthResult | undefined;
   } catch (error) {
