@@ -16,12 +16,15 @@ export {
   OnAuthenticate,
   OnInit,
   OnMessage,
+  type MessageRoute,
   OnInfo,
   OnTerminate,
 } from './handler/decorators/index.js';
 
 export { AuthRequest, type PeerAddress, type BasicCredentials } from './auth/auth-request.js';
 export { AuthError } from './auth/auth-error.js';
+export { bearerTokenFromSubprotocol } from './auth/bearer-subprotocol.js';
+export { HandshakeResponse } from './server/handshake-guards.js';
 export type { AuthResult } from './auth/auth-result.interface.js';
 
 export { Session, type ScheduledInfo } from './connection/session.js';
@@ -38,6 +41,7 @@ export {
   RawBinaryCodec,
   MessagePackCodec,
   Frame,
+  FrameList,
 } from './codec/index.js';
 
 export { DeliveryService } from './delivery/delivery.service.js';

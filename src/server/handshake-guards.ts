@@ -56,7 +56,7 @@ export class HandshakeResponse {
 }
 
 /** The upgrade request as an HTTP guard sees it: Node's request plus Express's `query`. */
-type GuardRequest = IncomingMessage & { query?: unknown; user?: unknown };
+type GuardRequest = IncomingMessage & { query?: unknown; ip?: string; user?: unknown };
 
 /**
  * Runs the `@OnAuthenticate` method's guards on the upgrade request. A refusal becomes an
@@ -74,6 +74,8 @@ export async function runHandshakeGuards(
     const question = url.indexOf('?');
     raw.query = question === -1 ? {} : { ...parseQueryString(url.slice(question + 1)) };
   }
+  // Express's req.ip (the socket's address: Riverside does not read proxy headers for it).
+  raw.ip ??= request.peer.address;
   const response = new HandshakeResponse();
   try {
     await guards(raw, response);
