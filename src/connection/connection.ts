@@ -7,6 +7,7 @@ import { encodeWith } from '../delivery/encoded-message.js';
 import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
 import type { SessionRegistry } from '../delivery/session-registry.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
+import { errorFrameOf } from '../handler/error-frame.js';
 import { isObservableLike, sendEach } from '../handler/observable-reply.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
@@ -261,7 +262,7 @@ export class Connection implements SessionConnection {
       result = callback(value, this.session);
     } catch (error) {
       this.busy = false;
-      this.fail(error, label);
+      this.callbackFailed(error, label);
       return;
     }
     // A returned Observable is sent value by value; the connection waits for its completion.
@@ -284,7 +285,7 @@ export class Connection implements SessionConnection {
     result.then(
       (this.onSettled ??= (value) => this.settle(value)),
       (this.onRejected ??= (error) => {
-        this.fail(error, this.busyLabel);
+        this.callbackFailed(error, this.busyLabel);
         this.settle(undefined);
       }),
     );
@@ -478,6 +479,16 @@ export class Connection implements SessionConnection {
     this.clearTimers();
     this.debug(`closing with ${code}`);
     this.ws.close(code, text);
+  }
+
+  /**
+   * A message or info callback threw. A `WsException` (or a client-caused `HttpException`) is
+   * answered with the error frame, as the enhancer wrapper answers it; anything else is a bug.
+   */
+  private callbackFailed(error: unknown, label: string): void {
+    const frame = this.state === OPEN ? errorFrameOf(error) : null;
+    if (frame === null) this.fail(error, label);
+    else this.reply(frame, label);
   }
 
   /** A callback threw: log once with class and method, close this connection only, with 1011. */

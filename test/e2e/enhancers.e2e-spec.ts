@@ -1,6 +1,7 @@
 import {
   type ArgumentsHost,
   BadRequestException,
+  Module,
   type CallHandler,
   Catch,
   type CanActivate,
@@ -16,7 +17,7 @@ import {
   UsePipes,
   ValidationPipe,
 } from '@nestjs/common';
-import { APP_GUARD, Reflector } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_PIPE, NestFactory, Reflector } from '@nestjs/core';
 import { ConnectedSocket, MessageBody, WsException } from '@nestjs/websockets';
 import { IsInt, IsString, Min, MinLength } from 'class-validator';
 import { Observable, interval, map, of, take, tap } from 'rxjs';
@@ -26,12 +27,13 @@ import {
   DeliveryService,
   Frame,
   OnAuthenticate,
+  RiversideModule,
   OnInfo,
   OnMessage,
   RiversideHandler,
   Session,
 } from 'nestjs-riverside';
-import { type RunningApp, startRiverside } from '../support/riverside-app.js';
+import { RecordingLogger, type RunningApp, running, startRiverside } from '../support/riverside-app.js';
 
 // SPEC 15.1-15.3, issue 9 points 1-3 and 5: Nest's guards, pipes, interceptors and filters
 // on @OnMessage / @OnInfo, through real sockets, with Nest's own enhancer classes.
@@ -463,5 +465,81 @@ describe('@RiversideHandler({ replyRef })', () => {
     expect(await client.expectMessages(2)).toEqual([{ part: 1, ref: 'b' }, { part: 2, ref: 'b' }]);
     client.send({ text: 'no ref' });
     expect(await client.expectMessage()).toEqual({ echo: 'no ref' });
+  });
+});
+
+// ---- no enhancer at all: the direct call, with the same error frame ------------------------------
+
+@RiversideHandler({ path: '/bare' })
+class BareHandler {
+  @OnMessage()
+  async onMessage(message: { kind: string }) {
+    if (message.kind === 'ws') throw new WsException('bare ws error');
+    if (message.kind === 'http') throw new BadRequestException('bad input');
+    if (message.kind === 'sync') return of({ a: 1 }, { a: 2 });
+    return { ok: message.kind };
+  }
+}
+
+describe('a handler without any enhancer', () => {
+  it('answers a thrown WsException / 4xx HttpException with the error frame and keeps the connection', async () => {
+    app = await startRiverside({}, [BareHandler]);
+    const client = await app.connect('/bare');
+    client.send({ kind: 'ws' });
+    client.send({ kind: 'http' });
+    client.send({ kind: 'sync' });
+    client.send({ kind: 'after' });
+    expect(await client.expectMessages(5)).toEqual([
+      { error: { message: 'bare ws error' } },
+      { error: { status: 400, message: 'bad input' } },
+      { a: 1 },
+      { a: 2 },
+      { ok: 'after' },
+    ]);
+  });
+});
+
+// ---- the other global enhancers: APP_PIPE, app.useGlobalInterceptors(), and APP_FILTER -----------
+
+@Injectable()
+class MarkPipe implements PipeTransform {
+  transform(value: unknown): unknown {
+    return typeof value === 'object' && value !== null ? { ...value, piped: true } : value;
+  }
+}
+
+@Catch()
+class CatchEverythingFilter implements ExceptionFilter {
+  catch(_exception: unknown, host: ArgumentsHost) {
+    host.switchToWs().getClient<Session>().send({ caughtByGlobalFilter: true });
+  }
+}
+
+@RiversideHandler({ path: '/globals' })
+class GlobalsHandler {
+  @OnMessage()
+  onMessage(message: { boom?: boolean }) {
+    if (message.boom) throw new Error('boom');
+    return { got: message };
+  }
+}
+
+describe('global pipes, interceptors and filters', () => {
+  it("APP_PIPE and app.useGlobalInterceptors() apply; global filters do not (as for Nest's gateways): a bug still closes with 1011", async () => {
+    @Module({
+      imports: [RiversideModule.forRoot({ port: 0, host: '127.0.0.1' })],
+      providers: [GlobalsHandler, { provide: APP_PIPE, useClass: MarkPipe }, { provide: APP_FILTER, useClass: CatchEverythingFilter }],
+    })
+    class GlobalsModule {}
+    const logger = new RecordingLogger();
+    const nest = await NestFactory.create(GlobalsModule, { logger });
+    nest.useGlobalInterceptors(new WrapInterceptor());
+    await nest.init();
+    app = running(nest, logger);
+    const client = await app.connect('/globals');
+    client.send({ x: 1 });
+    expect(await client.expectMessage()).toEqual({ data: { got: { x: 1, piped: true } } });
+    client.send({ boom: true });
+    expect((await client.expectClose()).code).toBe(1011);
   });
 });
