@@ -8,7 +8,7 @@ import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-fram
 import type { SessionRegistry } from '../delivery/session-registry.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
 import { errorFrameOf } from '../handler/error-frame.js';
-import { isObservableLike, sendEach } from '../handler/observable-reply.js';
+import { isObservableLike, type ObservableLike, type ObservableReply, sendEach } from '../handler/observable-reply.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
 import { CLOSE_FRAMES } from './close-codes.js';
@@ -106,6 +106,8 @@ export class Connection implements SessionConnection {
   /** The socket is not read while too much waits in the queue (see queueFrame). */
   readPaused = false;
   private timers: Set<NodeJS.Timeout> | null = null;
+  /** A returned Observable being sent; unsubscribed when the connection closes. */
+  private stream: ObservableReply | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -266,7 +268,7 @@ export class Connection implements SessionConnection {
       return;
     }
     // A returned Observable is sent value by value; the connection waits for its completion.
-    if (isObservableLike(result)) result = sendEach(result, this.session, null);
+    if (isObservableLike(result)) result = this.sendEach(result, null);
     if (isPromiseLike(result)) {
       this.busyLabel = label;
       this.awaitCallback(result);
@@ -294,7 +296,7 @@ export class Connection implements SessionConnection {
   /** A callback finished: send its result, open the connection after @OnInit, drain the queue. */
   private settle(value: unknown): void {
     if (isObservableLike(value)) {
-      this.awaitCallback(sendEach(value, this.session, null));
+      this.awaitCallback(this.sendEach(value, null));
       return;
     }
     const label = this.busyLabel;
@@ -371,6 +373,25 @@ export class Connection implements SessionConnection {
     this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
     this.host.stats.framesOut++;
     return true;
+  }
+
+  /**
+   * Sends each value of a returned Observable in order; resolves when it completes, or when the
+   * connection closes (then it is unsubscribed: an endless stream must not hold the connection).
+   */
+  sendEach(observable: ObservableLike, map: ((value: unknown) => unknown) | null): Promise<undefined> {
+    if (this.state >= CLOSING) return Promise.resolve(undefined);
+    const reply = sendEach(observable, (message) => this.send(message), map);
+    this.stream = reply;
+    return reply.done.finally(() => {
+      if (this.stream === reply) this.stream = null;
+    });
+  }
+
+  private cancelStream(): void {
+    const stream = this.stream;
+    this.stream = null;
+    stream?.cancel();
   }
 
   /** Each message of a `Frame.list()` in order, then its close if any; false if one was not written. */
@@ -477,6 +498,7 @@ export class Connection implements SessionConnection {
     // The closing handshake needs the client's close frame to be read.
     if (this.readPaused) this.resumeReading();
     this.clearTimers();
+    this.cancelStream();
     this.debug(`closing with ${code}`);
     this.ws.close(code, text);
   }
@@ -511,6 +533,7 @@ export class Connection implements SessionConnection {
     const wasClosing = this.state === CLOSING;
     this.state = CLOSED;
     this.clearTimers();
+    this.cancelStream();
     this.pendingWrites = null;
     if (!wasClosing || this.closeReason === null) {
       this.closeReason = this.socketError

@@ -1,6 +1,7 @@
 import type { Subscription } from 'rxjs';
 
-interface ObservableLike {
+/** The part of an rxjs Observable Riverside uses. */
+export interface ObservableLike {
   subscribe(observer: { next(value: unknown): void; error(error: unknown): void; complete(): void }): Subscription;
 }
 
@@ -14,44 +15,51 @@ export function isObservableLike(value: unknown): value is ObservableLike {
   );
 }
 
+/** A returned Observable being sent; `cancel()` unsubscribes and resolves `done`. */
+export interface ObservableReply {
+  readonly done: Promise<undefined>;
+  cancel(): void;
+}
+
 /**
- * Subscribes and sends each value through `session.send` in order (mapped first when `map` is
- * given); resolves with undefined on completion, rejects on the Observable's error or a value
- * that cannot be encoded. Stops early, resolving, once the connection is closed: nothing can
- * be sent any more, and an endless stream must not hold the connection.
+ * Subscribes and sends each value with `send` in order (mapped first when `map` is given).
+ * `done` resolves on completion (or `cancel()`), and rejects on the Observable's error or a value
+ * that cannot be encoded.
  */
 export function sendEach(
   observable: ObservableLike,
-  session: { send(message: unknown): boolean; readonly isOpen: boolean },
+  send: (message: unknown) => unknown,
   map: ((value: unknown) => unknown) | null,
-): Promise<undefined> {
-  return new Promise((resolve, reject) => {
-    let subscription: Subscription | null = null;
-    let finished = false;
-    const finish = (error?: unknown) => {
+): ObservableReply {
+  let subscription: Subscription | null = null;
+  let finished = false;
+  let finish!: (error?: unknown) => void;
+  const done = new Promise<undefined>((resolve, reject) => {
+    finish = (error?: unknown) => {
       if (finished) return;
       finished = true;
       subscription?.unsubscribe();
       if (error === undefined) resolve(undefined);
       else reject(error);
     };
-    subscription = observable.subscribe({
-      next(value) {
-        if (finished) return;
-        try {
-          if (!session.send(map === null ? value : map(value)) && !session.isOpen) finish();
-        } catch (error) {
-          finish(error ?? new Error('undefined thrown'));
-        }
-      },
-      error(error) {
-        finish(error ?? new Error('Observable errored with undefined'));
-      },
-      complete() {
-        finish();
-      },
-    });
-    // A synchronous Observable finished before subscribe() returned its subscription.
-    if (finished) subscription.unsubscribe();
   });
+  subscription = observable.subscribe({
+    next(value) {
+      if (finished) return;
+      try {
+        send(map === null ? value : map(value));
+      } catch (error) {
+        finish(error ?? new Error('undefined thrown'));
+      }
+    },
+    error(error) {
+      finish(error ?? new Error('Observable errored with undefined'));
+    },
+    complete() {
+      finish();
+    },
+  });
+  // A synchronous Observable finished (or the connection closed) before subscribe() returned.
+  if (finished) subscription.unsubscribe();
+  return { done, cancel: () => finish() };
 }

@@ -29,9 +29,9 @@ import { WsException } from '@nestjs/websockets';
 import { WsParamtype } from '@nestjs/websockets/enums/ws-paramtype.enum.js';
 import { WsParamsFactory } from '@nestjs/websockets/factories/ws-params-factory.js';
 import { PARAM_ARGS_METADATA } from '@nestjs/websockets/internal';
-import type { Session } from '../connection/session.js';
+import { connectionOf, type Session } from '../connection/session.js';
 import { errorFrameOf } from './error-frame.js';
-import { isObservableLike, sendEach } from './observable-reply.js';
+import { isObservableLike } from './observable-reply.js';
 
 /** A message callback as the connection calls it. */
 export type SessionCallback = (value: unknown, session: Session) => unknown;
@@ -209,7 +209,7 @@ export class RiversideContextCreator {
         }
         const result = await interceptorsConsumer.intercept(interceptors, args, instance, callback, () => callHandler(args), 'ws');
         if (isObservableLike(result)) {
-          await sendEach(result, session, ref === undefined ? null : (value) => correlate(value, replyRef, ref));
+          await connectionOf(session).sendEach(result, ref === undefined ? null : (value) => correlate(value, replyRef, ref));
           return undefined;
         }
         return correlate(result, replyRef, ref);

@@ -30,10 +30,12 @@ import {
   RiversideModule,
   OnInfo,
   OnMessage,
+  OnTerminate,
   RiversideHandler,
   Session,
+  type TerminateReason,
 } from 'nestjs-riverside';
-import { RecordingLogger, type RunningApp, running, startRiverside } from '../support/riverside-app.js';
+import { eventually, RecordingLogger, type RunningApp, running, startRiverside } from '../support/riverside-app.js';
 
 // SPEC 15.1-15.3, issue 9 points 1-3 and 5: Nest's guards, pipes, interceptors and filters
 // on @OnMessage / @OnInfo, through real sockets, with Nest's own enhancer classes.
@@ -409,7 +411,14 @@ describe('@UsePipes on the plain (message, session) signature', () => {
 @RiversideHandler({ path: '/stream' })
 class StreamHandler {
   @OnMessage()
-  onMessage(message: { count?: number; close?: boolean }) {
+  onMessage(message: { count?: number; close?: boolean; forever?: boolean }) {
+    if (message.forever) {
+      // Emits once, never completes; records its teardown.
+      return new Observable((subscriber) => {
+        subscriber.next({ started: true });
+        return () => calls.push('stream unsubscribed');
+      });
+    }
     if (message.close) return Frame.list({ bye: 1 }, Frame.text('raw'), Frame.close(4000, 'done'), { never: true });
     if (message.count !== undefined) {
       return interval(20).pipe(
@@ -418,6 +427,11 @@ class StreamHandler {
       );
     }
     return { next: true };
+  }
+
+  @OnTerminate()
+  terminate(reason: TerminateReason) {
+    calls.push(`terminated ${typeof reason === 'string' ? reason : reason.kind}`);
   }
 }
 
@@ -428,6 +442,16 @@ describe('return values', () => {
     client.send({ count: 3 });
     client.send({});
     expect(await client.expectMessages(4)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }, { next: true }]);
+  });
+
+  it('an Observable that never completes is unsubscribed when the connection closes, and @OnTerminate runs', async () => {
+    calls.length = 0;
+    app = await startRiverside({}, [StreamHandler]);
+    const client = await app.connect('/stream');
+    client.send({ forever: true });
+    expect(await client.expectMessage()).toEqual({ started: true });
+    await client.close(1000);
+    await eventually(() => expect(calls).toEqual(['stream unsubscribed', 'terminated remote']));
   });
 
   it('a Frame.list ending in Frame.close sends its frames, then closes; frames after the close are not sent', async () => {
