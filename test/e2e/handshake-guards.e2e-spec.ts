@@ -292,3 +292,33 @@ describe('@nestjs/throttler on @OnMessage', () => {
     expect(first.ws.readyState).toBe(1);
   });
 });
+
+// ---- @nestjs/throttler's ThrottlerGuard, unchanged, at the handshake -----------------------------
+
+@RiversideHandler({ path: '/limited' })
+class LimitedHandshakeHandler {
+  @OnAuthenticate()
+  @UseGuards(ThrottlerGuard)
+  authenticate() {
+    return { userId: 'anyone' };
+  }
+}
+
+describe("@nestjs/throttler's ThrottlerGuard at the handshake", () => {
+  let app: RunningApp | null = null;
+  afterEach(async () => {
+    await app?.close();
+    app = null;
+  });
+
+  it('limits upgrades per ip (req.ip): over the limit -> 429 with Retry-After', async () => {
+    app = await startRiverside({}, [LimitedHandshakeHandler], [
+      ThrottlerModule.forRoot({ throttlers: [{ ttl: 60_000, limit: 2 }] }) as never,
+    ]);
+    await app.connect('/limited');
+    await app.connect('/limited');
+    const refused = await TestClient.expectRefused(app.url('/limited'));
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+  });
+});
