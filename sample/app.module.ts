@@ -10,6 +10,8 @@ import { ChatHandler } from './chat.handler.js';
       port: 'http',
       invalidMessage: 'close',
       transmissionLimit: { capacity: 20, duration: 1000 },
+      // A person follows a handful of channels; past this, join() throws and the handler says so.
+      maxChannelsPerSession: 10,
     }),
   ],
   controllers: [ChatController],
