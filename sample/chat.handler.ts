@@ -1,4 +1,17 @@
 import {
+  type ArgumentsHost,
+  type CanActivate,
+  Catch,
+  type ExceptionFilter,
+  type ExecutionContext,
+  Injectable,
+  UseFilters,
+  UseGuards,
+  ValidationPipe,
+} from '@nestjs/common';
+import { ConnectedSocket, MessageBody } from '@nestjs/websockets';
+import { IsString, ValidateIf } from 'class-validator';
+import {
   AuthError,
   type AuthRequest,
   DeliveryService,
@@ -16,7 +29,8 @@ import {
 /**
  * The chat protocol: plain JSON frames, one object per frame, told apart by their keys.
  *
- * What the browser sends:
+ * What the browser sends (each key is an `@OnMessage` route of ChatHandler; any other frame
+ * closes the connection with 3000, the app's `invalidMessage: 'close'`):
  *
  * | frame                           | effect                                                    |
  * |---------------------------------|-----------------------------------------------------------|
@@ -30,15 +44,34 @@ import {
  * channel, user, members, at }` to a channel's members when its membership changes, `{ from,
  * channel, say, at }` in a channel, `{ from, toUser, say, at }` direct, `{ undelivered }` when
  * the recipient of a direct message is offline, `{ error }` for a bad command that does not
- * warrant a disconnect, and `{ kicked }` just before an administrator closes the connection.
+ * warrant a disconnect (a string for a bad channel name; `{ status: 400, message: [...] }`, the
+ * validation messages, for a malformed `say`), and `{ kicked }` just before an administrator
+ * closes the connection.
  * `at` is the server's clock in milliseconds since the epoch.
  */
-export type ChatCommand =
-  | { join: string }
-  | { leave: string }
-  | { say: string; to: string }
-  | { say: string; toUser: string }
-  | { heartbeat: true };
+export type ChatCommand = JoinCommand | LeaveCommand | SayCommand | { heartbeat: true };
+
+/** `{ join }` and `{ leave }`: checked by the channel pipes below. */
+export interface JoinCommand {
+  join: string;
+}
+export interface LeaveCommand {
+  leave: string;
+}
+
+/** `{ say, to }` into a channel or `{ say, toUser }` to a user: validated by a ValidationPipe. */
+export class SayCommand {
+  @IsString()
+  say!: string;
+
+  @ValidateIf((command: SayCommand) => command.toUser === undefined)
+  @IsString()
+  to?: string;
+
+  @ValidateIf((command: SayCommand) => command.to === undefined)
+  @IsString()
+  toUser?: string;
+}
 
 /** What the server pushes to a session through @OnInfo (see ChatController's kick route). */
 export interface KickInfo {
@@ -51,12 +84,62 @@ const NAME_RULE = '1-32 letters, digits, _ . -';
 /** Every connection starts in this channel. */
 export const LOBBY = 'lobby';
 
+/** A channel name the client got wrong: a typo, not an attack. */
+class InvalidChannelError extends Error {
+  constructor(
+    readonly command: 'join' | 'leave',
+    readonly channel: unknown,
+  ) {
+    super(`invalid channel name for ${command}`);
+  }
+}
+
+/** Checks the channel name of `{ join }` / `{ leave }` and lets the message through as it is. */
+function channelPipe(command: 'join' | 'leave') {
+  return {
+    transform(message: Record<string, unknown>) {
+      if (!isChannelName(message[command])) throw new InvalidChannelError(command, message[command]);
+      return message;
+    },
+  };
+}
+
+/**
+ * Answers a bad channel name with `{ error, join | leave }` and keeps the connection: a filter's
+ * return value is the reply. (Other exceptions keep Riverside's defaults.)
+ */
+@Catch(InvalidChannelError)
+class InvalidChannelFilter implements ExceptionFilter {
+  catch(error: InvalidChannelError, _host: ArgumentsHost) {
+    return invalidChannel(error.command, error.channel);
+  }
+}
+
+/**
+ * Only members may speak in a channel: anything else is a misbehaving client, closed with 3000
+ * (the guard closes before refusing, so the refusal's error frame is never sent). A direct
+ * message (`toUser`) passes.
+ */
+@Injectable()
+export class ChannelMemberGuard implements CanActivate {
+  constructor(private readonly delivery: DeliveryService) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    const session = context.switchToWs().getClient<Session>();
+    const { to } = context.switchToWs().getData<Partial<SayCommand>>();
+    if (to === undefined || this.delivery.isMember(session, String(to))) return true;
+    session.close(3000, 'cannot send to channel');
+    return false;
+  }
+}
+
 /**
  * The chat endpoint, `ws://host/chat?name=ann`. The name in the query string is the user id
  * (a real app would check a token or a session cookie here). A user may be connected from
  * several tabs or devices at once: each connection is its own session of the same user.
  */
 @RiversideHandler({ path: '/chat' })
+@UseFilters(InvalidChannelFilter)
 export class ChatHandler {
   constructor(private readonly delivery: DeliveryService) {}
 
@@ -77,16 +160,36 @@ export class ChatHandler {
     return { welcome: session.userId, channels: session.channels() };
   }
 
-  /** One call per frame, in arrival order; a returned value is sent back to this connection. */
-  @OnMessage()
-  onMessage(command: ChatCommand, session: Session) {
-    if (typeof command !== 'object' || command === null) return session.close(3000, 'invalid payload');
-    if ('join' in command) return this.join(session, command.join);
-    if ('leave' in command) return this.leave(session, command.leave);
-    if ('say' in command && 'to' in command) return this.sayInChannel(session, String(command.to), String(command.say));
-    if ('say' in command && 'toUser' in command) return this.sayToUser(session, String(command.toUser), String(command.say));
-    if ('heartbeat' in command) return undefined; // any frame counts as activity for the idle timeout
-    return session.close(3000, 'invalid payload');
+  /**
+   * One route per command, chosen by its key; frames of a connection are handled one at a time
+   * in arrival order, and a returned value is sent back to this connection.
+   */
+  @OnMessage('join')
+  onJoin(@MessageBody(channelPipe('join')) command: JoinCommand, @ConnectedSocket() session: Session) {
+    return this.join(session, command.join);
+  }
+
+  @OnMessage('leave')
+  onLeave(@MessageBody(channelPipe('leave')) command: LeaveCommand, @ConnectedSocket() session: Session) {
+    // Once left, the session no longer hears the channel: its ack is the `{ left }` reply.
+    if (session.leave(command.leave) > 0) this.announce(command.leave, 'left', session);
+    return { left: command.leave };
+  }
+
+  @OnMessage('say')
+  @UseGuards(ChannelMemberGuard)
+  onSay(@MessageBody(new ValidationPipe()) command: SayCommand, @ConnectedSocket() session: Session) {
+    if (command.to !== undefined) {
+      this.delivery.deliver({ channel: command.to }, { from: session.userId, channel: command.to, say: command.say, at: Date.now() });
+      return undefined;
+    }
+    return this.sayToUser(session, String(command.toUser), command.say);
+  }
+
+  /** Any frame counts as activity for the idle timeout: this one does nothing else. */
+  @OnMessage('heartbeat')
+  onHeartbeat() {
+    return undefined;
   }
 
   /** Infos come from the server side (DeliveryService.info), never from the client. */
@@ -103,8 +206,7 @@ export class ChatHandler {
     for (const channel of session.channels()) this.announce(channel, 'left', session, session.id);
   }
 
-  private join(session: Session, channel: unknown) {
-    if (!isChannelName(channel)) return invalidChannel('join', channel);
+  private join(session: Session, channel: string) {
     let joined: boolean;
     try {
       joined = session.join(channel);
@@ -117,20 +219,6 @@ export class ChatHandler {
     }
     if (joined) this.announce(channel, 'joined', session);
     return { joined: channel, members: this.memberNames(channel) };
-  }
-
-  private leave(session: Session, channel: unknown) {
-    if (!isChannelName(channel)) return invalidChannel('leave', channel);
-    // Once left, the session no longer hears the channel: its ack is the `{ left }` reply.
-    if (session.leave(channel) > 0) this.announce(channel, 'left', session);
-    return { left: channel };
-  }
-
-  private sayInChannel(session: Session, channel: string, text: string) {
-    // Only members may speak in a channel: anything else is a misbehaving client.
-    if (!this.delivery.isMember(session, channel)) return session.close(3000, 'cannot send to channel');
-    this.delivery.deliver({ channel }, { from: session.userId, channel, say: text, at: Date.now() });
-    return undefined;
   }
 
   private sayToUser(session: Session, user: string, text: string) {
@@ -165,7 +253,7 @@ function isChannelName(value: unknown): value is string {
   return typeof value === 'string' && NAME.test(value);
 }
 
-/** A bad channel name is a user's typo, not an attack: answer with an error, keep the connection. */
+/** The answer to a bad channel name: an error, and the connection stays. */
 function invalidChannel(command: 'join' | 'leave', channel: unknown) {
   const shown = typeof channel === 'string' ? JSON.stringify(channel.slice(0, 40)) : typeof channel;
   return { error: `cannot ${command} ${shown}: a channel name is ${NAME_RULE}`, [command]: channel };
