@@ -1,6 +1,7 @@
 import {
   type ArgumentsHost,
   BadRequestException,
+  createParamDecorator,
   Module,
   type CallHandler,
   Catch,
@@ -565,5 +566,30 @@ describe('global pipes, interceptors and filters', () => {
     expect(await client.expectMessage()).toEqual({ data: { got: { x: 1, piped: true } } });
     client.send({ boom: true });
     expect((await client.expectClose()).code).toBe(1011);
+  });
+});
+
+// ---- custom param decorators ---------------------------------------------------------------------
+
+const SessionUser = createParamDecorator((_data: unknown, context: ExecutionContext) => {
+  return `${context.getType()}:${context.switchToWs().getClient<Session>().userId}`;
+});
+
+@RiversideHandler({ path: '/custom-param' })
+class CustomParamHandler {
+  @OnMessage()
+  onMessage(@SessionUser() user: string, @MessageBody('n') n: number) {
+    return { user, n };
+  }
+}
+
+describe('custom param decorators (createParamDecorator)', () => {
+  it("get the 'ws' execution context", async () => {
+    app = await startRiverside({}, [CustomParamHandler]);
+    const client = await app.connect('/custom-param');
+    client.send({ n: 3 });
+    const reply = (await client.expectMessage()) as { user: string; n: number };
+    expect(reply.n).toBe(3);
+    expect(reply.user).toMatch(/^ws:[0-9a-f-]{36}$/);
   });
 });
