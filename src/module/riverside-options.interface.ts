@@ -151,4 +151,21 @@ export interface RiversideModuleOptions {
   bridge?: boolean;
   /** Cluster transport carrying deliveries between nodes. @default new LocalTransport() */
   transport?: RiversideTransport;
+  /**
+   * How often each node tells the others it is alive (and the number of its latest presence
+   * change), in ms. A node silent for 3 heartbeats is reported in presence answers'
+   * `missingNodes`. Only used with a cluster transport. @default 1000
+   */
+  presenceHeartbeat?: number;
+  /**
+   * How long a node may stay silent before its sessions are removed from every other node's
+   * presence (and leave events emitted for them), in ms: removal happens within
+   * `presenceTimeout + presenceHeartbeat`. At least 3 × `presenceHeartbeat`. @default 10000
+   */
+  presenceTimeout?: number;
+  /**
+   * Largest channel meta (`session.join(channel, meta)`), in bytes of JSON: it is replicated to
+   * every node. A larger or non-JSON meta makes the join throw a `PresenceMetaError`. @default 1024
+   */
+  maxMetaSize?: number;
 }

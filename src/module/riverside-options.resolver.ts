@@ -44,6 +44,9 @@ export interface ResolvedRiversideOptions {
   readonly transport: RiversideTransport;
   readonly metrics: { readonly path: string | null; readonly prefix: string; readonly registry: unknown } | null;
   readonly bridge: boolean;
+  readonly presenceHeartbeat: number;
+  readonly presenceTimeout: number;
+  readonly maxMetaSize: number;
 }
 
 const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
@@ -51,6 +54,7 @@ const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
   'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics', 'bridge',
   'handlerTimeout', 'maxQueuedMessages', 'maxChannelsPerSession', 'maxIdLength',
+  'presenceHeartbeat', 'presenceTimeout', 'maxMetaSize',
 ];
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
   'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
@@ -240,6 +244,15 @@ function resolveBridge(raw: unknown, transport: RiversideTransport): boolean {
   return bridge;
 }
 
+function resolvePresence(options: Record<string, unknown>): { presenceHeartbeat: number; presenceTimeout: number } {
+  const presenceHeartbeat = positiveInteger('presenceHeartbeat', options.presenceHeartbeat, 1000);
+  const presenceTimeout = positiveInteger('presenceTimeout', options.presenceTimeout, Math.max(10_000, 3 * presenceHeartbeat));
+  if (presenceTimeout < 3 * presenceHeartbeat) {
+    fail('presenceTimeout', presenceTimeout, `a positive integer of at least 3 × presenceHeartbeat (${3 * presenceHeartbeat}): a node is suspected after 3 missed heartbeats, and removed only after presenceTimeout`);
+  }
+  return { presenceHeartbeat, presenceTimeout };
+}
+
 function supportsReusePort(nodeVersion: string): boolean {
   const [major, minor] = nodeVersion.replace(/^v/, '').split('.').map(Number);
   if (major === REUSE_PORT_SINCE[0]) return minor >= REUSE_PORT_SINCE[1];
@@ -309,5 +322,7 @@ export function resolveRiversideOptions(
     transport,
     metrics: resolveMetrics(options.metrics, mode),
     bridge: resolveBridge(options.bridge, transport),
+    ...resolvePresence(options),
+    maxMetaSize: positiveInteger('maxMetaSize', options.maxMetaSize, 1024),
   });
 }

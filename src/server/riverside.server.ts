@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
 import { ConnectionSweep } from '../connection/connection-sweep.js';
+import { PresenceTracker } from '../cluster/presence/presence.tracker.js';
 import { ClusterRelay } from '../delivery/cluster-relay.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
@@ -78,6 +79,7 @@ export class RiversideServer
     readonly stats: RiversideStats,
     private readonly metrics: RiversideMetrics,
     private readonly relay: ClusterRelay,
+    private readonly presence: PresenceTracker,
     @Optional() private readonly httpAdapterHost?: HttpAdapterHost,
   ) {
     this.wss = new WebSocketServer({
@@ -141,6 +143,7 @@ export class RiversideServer
     this.phase = RUNNING;
     await this.options.transport.connect();
     this.relay.start();
+    await this.presence.start();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
     else {
       await this.listenStandalone();
@@ -394,6 +397,8 @@ export class RiversideServer
       }
     }
     this.wss.close();
+    // Every local session is gone (its leaves published): the other nodes drop this one at once.
+    await this.presence.stop();
     try {
       await this.options.transport.close();
     } catch (error) {

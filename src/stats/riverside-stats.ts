@@ -18,7 +18,7 @@ export class RiversideStats {
   invalidFrames = 0;
   /** Messages not written to slow consumers (with `slowConsumer: 'drop'`). */
   droppedMessages = 0;
-  /** `join()` calls refused by `maxChannelsPerSession` or `maxIdLength`. */
+  /** `join()` calls refused by `maxChannelsPerSession`, `maxIdLength` or `maxMetaSize` (a `PresenceMetaError`). */
   refusedJoins = 0;
   /** Close requests from other nodes or external publishers with an invalid code or an over-long reason (fixed, then applied). */
   invalidRemoteCloses = 0;

@@ -17,7 +17,7 @@ const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 const KNOWN_OPTIONS =
   'port, host, path, codec, maxConnections, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
   'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport, ' +
-  'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength';
+  'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength, presenceHeartbeat, presenceTimeout, maxMetaSize';
 
 /** Resolves options that the type system would reject, as a JavaScript caller or a config file could pass them. */
 function resolveUntyped(options: Record<string, unknown>, nodeVersion?: string) {
@@ -122,6 +122,12 @@ describe('resolveRiversideOptions', () => {
 
     it('delivers through a LocalTransport', () => {
       expect(resolved.transport).toBeInstanceOf(LocalTransport);
+    });
+
+    it('heartbeats presence every 1000 ms, removes a silent node after 10000 ms, caps channel meta at 1024 bytes', () => {
+      expect(resolved.presenceHeartbeat).toBe(1000);
+      expect(resolved.presenceTimeout).toBe(10_000);
+      expect(resolved.maxMetaSize).toBe(1024);
     });
 
     it('exposes no Prometheus metrics', () => {
@@ -525,6 +531,26 @@ describe('resolveRiversideOptions', () => {
       expect(rejectionOf({ router: '/health' }).message).toBe(
         'RiversideModule: invalid option "router": expected a request listener (req, res) => void, got "/health".',
       );
+    });
+
+    it('rejects a presenceHeartbeat, presenceTimeout or maxMetaSize that is not a positive integer', () => {
+      expect(rejectionOf({ presenceHeartbeat: 0 }).message).toBe(
+        'RiversideModule: invalid option "presenceHeartbeat": expected a positive integer, got 0.',
+      );
+      expect(rejectionOf({ presenceTimeout: '10s' }).message).toBe(
+        'RiversideModule: invalid option "presenceTimeout": expected a positive integer, got "10s".',
+      );
+      expect(rejectionOf({ maxMetaSize: -1 }).message).toBe(
+        'RiversideModule: invalid option "maxMetaSize": expected a positive integer, got -1.',
+      );
+    });
+
+    it('rejects a presenceTimeout shorter than 3 heartbeats (a node is suspected after 3)', () => {
+      expect(rejectionOf({ presenceHeartbeat: 2000, presenceTimeout: 5000 }).message).toBe(
+        'RiversideModule: invalid option "presenceTimeout": expected a positive integer of at least 3 × presenceHeartbeat (6000): ' +
+          'a node is suspected after 3 missed heartbeats, and removed only after presenceTimeout, got 5000.',
+      );
+      expect(resolveRiversideOptions({ presenceHeartbeat: 5000 }).presenceTimeout).toBe(15_000);
     });
 
     it('rejects a transport that is not a RiversideTransport', () => {
