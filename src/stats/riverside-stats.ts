@@ -24,6 +24,15 @@ export class RiversideStats {
   invalidRemoteCloses = 0;
   /** Cluster transport failures (publish, subscribe, unreadable messages); local delivery goes on. */
   transportErrors = 0;
+  /**
+   * TCP connections of the standalone server closed by the `maxPendingSockets` cap: newcomers shed
+   * with 503 and idle sockets evicted with 408.
+   */
+  shedSockets = 0;
+  /** Bytes clients pipelined behind upgrade requests that wait for their 101 (at most 8 KiB each, 16 MiB in all). */
+  preUpgradeBytes = 0;
+  /** Handshakes whose @OnAuthenticate did not settle within `handshakeTimeout` (answered 503, also in `rejections`). */
+  handshakeTimeouts = 0;
   /** When this node started counting. */
   readonly startedAt = new Date();
   /** Refused handshakes by HTTP status. */
