@@ -65,8 +65,8 @@ export {
   type RiversideTransport,
   type TransportMessageHandler,
   RIVERSIDE_TRANSPORT,
-} from './transport/transport.interface.js';
-export { LocalTransport } from './transport/local.transport.js';
+} from './cluster/transport.interface.js';
+export { LocalTransport } from './cluster/local.transport.js';
 export {
   RedisTransport,
   type RedisClientLike,
@@ -74,7 +74,7 @@ export {
   type RedisTransportUrlOptions,
   type RedisTransportClientOptions,
   type RedisTransportClientsOptions,
-} from './transport/redis.transport.js';
+} from './cluster/redis.transport.js';
 export {
   NatsTransport,
   type NatsTransportOptions,
@@ -84,8 +84,8 @@ export {
   type NatsAuthenticator,
   type NatsConnectionLike,
   type NatsSubscriptionLike,
-} from './transport/nats.transport.js';
-export { natsSubject } from './transport/nats-subjects.js';
+} from './cluster/nats.transport.js';
+export { natsSubject } from './cluster/nats-subjects.js';
 
 export { RiversideServer } from './server/riverside.server.js';
 export { RiversideAdapter } from './server/riverside.adapter.js';
