@@ -68,6 +68,15 @@ export {
   type NatsSubscriptionLike,
 } from './transport/nats.transport.js';
 export { natsSubject } from './transport/nats-subjects.js';
+export {
+  IpcTransport,
+  type IpcTransportOptions,
+  IpcHub,
+  type IpcChannel,
+  runRiversideWorkers,
+  type RiversideWorkersOptions,
+  type RiversideWorkers,
+} from './cluster/index.js';
 
 export { RiversideServer } from './server/riverside.server.js';
 export { RiversideAdapter } from './server/riverside.adapter.js';
