@@ -157,5 +157,4 @@ describeWorkers('ipc', 2, 'standalone');
 describeWorkers('ipc', 3, 'http');
 describe.runIf(redisUp)('on Redis', () => {
   describeWorkers('redis', 3, 'http');
-  describeWorkers('redis', 2, 'standalone');
 });
