@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { RiversideModule } from 'nestjs-riverside';
 import { ChatController } from './chat.controller.js';
 import { ChatHandler } from './chat.handler.js';
+import { chatTransport } from './transport.js';
 
 @Module({
   imports: [
@@ -10,6 +11,7 @@ import { ChatHandler } from './chat.handler.js';
       port: 'http',
       invalidMessage: 'close',
       transmissionLimit: { capacity: 20, duration: 1000 },
+      transport: chatTransport(),
     }),
   ],
   controllers: [ChatController],
