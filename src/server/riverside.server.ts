@@ -27,6 +27,7 @@ import { invalidOptionMessage } from '../riverside.messages.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
+import { HandshakeAdmission } from './handshake-admission.js';
 import { rejectUpgrade, respond, splitTarget } from './http-responses.js';
 
 // Lifecycle of the server as a whole; close() is idempotent.
@@ -63,6 +64,7 @@ export class RiversideServer
   /** @internal */
   readonly handshakes = new Set<Duplex>();
   private readonly sweep: ConnectionSweep;
+  private readonly admission: HandshakeAdmission | null;
   private readonly pendingTerminations = new Set<Promise<unknown>>();
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
@@ -85,6 +87,7 @@ export class RiversideServer
       clientTracking: false,
       handleProtocols: selectProtocol,
     });
+    this.admission = Number.isFinite(options.maxHandshakesPerSecond) ? new HandshakeAdmission(options.maxHandshakesPerSecond) : null;
     this.sweep = new ConnectionSweep(registry.connections, options.idleTimeout, options.maxConnectionAge, () => this.now());
   }
 
@@ -241,6 +244,11 @@ export class RiversideServer
     const handler = this.explorer.handlers.get(path);
     if (handler !== undefined) {
       if (this.phase !== RUNNING) return rejectUpgrade(socket, 503);
+      const retryAfter = this.admission?.admit(this.now()) ?? 0;
+      if (retryAfter > 0) {
+        this.stats.countRejection(503);
+        return rejectUpgrade(socket, 503, { 'Retry-After': String(retryAfter) });
+      }
       performHandshake(this, handler, req, socket, head, path, query).catch((error: unknown) => {
         const cause = error instanceof Error ? error : new Error(String(error));
         this.logger.error(`Handshake on ${path} failed: ${cause.message}`, cause.stack);
