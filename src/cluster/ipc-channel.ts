@@ -15,19 +15,21 @@ export interface IpcChannel {
 /**
  * What the workers and the primary's hub say to each other. Every message carries
  * `riverside`, so that the app's own `process.send()` messages are never mistaken for ours.
- * Publications travel in batches (one IPC message per event-loop turn): `batch` is
- * `[topic, base64 payload, topic, base64 payload, ...]`, topics already prefixed.
+ * A worker sends what it did in one event-loop turn as one `ops` message: `ops` is a flat list
+ * of `'s', topic` (subscribe), `'u', topic` (unsubscribe) and `'p', topic, base64 payload`
+ * (publish), applied in order, topics already prefixed; when it holds subscriptions, the hub
+ * answers `ack` with its `id` once they hold. A connection storm thus costs a few IPC messages
+ * per turn, not several per connection.
  */
 export type IpcHubMessage =
   /** worker -> hub: "I am an IpcTransport", answered with `ack` (connect() waits for it). */
   | { riverside: 'hello'; id: number }
-  /** worker -> hub: receive `topic` from now on, answered with `ack` once it holds. */
-  | { riverside: 'sub'; id: number; topic: string }
-  | { riverside: 'unsub'; topic: string }
+  /** worker -> hub: one turn's subscriptions, unsubscriptions and publications. */
+  | { riverside: 'ops'; id: number; ops: string[] }
   /** worker -> hub: the transport is closing; forget every topic of this channel. */
   | { riverside: 'bye' }
-  /** worker -> hub (publications of one turn); hub -> worker (what its topics received). */
-  | { riverside: 'pub' | 'msg'; batch: string[] }
+  /** hub -> worker: what its topics received, `[topic, base64 payload, ...]`. */
+  | { riverside: 'msg'; batch: string[] }
   | { riverside: 'ack'; id: number };
 
 /** Whether `message` is one of ours (the channel also carries the app's own messages). */

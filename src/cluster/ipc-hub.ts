@@ -74,24 +74,25 @@ export class IpcHub {
   private receive(state: Attached, message: unknown): void {
     if (!isIpcHubMessage(message)) return;
     switch (message.riverside) {
-      case 'pub': {
-        const batch = message.batch;
-        for (let i = 0; i + 1 < batch.length; i += 2) this.route(state, batch[i], batch[i + 1]);
-        return;
-      }
-      case 'sub': {
-        if (!state.topics.has(message.topic)) {
-          state.topics.add(message.topic);
-          let set = this.subscribers.get(message.topic);
-          if (set === undefined) this.subscribers.set(message.topic, (set = new Set()));
-          set.add(state);
+      case 'ops': {
+        const ops = message.ops;
+        let subscribed = false;
+        for (let i = 0; i < ops.length; ) {
+          const op = ops[i];
+          if (op === 'p') {
+            this.route(state, ops[i + 1], ops[i + 2]);
+            i += 3;
+          } else {
+            if (op === 's') {
+              this.addSubscriber(ops[i + 1], state);
+              subscribed = true;
+            } else if (state.topics.delete(ops[i + 1])) this.removeSubscriber(ops[i + 1], state);
+            i += 2;
+          }
         }
-        sendQuietly(state.channel, { riverside: 'ack', id: message.id });
+        if (subscribed) sendQuietly(state.channel, { riverside: 'ack', id: message.id });
         return;
       }
-      case 'unsub':
-        if (state.topics.delete(message.topic)) this.removeSubscriber(message.topic, state);
-        return;
       case 'hello':
         sendQuietly(state.channel, { riverside: 'ack', id: message.id });
         return;
@@ -129,6 +130,14 @@ export class IpcHub {
     for (const topic of state.topics) this.removeSubscriber(topic, state);
     state.topics.clear();
     state.outbox = [];
+  }
+
+  private addSubscriber(topic: string, state: Attached): void {
+    if (state.topics.has(topic)) return;
+    state.topics.add(topic);
+    let set = this.subscribers.get(topic);
+    if (set === undefined) this.subscribers.set(topic, (set = new Set()));
+    set.add(state);
   }
 
   private removeSubscriber(topic: string, state: Attached): void {

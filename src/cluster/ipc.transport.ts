@@ -22,8 +22,8 @@ export interface IpcTransportOptions {
 }
 
 const KNOWN_OPTIONS = ['prefix', 'channel', 'readyTimeout'] as const;
-/** Publications of one turn go in one IPC message, up to this many (then one more message). */
-const MAX_BATCH_TOPICS = 512;
+/** What one turn did goes in one IPC message, up to this many list entries (then one more message). */
+const MAX_OPS = 1536;
 
 /**
  * Carries deliveries between the `cluster` workers of one machine through an {@link IpcHub} in
@@ -35,7 +35,8 @@ const MAX_BATCH_TOPICS = 512;
  * ```
  *
  * For several machines, use `RedisTransport` or `NatsTransport` instead: the app is the same.
- * Publications of one event-loop turn travel in one IPC message. `connect()` fails (and with it
+ * What a worker does in one event-loop turn (publications, subscriptions of new sessions)
+ * travels in one IPC message. `connect()` fails (and with it
  * the boot) when the process has no IPC channel or no hub answers within `readyTimeout`.
  * @publicApi
  */
@@ -53,8 +54,10 @@ export class IpcTransport implements RiversideTransport {
   /** Requests waiting for the hub's ack, by id. */
   private readonly acks = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   private nextId = 1;
-  /** `[topic, base64 payload, ...]` published this turn. */
-  private outbox: string[] = [];
+  /** This turn's operations for the hub: `'s'|'u', topic` and `'p', topic, base64 payload`. */
+  private ops: string[] = [];
+  /** The subscribe() calls waiting for this turn's batch to be acknowledged. */
+  private opsWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private flushScheduled = false;
 
   constructor(options: IpcTransportOptions = {}) {
@@ -74,28 +77,26 @@ export class IpcTransport implements RiversideTransport {
     if (this.channel === null) throw notConnected();
     if (this.channel.connected === false) throw channelClosed();
     const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    this.outbox.push(this.topicPrefix + topic, bytes.toString('base64'));
-    if (this.outbox.length >= 2 * MAX_BATCH_TOPICS) this.flush();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushNow);
-    }
+    this.queue('p', this.topicPrefix + topic, bytes.toString('base64'));
   }
 
+  /** Resolves once the hub holds the subscription (sent with this turn's other operations). */
   async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
-    const channel = this.channel;
-    if (channel === null) throw notConnected();
+    if (this.channel === null) throw notConnected();
+    if (this.channel.connected === false) throw channelClosed();
     const prefixed = this.topicPrefix + topic;
     const known = this.handlers.has(prefixed);
     this.handlers.set(prefixed, handler);
     if (known) return;
-    await this.request(channel, (id) => ({ riverside: 'sub', id, topic: prefixed }));
+    const held = new Promise<void>((resolve, reject) => this.opsWaiters.push({ resolve, reject }));
+    this.queue('s', prefixed);
+    await held;
   }
 
   async unsubscribe(topic: string): Promise<void> {
     const prefixed = this.topicPrefix + topic;
     if (!this.handlers.delete(prefixed) || this.channel === null) return;
-    sendQuietly(this.channel, { riverside: 'unsub', topic: prefixed });
+    this.queue('u', prefixed);
   }
 
   /** Sends what is still queued, tells the hub to forget this worker's topics, stops listening. */
@@ -108,8 +109,11 @@ export class IpcTransport implements RiversideTransport {
     this.channel = null;
     this.connecting = null;
     this.handlers.clear();
-    for (const { reject } of this.acks.values()) reject(new Error('IpcTransport was closed'));
+    const closed = new Error('IpcTransport was closed');
+    for (const { reject } of this.acks.values()) reject(closed);
     this.acks.clear();
+    for (const { reject } of this.opsWaiters) reject(closed);
+    this.opsWaiters = [];
   }
 
   private async open(): Promise<void> {
@@ -150,14 +154,42 @@ export class IpcTransport implements RiversideTransport {
     });
   }
 
+  private queue(...entries: string[]): void {
+    this.ops.push(...entries);
+    if (this.ops.length >= MAX_OPS) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
   private readonly flushNow = (): void => this.flush();
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.outbox.length === 0 || this.channel === null) return;
-    const batch = this.outbox;
-    this.outbox = [];
-    sendQuietly(this.channel, { riverside: 'pub', batch });
+    const channel = this.channel;
+    if (this.ops.length === 0 || channel === null) return;
+    const ops = this.ops;
+    const waiters = this.opsWaiters;
+    this.ops = [];
+    this.opsWaiters = [];
+    if (waiters.length === 0) {
+      sendQuietly(channel, { riverside: 'ops', id: 0, ops });
+      return;
+    }
+    const id = this.nextId++;
+    this.acks.set(id, {
+      resolve: () => {
+        for (const waiter of waiters) waiter.resolve();
+      },
+      reject: (error) => {
+        for (const waiter of waiters) waiter.reject(error);
+      },
+    });
+    if (!sendQuietly(channel, { riverside: 'ops', id, ops })) {
+      this.acks.delete(id);
+      for (const waiter of waiters) waiter.reject(channelClosed());
+    }
   }
 
   private readonly onMessage = (message: unknown): void => {
