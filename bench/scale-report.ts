@@ -19,7 +19,8 @@ export function render(results: Results): string {
   const lines: string[] = [START, '', '## Scale-out: workers on one port (`npm run bench:scale`)', ''];
   lines.push(
     `Written by \`npm run bench:scale\` (bench/scale.ts) on ${results.date.slice(0, 10)}, in ${Math.round(results.seconds)} s; rerun it rather than editing this section. ` +
-      `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, shared with other work while it ran. ` +
+      `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, shared with other work while it ran ` +
+      `(load average ${results.loadBefore.map((v: number) => v.toFixed(1)).join(' / ')} before, ${results.loadAfter.map((v: number) => v.toFixed(1)).join(' / ')} after, 1/5/15 min, on 2 cores). ` +
       'Everything on loopback; the load generators are separate processes (at most 17,000 connections each, each from its own 127.0.0.x source address) and speak WebSocket themselves, at little CPU per message; the workers and the load generators share the same 2 cores, so every figure below is a lower bound of what the server alone could do.',
     '',
   );
@@ -83,7 +84,7 @@ export function render(results: Results): string {
     for (const run of storms) {
       const s = run.storm;
       lines.push(
-        `A worker holding ${n(s.killedConnections)} connections was killed (SIGKILL) with \`maxHandshakesPerSecond: ${n(s.maxHandshakesPerSecond)}\` on every worker; its clients reconnected at once (then 1-2 s after each refusal). All ${n(s.stillOpen)} connections were open again ${n(s.seconds, 1)} s after the kill; ${n(s.refused)} handshakes were refused with 503 on the way, and no connection of the other workers was lost.`,
+        `A worker holding ${n(s.killedConnections)} connections was killed (SIGKILL) with \`maxHandshakesPerSecond: ${n(s.maxHandshakesPerSecond)}\` on every worker; its clients reconnected at once (after a refusal: Retry-After plus up to 1 s of jitter). All ${n(s.stillOpen)} connections were open again ${n(s.seconds, 1)} s after the kill; ${n(s.refused)} handshakes were refused with 503 on the way (${n(s.attempts)} retries in all). Connections dropped: ${n(s.dropped)}, the killed worker's ${n(s.killedConnections)} ${s.dropped === s.killedConnections ? '(none of the other workers)' : '(so others were dropped too)'}.`,
       );
     }
   }

@@ -13,10 +13,13 @@
 //                            writes only SCALE_OUT (the suite's smoke test)
 //   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
 //   SCALE_WORKERS=n          workers of the main run (default 6)
+//   SCALE_SECONDS=n          seconds per steady rate (default 10)
+//   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
 //   SCALE_TRANSPORTS=ipc,redis
 //   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
 //   REDIS_URL                (default redis://127.0.0.1:6379)
 import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, freePort, sourceAddress, spawnNode } from './lib/child.js';
@@ -37,14 +40,14 @@ const SETTINGS = smoke
   : {
       workers: Number(process.env.SCALE_WORKERS ?? 6),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
-      members: 10_000,
+      members: Math.min(10_000, Number(process.env.SCALE_CONNECTIONS ?? 100_000)),
       rates: [5000, 20_000],
-      seconds: 10,
+      seconds: Number(process.env.SCALE_SECONDS ?? 10),
       broadcasts: 20,
       storm: true,
-      stormHandshakesPerSecond: 1000,
+      stormHandshakesPerSecond: 300,
       scaling: [1, 2],
-      scalingMembers: 10_000,
+      scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
       raw: true,
     };
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',') as ('ipc' | 'redis')[];
@@ -133,6 +136,7 @@ async function gather(loads: LoadGens) {
   return {
     micros,
     open: reports.reduce((n, r) => n + r.open, 0),
+    closed: reports.reduce((n, r) => n + r.closed, 0),
     refused: reports.reduce((n, r) => n + r.refused, 0),
     attempts: reports.reduce((n, r) => n + r.attempts, 0),
   };
@@ -211,7 +215,7 @@ interface TransportRun {
   primaryRssMiB: number;
   rates: RateRow[];
   fanout: Awaited<ReturnType<typeof fanout>>;
-  storm?: { killedConnections: number; maxHandshakesPerSecond: number; seconds: number; refused: number; attempts: number; stillOpen: number };
+  storm?: { killedConnections: number; maxHandshakesPerSecond: number; seconds: number; refused: number; attempts: number; stillOpen: number; dropped: number };
   drain: { seconds: number; clientsClosedSeconds: number; closeCodes: Record<string, number> };
 }
 
@@ -219,7 +223,7 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
   const { workers, connections, members } = SETTINGS;
   const storm = SETTINGS.storm && transport === 'ipc';
   log(`${transport}: ${workers} workers, ${connections} connections`);
-  const cluster = await startCluster(workers, transport, storm ? SETTINGS.stormHandshakesPerSecond * 4 : undefined);
+  const cluster = await startCluster(workers, transport, storm ? SETTINGS.stormHandshakesPerSecond : undefined);
   try {
     const before = await clusterStats(cluster);
     const loads = await openConnections(cluster.port, '/bench', connections, members, storm);
@@ -236,6 +240,12 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
       };
     });
     const pids = [cluster.primaryPid, ...after.workers.map((w) => w.pid)];
+    // Warm-up (JIT, buffers), not measured: both kinds of delivery once.
+    for (const where of ['local', 'remote'] as const) {
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: SETTINGS.connections, where });
+      await cluster.child.next('driven', 60_000);
+    }
+    await sleep(500);
     const rates: RateRow[] = [];
     rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local'));
     for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote'));
@@ -257,11 +267,12 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
       const counts = await gather(loads);
       stormResult = {
         killedConnections: killed.connections,
-        maxHandshakesPerSecond: SETTINGS.stormHandshakesPerSecond * 4,
+        maxHandshakesPerSecond: SETTINGS.stormHandshakesPerSecond,
         seconds,
         refused: counts.refused,
         attempts: counts.attempts,
         stillOpen: open,
+        dropped: counts.closed,
       };
       log(`${transport}: killed a worker with ${killed.connections} connections; all ${open} back in ${seconds.toFixed(1)} s, ${counts.refused} handshakes refused with 503`);
     }
@@ -342,12 +353,13 @@ async function rawWsRun() {
 // ---- run -----------------------------------------------------------------------------------
 
 const started = Date.now();
+const loadBefore = loadavg();
 const runs: TransportRun[] = [];
 for (const transport of TRANSPORTS) runs.push(await mainRun(transport));
 const scaling = [];
 for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
 const rawWs = SETTINGS.raw ? await rawWsRun() : null;
-const results = { date: new Date().toISOString(), smoke, settings: SETTINGS, seconds: (Date.now() - started) / 1000, runs, scaling, rawWs };
+const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: SETTINGS, seconds: (Date.now() - started) / 1000, runs, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 if (!smoke) {

@@ -26,7 +26,7 @@ export type ScaleLoadCommand = { type: 'measure' } | { type: 'report' } | { type
 
 export type ScaleLoadReport =
   | { type: 'ready'; connected: number; startNs: number; endNs: number }
-  | { type: 'latencies'; micros: number[]; open: number; refused: number; attempts: number }
+  | { type: 'latencies'; micros: number[]; open: number; closed: number; refused: number; attempts: number }
   | { type: 'armed' }
   | { type: 'reached'; atNs: number }
   | { type: 'drained'; atNs: number; closeCodes: Record<number, number> }
@@ -91,11 +91,13 @@ async function open1(index: number): Promise<void> {
       return;
     } catch (error) {
       const message = (error as Error).message;
-      // 503 (maxHandshakesPerSecond) or a worker gone: retry after a second and some jitter.
+      // 503 (maxHandshakesPerSecond): back after Retry-After, plus up to a second of jitter, as a
+      // well-behaved client does; a worker gone: after a second and the jitter.
       if (!config.reconnect || !/HTTP 503|ECONNRESET|ECONNREFUSED|socket hang up/.test(message)) throw error;
       reconnectAttempts++;
       if (message.includes('503')) refused++;
-      await new Promise((resolve) => setTimeout(resolve, 1000 + Math.random() * 1000));
+      const retryAfter = Number(/Retry-After: (\d+)/.exec(message)?.[1] ?? 1);
+      await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000 + Math.random() * 1000));
     }
   }
 }
@@ -108,7 +110,7 @@ process.on('message', (command: ScaleLoadCommand) => {
       return;
     case 'report':
       measuring = false;
-      void send({ type: 'latencies', micros: latencies, open, refused, attempts: reconnectAttempts } satisfies ScaleLoadReport);
+      void send({ type: 'latencies', micros: latencies, open, closed: Object.values(closeCodes).reduce((n, k) => n + k, 0), refused, attempts: reconnectAttempts } satisfies ScaleLoadReport);
       return;
     case 'arm':
       fanoutTarget = fanoutReceived + command.perMember * Math.min(config.members, config.count);

@@ -191,7 +191,8 @@ export function rawUpgrade(target: Target, timeoutMs = 15_000): Promise<{ socket
       const status = Number(received.toString('latin1', 9, 12));
       if (status !== 101) {
         socket.destroy();
-        reject(new Error(`handshake on ${target.path} answered HTTP ${status}`));
+        const retryAfter = /\r\nRetry-After: *(\d+)/i.exec(received.toString('latin1', 0, end));
+        reject(new Error(`handshake on ${target.path} answered HTTP ${status}${retryAfter ? ` (Retry-After: ${retryAfter[1]})` : ''}`));
         return;
       }
       socket.setNoDelay(true);
