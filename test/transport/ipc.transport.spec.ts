@@ -87,6 +87,10 @@ describe('IpcTransport', () => {
     expect(received).toHaveLength(50);
     expect(messages).toBe(1);
 
+    // The primary publishes like an external service would on Redis: bytes as they are.
+    hub.publish('p:user:1', 'from the primary');
+    await eventually(() => expect(received.at(-1)).toBe('from the primary'));
+
     await b.transport.close();
     await eventually(() => expect(hub.topics()).toEqual([]));
     await b.transport.connect();
