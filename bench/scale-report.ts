@@ -25,14 +25,14 @@ export function render(results: Results): string {
     '',
   );
   lines.push('### Connections, memory, drain', '');
-  lines.push('| transport | workers | connections | time to open | open rate | RSS per worker | RSS / connection (per worker) | JS heap / connection | drain on SIGTERM | close codes |');
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push('| transport | workers | connections | time to open | open rate | server CPU / connection opened (workers + primary) | RSS per worker | RSS / connection (per worker) | JS heap / connection | drain on SIGTERM | close codes |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const run of results.runs) {
     const rss = run.perWorker.map((w: any) => w.rssBytesPerConnection);
     const heap = run.perWorker.map((w: any) => w.heapBytesPerConnection);
     const perWorker = run.perWorker.map((w: any) => `${n(w.connections)} conns, ${n(w.rssMiB)} MiB`).join('; ');
     lines.push(
-      `| ${run.transport} | ${run.workers} | **${n(run.connections)}** | ${n(run.openSeconds, 1)} s | ${n(run.openRate)}/s | ${perWorker} | ${n(Math.min(...rss))}-${n(Math.max(...rss))} B | ${n(Math.min(...heap))}-${n(Math.max(...heap))} B | ${n(run.drain.seconds, 1)} s | ${Object.entries(run.drain.closeCodes).map(([c, k]) => `${c}: ${n(k as number)}`).join(', ')} |`,
+      `| ${run.transport} | ${run.workers} | **${n(run.connections)}** | ${n(run.openSeconds, 1)} s | ${n(run.openRate)}/s | ${n(run.handshakeCpu.workersMicros)} + ${n(run.handshakeCpu.primaryMicros)} µs | ${perWorker} | ${n(Math.min(...rss))}-${n(Math.max(...rss))} B | ${n(Math.min(...heap))}-${n(Math.max(...heap))} B | ${n(run.drain.seconds, 1)} s | ${Object.entries(run.drain.closeCodes).map(([c, k]) => `${c}: ${n(k as number)}`).join(', ')} |`,
     );
   }
   if (results.rawWs) {

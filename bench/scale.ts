@@ -211,6 +211,7 @@ interface TransportRun {
   connections: number;
   openSeconds: number;
   openRate: number;
+  handshakeCpu: { primaryMicros: number; workersMicros: number };
   perWorker: { pid: number; connections: number; rssMiB: number; rssBytesPerConnection: number; heapBytesPerConnection: number }[];
   primaryRssMiB: number;
   rates: RateRow[];
@@ -226,8 +227,13 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
   const cluster = await startCluster(workers, transport, storm ? SETTINGS.stormHandshakesPerSecond : undefined);
   try {
     const before = await clusterStats(cluster);
+    const pidsBefore = [cluster.primaryPid, ...before.workers.map((w) => w.pid)];
+    const cpuBeforeOpen = pidsBefore.map(cpuSecondsOf);
     const loads = await openConnections(cluster.port, '/bench', connections, members, storm);
     log(`${transport}: ${loads.connected} connections in ${loads.openSeconds.toFixed(1)} s (${Math.round(loads.openRate)}/s)`);
+    const cpuOpen = pidsBefore.map((pid, i) => cpuSecondsOf(pid) - cpuBeforeOpen[i]);
+    const handshakeCpu = { primaryMicros: (cpuOpen[0] * 1e6) / loads.connected, workersMicros: (cpuOpen.slice(1).reduce((a, b) => a + b, 0) * 1e6) / loads.connected };
+    log(`${transport}: server CPU per connection opened: ${handshakeCpu.workersMicros.toFixed(0)} µs in the workers, ${handshakeCpu.primaryMicros.toFixed(0)} µs in the primary`);
     const after = await clusterStats(cluster);
     const perWorker = after.workers.map((w: WorkerFigures) => {
       const base = before.workers.find((b) => b.pid === w.pid)!;
@@ -296,6 +302,7 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
       connections: loads.connected,
       openSeconds: loads.openSeconds,
       openRate: loads.openRate,
+      handshakeCpu,
       perWorker,
       primaryRssMiB: after.primary.rss / 2 ** 20,
       rates,
