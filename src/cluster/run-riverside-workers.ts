@@ -24,7 +24,11 @@ export interface RiversideWorkersOptions {
   restartDelay?: number;
   /** How long `stop()` (and SIGTERM/SIGINT of the primary) waits for workers to exit before SIGKILL, in ms. @default 10000 */
   stopTimeout?: number;
-  /** Stop the workers and exit on SIGTERM / SIGINT of the primary. @default true */
+  /**
+   * Stop the workers and exit on SIGTERM (sent on to the workers) and SIGINT (Ctrl-C: the workers
+   * have it from the terminal already) of the primary. Under systemd, use `KillMode=mixed` so that
+   * only the primary gets SIGTERM. @default true
+   */
   handleSignals?: boolean;
 }
 
@@ -103,7 +107,8 @@ function supervise(options: Required<RiversideWorkersOptions>): RiversideWorkers
   };
   cluster.on('exit', onExit);
 
-  const stop = (): Promise<void> =>
+  /** `signal`: what to send each worker (none: wait for them, they were signalled already). */
+  const stopWith = (signal: NodeJS.Signals | null): Promise<void> =>
     (stopping ??= (async () => {
       const alive = [...started.keys()];
       await Promise.all(
@@ -116,19 +121,19 @@ function supervise(options: Required<RiversideWorkersOptions>): RiversideWorkers
                 clearTimeout(timer);
                 resolve();
               });
-              worker.process.kill('SIGTERM');
+              if (signal !== null) worker.process.kill(signal);
             }),
         ),
       );
       cluster.off('exit', onExit);
     })());
+  const stop = (): Promise<void> => stopWith('SIGTERM');
 
   if (options.handleSignals) {
-    const onSignal = (): void => {
-      void stop().then(() => process.exit(0));
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // Ctrl-C signals the whole process group: the workers have their SIGINT already, and a
+    // second signal would cut short the graceful close Nest's shutdown hooks started.
+    process.once('SIGINT', () => void stopWith(null).then(() => process.exit(0)));
+    process.once('SIGTERM', () => void stop().then(() => process.exit(0)));
   }
   for (let i = 0; i < options.workers; i++) fork();
   return { hub, workers: () => [...started.keys()], stop };

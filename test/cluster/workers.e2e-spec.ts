@@ -149,6 +149,14 @@ function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'sta
         expect(await gus.client.expectMessage()).toEqual({ delivered: 0, pid: gus.pid });
         expect(await again.client.expectMessage()).toEqual({ welcome: 'back' });
       }, 20_000);
+
+      it('stops on SIGTERM to the primary: every worker closes its sessions with 1001, then all exit', async () => {
+        const placed = await onDistinctWorkers(['hal', 'ida']);
+        const exit = await app.stop(8000);
+        expect(exit).toEqual({ code: 0, signal: null, forced: false });
+        for (const { client } of placed) expect((await client.expectClose()).code).toBe(1001);
+        for (const { pid } of placed) expect(() => process.kill(pid, 0)).toThrow();
+      });
     }
   });
 }
