@@ -50,7 +50,7 @@ const SETTINGS = smoke
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
       raw: true,
     };
-const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',') as ('ipc' | 'redis')[];
+const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
 const MAX_LIFETIME = smoke ? 120_000 : 20 * 60_000;
 
 const log = (line: string) => console.log(`[bench:scale] ${line}`);
@@ -64,7 +64,7 @@ interface Cluster {
   workers: number;
 }
 
-async function startCluster(workers: number, transport: 'ipc' | 'redis', maxHandshakesPerSecond?: number): Promise<Cluster> {
+async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local', maxHandshakesPerSecond?: number): Promise<Cluster> {
   const port = await freePort();
   const config: ScaleServerConfig = {
     port,
@@ -159,11 +159,11 @@ interface RateRow {
   cpuMicrosPerDelivery: number;
 }
 
-async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local'): Promise<RateRow> {
+async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users = SETTINGS.connections): Promise<RateRow> {
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
-  cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users: SETTINGS.connections, where });
+  cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
   await sleep(1000); // stragglers
   const cpu = serverCpu(pids) - cpuBefore;
@@ -315,14 +315,27 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
   }
 }
 
+/**
+ * Fan-out throughput with `workers` workers (1: LocalTransport, the single-node baseline; more:
+ * IpcTransport), every connection a member; with one worker also the CPU of a local delivery.
+ */
 async function scalingRun(workers: number) {
-  const cluster = await startCluster(workers, 'ipc');
+  const transport = workers === 1 ? 'local' : 'ipc';
+  const cluster = await startCluster(workers, transport);
   try {
     const loads = await openConnections(cluster.port, '/bench', SETTINGS.scalingMembers, SETTINGS.scalingMembers, false);
     const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.scalingMembers, SETTINGS.broadcasts * 5);
-    log(`${workers} worker(s): fan-out ${Math.round(fan.rate)} deliveries/s`);
+    log(`${workers} worker(s), ${transport}: fan-out ${Math.round(fan.rate)} deliveries/s`);
+    let local: RateRow | null = null;
+    if (workers === 1) {
+      const stats = await clusterStats(cluster, false);
+      const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: SETTINGS.scalingMembers, where: 'local' });
+      await cluster.child.next('driven', 60_000);
+      local = await steadyRate(cluster, loads, pids, 'single node (LocalTransport)', SETTINGS.rates[0], 'local', SETTINGS.scalingMembers);
+    }
     await closeLoads(loads);
-    return { workers, ...fan };
+    return { workers, transport, ...fan, local };
   } finally {
     cluster.child.process.kill('SIGKILL');
     await cluster.child.stop(5000);

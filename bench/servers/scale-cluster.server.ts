@@ -11,6 +11,7 @@ import {
   type AuthResult,
   DeliveryService,
   IpcTransport,
+  LocalTransport,
   OnAuthenticate,
   OnInit,
   OnTerminate,
@@ -26,7 +27,7 @@ import { boundLifetime, childConfig, nowNs, send, sleep } from '../lib/process.j
 export interface ScaleServerConfig {
   port: number;
   workers: number;
-  transport: 'ipc' | 'redis';
+  transport: 'ipc' | 'redis' | 'local';
   redisUrl: string;
   prefix: string;
   maxHandshakesPerSecond?: number;
@@ -89,9 +90,14 @@ class ScaleHandler {
 }
 
 function transport() {
-  return config.transport === 'redis'
-    ? new RedisTransport({ url: config.redisUrl, prefix: config.prefix })
-    : new IpcTransport({ prefix: config.prefix });
+  switch (config.transport) {
+    case 'redis':
+      return new RedisTransport({ url: config.redisUrl, prefix: config.prefix });
+    case 'ipc':
+      return new IpcTransport({ prefix: config.prefix });
+    case 'local':
+      return new LocalTransport(); // one worker, no cluster delivery: the single-node baseline
+  }
 }
 
 @Module({
