@@ -106,7 +106,8 @@ function transport() {
       port: config.port,
       host: '127.0.0.1',
       transport: transport(),
-      maxConnections: 200_000,
+      // Below the 20,000 files a process may hold here: a worker that would take more answers 503.
+      maxConnections: 19_000,
       idleTimeout: 0,
       shutdownTimeout: 30_000,
       ...(config.maxHandshakesPerSecond !== undefined && { maxHandshakesPerSecond: config.maxHandshakesPerSecond }),
