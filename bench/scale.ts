@@ -12,6 +12,7 @@
 //   SCALE_SMOKE=1            2 workers, 2,000 connections, 1 s per rate, IpcTransport only, no storm;
 //                            writes only SCALE_OUT (the suite's smoke test)
 //   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
+//   SCALE_REDIS_CONNECTIONS=n  connections of the Redis run (default: SCALE_CONNECTIONS)
 //   SCALE_WORKERS=n          workers of the main run (default 6)
 //   SCALE_SECONDS=n          seconds per steady rate (default 10)
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
@@ -159,7 +160,7 @@ interface RateRow {
   cpuMicrosPerDelivery: number;
 }
 
-async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users = SETTINGS.connections): Promise<RateRow> {
+async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users: number): Promise<RateRow> {
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
@@ -221,7 +222,9 @@ interface TransportRun {
 }
 
 async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
-  const { workers, connections, members } = SETTINGS;
+  const { workers } = SETTINGS;
+  const connections = transport === 'redis' ? Number(process.env.SCALE_REDIS_CONNECTIONS ?? SETTINGS.connections) : SETTINGS.connections;
+  const members = Math.min(SETTINGS.members, connections);
   const storm = SETTINGS.storm && transport === 'ipc';
   log(`${transport}: ${workers} workers, ${connections} connections`);
   const cluster = await startCluster(workers, transport, storm ? SETTINGS.stormHandshakesPerSecond : undefined);
@@ -248,13 +251,13 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
     const pids = [cluster.primaryPid, ...after.workers.map((w) => w.pid)];
     // Warm-up (JIT, buffers), not measured: both kinds of delivery once.
     for (const where of ['local', 'remote'] as const) {
-      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: SETTINGS.connections, where });
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.connected, where });
       await cluster.child.next('driven', 60_000);
     }
     await sleep(500);
     const rates: RateRow[] = [];
-    rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local'));
-    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote'));
+    rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local', loads.connected));
+    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote', loads.connected));
     const fan = await fanout(clusterBroadcast(cluster), loads, members, SETTINGS.broadcasts);
     log(`${transport}: fan-out to ${members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
 
