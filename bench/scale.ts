@@ -13,6 +13,7 @@
 //                            writes only SCALE_OUT (the suite's smoke test)
 //   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
 //   SCALE_REDIS_CONNECTIONS=n  connections of the Redis run (default: SCALE_CONNECTIONS)
+//   SCALE_OPEN_BUDGET=s      seconds the load generators may spend opening connections (default 600)
 //   SCALE_WORKERS=n          workers of the main run (default 6)
 //   SCALE_SECONDS=n          seconds per steady rate (default 10)
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
@@ -27,7 +28,7 @@ import { Child, freePort, sourceAddress, spawnNode } from './lib/child.js';
 import { cpuSecondsOf, sleep } from './lib/process.js';
 import type { ScaleLoadConfig, ScaleLoadReport } from './load/scale.load.js';
 import type { ServerReport } from './servers/harness.js';
-import type { ScaleReport, ScaleServerConfig, WorkerFigures } from './servers/scale-cluster.server.js';
+import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from './servers/scale-cluster.server.js';
 
 const DIST = fileURLToPath(new URL('.', import.meta.url));
 const BENCH_DIR = join(DIST, '..');
@@ -52,7 +53,9 @@ const SETTINGS = smoke
       raw: true,
     };
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
-const MAX_LIFETIME = smoke ? 120_000 : 20 * 60_000;
+const MAX_LIFETIME = smoke ? 120_000 : 30 * 60_000;
+/** Opening stops after this long: on a busy machine the run reports the connections it has. */
+const OPEN_BUDGET_S = Number(process.env.SCALE_OPEN_BUDGET ?? 600);
 
 const log = (line: string) => console.log(`[bench:scale] ${line}`);
 
@@ -93,6 +96,8 @@ function serverCpu(pids: number[]): number {
 
 interface LoadGens {
   children: Child[];
+  /** The users connected: `[first id, count]` per load generator (each opens its ids in order). */
+  users: UserRanges;
   openRate: number;
   openSeconds: number;
   connected: number;
@@ -114,6 +119,7 @@ async function openConnections(port: number, path: string, connections: number, 
       concurrency: 64,
       maxLifetimeMs: MAX_LIFETIME,
       reconnect,
+      openDeadlineNs: Number(process.hrtime.bigint()) + OPEN_BUDGET_S * 1e9,
     };
     children.push(spawnNode(`load ${i}`, join(DIST, 'load/scale.load.js'), config, { cpu: -1 }));
   }
@@ -122,7 +128,8 @@ async function openConnections(port: number, path: string, connections: number, 
   const endNs = Math.max(...readies.map((r) => r.endNs));
   const connected = readies.reduce((n, r) => n + r.connected, 0);
   const openSeconds = (endNs - startNs) / 1e9;
-  return { children, connected, openSeconds, openRate: connected / openSeconds };
+  const users: UserRanges = readies.map((r, i) => [i * PER_LOAD_GEN, r.connected]);
+  return { children, users, connected, openSeconds, openRate: connected / openSeconds };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -160,7 +167,7 @@ interface RateRow {
   cpuMicrosPerDelivery: number;
 }
 
-async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users: number): Promise<RateRow> {
+async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
@@ -187,9 +194,10 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], tra
   return row;
 }
 
-async function fanout(send: (count: number) => Promise<number>, loads: LoadGens, members: number, broadcasts: number) {
+async function fanout(send: (count: number) => Promise<number>, loads: LoadGens, broadcasts: number) {
   for (const child of loads.children) child.send({ type: 'arm', perMember: broadcasts });
-  await Promise.all(loads.children.map((child) => child.next('armed', 10_000)));
+  const armed = await Promise.all(loads.children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'armed' }>>('armed', 10_000)));
+  const members = armed.reduce((n, a) => n + a.members, 0);
   const startNs = await send(broadcasts);
   const reached = await Promise.all(loads.children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'reached' }>>('reached', 120_000)));
   const seconds = (Math.max(...reached.map((r) => r.atNs)) - startNs) / 1e9;
@@ -251,15 +259,15 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
     const pids = [cluster.primaryPid, ...after.workers.map((w) => w.pid)];
     // Warm-up (JIT, buffers), not measured: both kinds of delivery once.
     for (const where of ['local', 'remote'] as const) {
-      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.connected, where });
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where });
       await cluster.child.next('driven', 60_000);
     }
     await sleep(500);
     const rates: RateRow[] = [];
-    rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local', loads.connected));
-    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote', loads.connected));
-    const fan = await fanout(clusterBroadcast(cluster), loads, members, SETTINGS.broadcasts);
-    log(`${transport}: fan-out to ${members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
+    rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local', loads.users));
+    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote', loads.users));
+    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
+    log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
 
     let stormResult: TransportRun['storm'];
     if (storm) {
@@ -327,15 +335,15 @@ async function scalingRun(workers: number) {
   const cluster = await startCluster(workers, transport);
   try {
     const loads = await openConnections(cluster.port, '/bench', SETTINGS.scalingMembers, SETTINGS.scalingMembers, false);
-    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.scalingMembers, SETTINGS.broadcasts * 5);
+    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts * 5);
     log(`${workers} worker(s), ${transport}: fan-out ${Math.round(fan.rate)} deliveries/s`);
     let local: RateRow | null = null;
     if (workers === 1) {
       const stats = await clusterStats(cluster, false);
       const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
-      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: SETTINGS.scalingMembers, where: 'local' });
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where: 'local' });
       await cluster.child.next('driven', 60_000);
-      local = await steadyRate(cluster, loads, pids, 'single node (LocalTransport)', SETTINGS.rates[0], 'local', SETTINGS.scalingMembers);
+      local = await steadyRate(cluster, loads, pids, 'single node (LocalTransport)', SETTINGS.rates[0], 'local', loads.users);
     }
     await closeLoads(loads);
     return { workers, transport, ...fan, local };
@@ -361,7 +369,6 @@ async function rawWsRun() {
         return (await child.next<Extract<ServerReport, { type: 'burst-done' }>>('burst-done', 120_000)).startNs;
       },
       loads,
-      SETTINGS.scalingMembers,
       SETTINGS.broadcasts * 5,
     );
     log(`raw ws (1 process): fan-out ${Math.round(fan.rate)} deliveries/s, ${Math.round((after.rss - before.rss) / after.connections)} B RSS per connection`);

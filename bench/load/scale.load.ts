@@ -20,6 +20,8 @@ export interface ScaleLoadConfig {
   maxLifetimeMs: number;
   /** Reconnect (honouring Retry-After) when the server drops a socket, as browsers with a retry loop do. */
   reconnect: boolean;
+  /** Monotonic time (ns) after which no new connection is opened: the run reports what it has. */
+  openDeadlineNs: number;
 }
 
 export type ScaleLoadCommand = { type: 'measure' } | { type: 'report' } | { type: 'arm'; perMember: number } | { type: 'drain' } | { type: 'close' };
@@ -27,7 +29,7 @@ export type ScaleLoadCommand = { type: 'measure' } | { type: 'report' } | { type
 export type ScaleLoadReport =
   | { type: 'ready'; connected: number; startNs: number; endNs: number }
   | { type: 'latencies'; micros: number[]; open: number; closed: number; refused: number; attempts: number }
-  | { type: 'armed' }
+  | { type: 'armed'; members: number }
   | { type: 'reached'; atNs: number }
   | { type: 'drained'; atNs: number; closeCodes: Record<number, number> }
   | { type: 'reconnected'; atNs: number; attempts: number; refused: number }
@@ -41,6 +43,8 @@ let latencies: number[] = [];
 let fanoutReceived = 0;
 let fanoutTarget = Number.POSITIVE_INFINITY;
 let open = 0;
+/** Open sockets that joined the channel. */
+let membersOpen = 0;
 let draining = false;
 const closeCodes: Record<number, number> = {};
 let lost = 0;
@@ -78,8 +82,11 @@ async function open1(index: number): Promise<void> {
       socket.collect = true;
       socket.onText = onText;
       open++;
+      const member = index < config.members;
+      if (member) membersOpen++;
       socket.socket.once('close', () => {
         open--;
+        if (member) membersOpen--;
         closeCodes[socket.closeCode] = (closeCodes[socket.closeCode] ?? 0) + 1;
         if (config.reconnect && !draining) {
           lost++;
@@ -113,8 +120,8 @@ process.on('message', (command: ScaleLoadCommand) => {
       void send({ type: 'latencies', micros: latencies, open, closed: Object.values(closeCodes).reduce((n, k) => n + k, 0), refused, attempts: reconnectAttempts } satisfies ScaleLoadReport);
       return;
     case 'arm':
-      fanoutTarget = fanoutReceived + command.perMember * Math.min(config.members, config.count);
-      void send({ type: 'armed' } satisfies ScaleLoadReport);
+      fanoutTarget = fanoutReceived + command.perMember * membersOpen;
+      void send({ type: 'armed', members: membersOpen } satisfies ScaleLoadReport);
       return;
     case 'drain':
       draining = true;
@@ -130,7 +137,7 @@ try {
   await pooled(
     Array.from({ length: config.count }, (_, i) => i),
     config.concurrency,
-    (i) => open1(i),
+    (i) => (nowNs() < config.openDeadlineNs ? open1(i) : Promise.resolve()),
   );
 } catch (error) {
   await send({ type: 'error', message: (error as Error).message } satisfies ScaleLoadReport);

@@ -34,11 +34,24 @@ export interface ScaleServerConfig {
   maxLifetimeMs: number;
 }
 
+/** The connected users: `[first, count]` ranges of `u<n>` ids (one per load generator). */
+export type UserRanges = [number, number][];
+
+/** A user id picked uniformly among the ranges. */
+function randomUser(ranges: UserRanges, total: number): string {
+  let at = Math.floor(Math.random() * total);
+  for (const [first, count] of ranges) {
+    if (at < count) return `u${first + at}`;
+    at -= count;
+  }
+  return `u${ranges[0][0]}`;
+}
+
 /** Orchestrator -> primary. */
 export type ScaleCommand =
   | { type: 'stats'; gc: boolean }
   /** Deliveries to users at `rate` msg/s (all workers together) for `seconds`: to users of other workers, or of the same one. */
-  | { type: 'drive'; rate: number; seconds: number; users: number; where: 'remote' | 'local' }
+  | { type: 'drive'; rate: number; seconds: number; users: UserRanges; where: 'remote' | 'local' }
   /** `count` deliveries to channel `room` from the first worker, each in its own macrotask. */
   | { type: 'broadcast'; count: number }
   | { type: 'kill-worker' };
@@ -60,7 +73,7 @@ export type ScaleReport =
   | { type: 'killed'; pid: number; connections: number; replacement: number };
 
 /** Primary <-> worker, next to the IpcHub's messages (which carry `riverside`). */
-type WorkerMessage = { bench: 'stats'; gc: boolean } | { bench: 'drive'; rate: number; seconds: number; users: number; where: 'remote' | 'local' } | { bench: 'broadcast'; count: number };
+type WorkerMessage = { bench: 'stats'; gc: boolean } | { bench: 'drive'; rate: number; seconds: number; users: UserRanges; where: 'remote' | 'local' } | { bench: 'broadcast'; count: number };
 type WorkerAnswer = { bench: 'stats'; figures: WorkerFigures } | { bench: 'driven'; sent: number; missed: number } | { bench: 'broadcast-done'; startNs: number; endNs: number };
 
 const config = childConfig<ScaleServerConfig>();
@@ -158,11 +171,12 @@ async function worker(): Promise<void> {
 
 /**
  * `rate` deliveries a second for `seconds`, in 5 ms ticks (catching up on late ticks), each to a
- * user picked at random among `users`: one with no session here ('remote') or one with ('local').
+ * user picked at random among the connected `users`: one with no session here ('remote') or one with ('local').
  * The message carries the monotonic send time; the clients compute the latency.
  */
-async function drive(delivery: DeliveryService, rate: number, seconds: number, users: number, where: 'remote' | 'local') {
+async function drive(delivery: DeliveryService, rate: number, seconds: number, users: UserRanges, where: 'remote' | 'local') {
   const local = [...localUsers];
+  const total = users.reduce((n, [, count]) => n + count, 0);
   const startNs = nowNs();
   const endNs = startNs + seconds * 1e9;
   let sent = 0;
@@ -174,7 +188,7 @@ async function drive(delivery: DeliveryService, rate: number, seconds: number, u
       if (where === 'local') user = local[Math.floor(Math.random() * local.length)];
       else {
         let tries = 0;
-        do user = `u${Math.floor(Math.random() * users)}`;
+        do user = randomUser(users, total);
         while (localUsers.has(user) && ++tries < 20);
         if (localUsers.has(user)) missed++;
       }
