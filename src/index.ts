@@ -85,4 +85,5 @@ export {
   InvalidHandlerClassError,
   EncodeError,
   MissingPackageError,
+  HandlerTimeoutError,
 } from './errors/index.js';

@@ -26,3 +26,14 @@ export function handlerMethodLabel(className: string, methodName: string): strin
 export function unknownOptionMessage(option: string, value: unknown, known: readonly string[]): string {
   return `RiversideModule: unknown option "${option}" (got ${describeValue(value)}); the known options there are ${known.join(', ')}.`;
 }
+
+export function tooManyChannelsMessage(channel: string, limit: number): string {
+  return (
+    `Cannot join "${channel.slice(0, 64)}": the session is already in maxChannelsPerSession (${limit}) channels. ` +
+    'Leave one first, or raise the maxChannelsPerSession option.'
+  );
+}
+
+export function idTooLongMessage(what: string, bytes: number, limit: number): string {
+  return `${what} is ${bytes} bytes of UTF-8, over maxIdLength (${limit}). Use a shorter id, or raise the maxIdLength option.`;
+}

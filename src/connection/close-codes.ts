@@ -26,10 +26,42 @@ export const CLOSE_FRAMES = Object.freeze({
 
 /** Codes an application may close with: 1000, or the private range 3000-4999 (RFC 6455 7.4.2). */
 export function assertApplicationCloseCode(code: number, reason: string): void {
-  if (!Number.isInteger(code) || (code !== 1000 && (code < 3000 || code > 4999))) {
+  if (!isApplicationCloseCode(code)) {
     throw new RangeError(`Close code must be 1000 or 3000-4999, got ${code}`);
   }
-  if (Buffer.byteLength(reason) > 123) {
+  if (typeof reason !== 'string') throw new RangeError(`Close reason must be a string, got ${typeof reason}`);
+  if (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) {
     throw new RangeError(`Close reason must fit in 123 bytes, got ${Buffer.byteLength(reason)}`);
   }
+}
+
+/** The longest close reason a close frame carries (RFC 6455 5.5: 125 bytes of payload, 2 for the code). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+export function isApplicationCloseCode(code: number): boolean {
+  return Number.isInteger(code) && (code === 1000 || (code >= 3000 && code <= 4999));
+}
+
+/** The longest prefix of `text` that fits `limit` bytes of UTF-8, cut on a character boundary. */
+export function truncateUtf8(text: string, limit: number): string {
+  if (text.length * 3 <= limit || Buffer.byteLength(text) <= limit) return text;
+  const bytes = Buffer.from(text).subarray(0, limit + 1);
+  // Back up to the first byte of the character that straddles the limit (continuations are 10xxxxxx).
+  let end = limit;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.toString('utf8', 0, end);
+}
+
+/**
+ * A close that came from elsewhere (another node, an external publisher) made safe to send:
+ * an invalid code becomes 1000, an over-long reason is cut. `problem` says what was wrong.
+ */
+export function safeRemoteClose(code: number, reason: string): { code: number; reason: string; problem: string | null } {
+  const validCode = isApplicationCloseCode(code);
+  const safeReason = truncateUtf8(reason, MAX_CLOSE_REASON_BYTES);
+  if (validCode && safeReason === reason) return { code, reason, problem: null };
+  const problems: string[] = [];
+  if (!validCode) problems.push(`code ${code} is not 1000 or 3000-4999 (closing with 1000)`);
+  if (safeReason !== reason) problems.push(`its reason is ${Buffer.byteLength(reason)} bytes (cut to ${MAX_CLOSE_REASON_BYTES})`);
+  return { code: validCode ? code : 1000, reason: safeReason, problem: problems.join(' and ') };
 }

@@ -1,45 +1,20 @@
-import type { Logger } from '@nestjs/common';
 import type { WebSocket } from 'ws';
-import type { PeerAddress } from '../auth/auth-request.js';
 import { INVALID_MESSAGE } from '../codec/codec.interface.js';
-import { Frame } from '../codec/frame.js';
-import { encodeWith } from '../delivery/encoded-message.js';
-import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
-import type { SessionRegistry } from '../delivery/session-registry.js';
+import type { OutboundFrame } from '../delivery/outbound-frame.js';
+import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
-import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
-import type { RiversideStats } from '../stats/riverside-stats.js';
+import { assertJoinable } from './channel-limits.js';
 import { CLOSE_FRAMES } from './close-codes.js';
+import { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
+import { InboundQueue, TASK_FRAME, TASK_INFO } from './inbound-queue.js';
+import { OutboundWriter } from './outbound-writer.js';
+import { ScheduledInfos } from './scheduled-infos.js';
+import { listenTo } from './socket-listeners.js';
 import { type ScheduledInfo, Session, type SessionConnection } from './session.js';
 import { type TerminateReason, terminateReasonName } from './terminate-reason.js';
 import { TransmissionWindow } from './transmission-window.js';
 
-/** What a connection needs from the server that accepted it. */
-export interface ConnectionHost {
-  readonly options: ResolvedRiversideOptions;
-  readonly stats: RiversideStats;
-  readonly registry: SessionRegistry;
-  readonly logger: Logger;
-  /** Monotonic milliseconds. */
-  now(): number;
-  /** The socket is gone: release its slot. */
-  connectionClosed(connection: Connection): void;
-  /** @OnTerminate has been called (its Promise, if any, is tracked): shutdown may go on. */
-  connectionTerminated(connection: Connection): void;
-  /** An async @OnTerminate is running; shutdown waits for it (bounded). */
-  trackTermination(pending: Promise<unknown>): void;
-}
-
-export interface ConnectionIdentity {
-  readonly userId: string;
-  readonly sessionId: string;
-  readonly peer: PeerAddress;
-  readonly subprotocol: string | null;
-  readonly state: unknown;
-}
-
-/** The connection is a property of its socket, so ws listeners can be shared functions. */
-const kConnection = Symbol('riverside.connection');
+export { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
 
 // Lifecycle states, in order: a connection only moves forward.
 const INITIALIZING = 0;
@@ -47,22 +22,16 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
-// Tasks queued while a callback is in flight; the queue is flat: [kind, a, b, kind, a, b...].
-const TASK_FRAME = 0;
-const TASK_INFO = 1;
-
-/** The TCP connection ended without a close frame. */
-export class ConnectionLostError extends Error {
-  constructor() {
-    super('connection lost without a close frame');
-    this.name = 'ConnectionLostError';
-  }
-}
-
 /** What a queued frame costs beyond its payload, so that empty frames are bounded too. */
 const QUEUED_FRAME_OVERHEAD = 64;
 
 const NOTHING_SCHEDULED: ScheduledInfo = Object.freeze({ cancel() {} });
+
+/**
+ * A slow consumer's close frame waits behind its unsent bytes: past this, its TCP connection
+ * is dropped instead of waiting for ws's 30 s close timeout.
+ */
+export const SLOW_CONSUMER_CLOSE_MS = 1000;
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
@@ -73,12 +42,13 @@ function asError(error: unknown): Error {
 }
 
 /**
- * One accepted WebSocket and its handler: the frame path (limit -> decode -> call -> encode),
- * per-connection ordering, and exactly-once termination.
+ * One accepted WebSocket and its handler: the lifecycle (states, exactly-once termination,
+ * handlerTimeout) and the frame path (limit -> decode -> call -> encode). What waits while a
+ * callback is in flight is the InboundQueue's; what is written, the OutboundWriter's.
  *
  * Ordering: while a callback's Promise is pending (@OnInit included), later frames and infos
- * wait in a queue that exists only then, and deliveries from elsewhere wait until @OnInit is
- * done. Per frame, nothing is allocated beyond what the codec and the handler allocate.
+ * wait in the queue, and deliveries from elsewhere wait until @OnInit is done. Per frame,
+ * nothing is allocated beyond what the codec and the handler allocate.
  */
 export class Connection implements SessionConnection {
   readonly session: Session;
@@ -88,22 +58,26 @@ export class Connection implements SessionConnection {
   lastSeen: number;
   /** When @OnInit finished, for the max-age sweep; 0 while initializing. */
   openedAt = 0;
+  /**
+   * When the callback in flight is given up on (monotonic ms): set once the socket has closed
+   * while a callback is pending; 0 otherwise. The sweep calls abandonCallback() past it.
+   */
+  abandonAt = 0;
+  /** The socket is not read while too much waits in the queue (see queueFrame). */
+  readPaused = false;
 
   private state = INITIALIZING;
   private busy = true;
   private busyLabel: string;
-  private queue: unknown[] | null = null;
-  private queueHead = 0;
-  private pendingWrites: OutboundFrame[] | null = null;
+  private queue: InboundQueue | null = null;
+  private readonly outbound: OutboundWriter;
   private closeReason: TerminateReason | null = null;
   private socketError: Error | null = null;
   private terminatePending = false;
   private terminated = false;
   private readonly window: TransmissionWindow;
-  private queuedBytes = 0;
-  /** The socket is not read while too much waits in the queue (see queueFrame). */
-  readPaused = false;
-  private timers: Set<NodeJS.Timeout> | null = null;
+  private scheduled: ScheduledInfos | null = null;
+  private closeDeadline: NodeJS.Timeout | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -115,6 +89,7 @@ export class Connection implements SessionConnection {
     this.lastSeen = now;
     this.window = new TransmissionWindow(now);
     this.busyLabel = handler.labels.init;
+    this.outbound = new OutboundWriter(ws, host.options, host.stats, this);
     this.session = new Session(
       this,
       identity.userId,
@@ -124,12 +99,7 @@ export class Connection implements SessionConnection {
       identity.state,
       new Date(),
     );
-    (ws as unknown as Record<symbol, Connection>)[kConnection] = this;
-    ws.on('message', onSocketMessage);
-    ws.on('ping', onSocketPing);
-    ws.on('pong', onSocketPong);
-    ws.on('error', onSocketError);
-    ws.on('close', onSocketClose);
+    listenTo(ws, this);
   }
 
   get isOpen(): boolean {
@@ -138,6 +108,8 @@ export class Connection implements SessionConnection {
 
   /** Runs @OnInit; frames that arrive meanwhile wait in order. */
   start(): void {
+    // In a cluster, start waits for the broker: the connection may have been released meanwhile.
+    if (this.terminated) return;
     this.debug('connected');
     const init = this.handler.init;
     if (init === null) {
@@ -167,19 +139,21 @@ export class Connection implements SessionConnection {
     if (this.busy) this.queueFrame(data, isBinary);
     else {
       this.handleFrame(data, isBinary);
-      if (this.queue !== null) this.drain();
+      if (this.queue !== null && !this.queue.isEmpty) this.drain();
     }
   }
 
   /**
-   * Frames wait while a callback is in flight. Past `maxBackpressure` queued bytes, the socket
-   * stops being read, so TCP pushes back on the client: memory stays bounded and nothing the
-   * client sent is dropped. Reading resumes once the queue is drained.
+   * Frames wait while a callback is in flight. Past `maxBackpressure` queued bytes or
+   * `maxQueuedMessages` tasks, the socket stops being read, so TCP pushes back on the client:
+   * memory stays bounded and nothing the client sent is dropped. Reading resumes once the
+   * queue is drained.
    */
   private queueFrame(data: Buffer, isBinary: boolean): void {
-    this.enqueue(TASK_FRAME, data, isBinary);
-    this.queuedBytes += data.length + QUEUED_FRAME_OVERHEAD;
-    if (!this.readPaused && this.queuedBytes > this.host.options.maxBackpressure) {
+    const queue = (this.queue ??= new InboundQueue());
+    queue.push(TASK_FRAME, data, isBinary, data.length + QUEUED_FRAME_OVERHEAD);
+    const { maxBackpressure, maxQueuedMessages } = this.host.options;
+    if (!this.readPaused && (queue.bytes > maxBackpressure || queue.length >= maxQueuedMessages)) {
       this.readPaused = true;
       this.ws.pause();
     }
@@ -198,13 +172,22 @@ export class Connection implements SessionConnection {
     this.lastSeen = this.host.now();
   }
 
-  /** An in-app message for @OnInfo; false when the connection is closing. */
+  /**
+   * An in-app message for @OnInfo; false when the connection is closing, or when it is busy
+   * with `maxQueuedMessages` tasks waiting (the slow-consumer policy then applies).
+   */
   info(info: unknown): boolean {
     if (this.state >= CLOSING) return false;
-    if (this.busy) this.enqueue(TASK_INFO, info, undefined);
-    else {
+    if (this.busy) {
+      const queue = (this.queue ??= new InboundQueue());
+      if (queue.length + this.outbound.heldCount >= this.host.options.maxQueuedMessages) {
+        this.outbound.refuse();
+        return false;
+      }
+      queue.push(TASK_INFO, info, false, 0);
+    } else {
       this.handleInfo(info);
-      if (this.queue !== null) this.drain();
+      if (this.queue !== null && !this.queue.isEmpty) this.drain();
     }
     return true;
   }
@@ -273,6 +256,8 @@ export class Connection implements SessionConnection {
     result.then(
       (this.onSettled ??= (value) => this.settle(value)),
       (this.onRejected ??= (error) => {
+        // A callback given up on (handlerTimeout) has no say any more.
+        if (this.terminated) return;
         this.fail(error, this.busyLabel);
         this.settle(undefined);
       }),
@@ -281,6 +266,8 @@ export class Connection implements SessionConnection {
 
   /** A callback finished: send its result, open the connection after @OnInit, drain the queue. */
   private settle(value: unknown): void {
+    // The late result of a callback given up on (handlerTimeout) is discarded.
+    if (this.terminated) return;
     const label = this.busyLabel;
     const initialized = this.state === INITIALIZING;
     if (initialized) {
@@ -288,7 +275,7 @@ export class Connection implements SessionConnection {
       this.openedAt = this.host.now();
     }
     if (value !== undefined && this.state === OPEN) this.reply(value, label);
-    if (initialized) this.flushPendingWrites();
+    if (initialized) this.outbound.flushHeld();
     this.busy = false;
     this.drain();
   }
@@ -308,29 +295,21 @@ export class Connection implements SessionConnection {
     this.ws.resume();
   }
 
-  private enqueue(kind: number, a: unknown, b: unknown): void {
-    (this.queue ??= []).push(kind, a, b);
-  }
-
+  /** Handles what waits, in order, until a callback goes async or the connection closes. */
   private drain(): void {
     const queue = this.queue;
-    while (queue !== null && !this.busy && this.queueHead < queue.length) {
-      if (this.state >= CLOSING) break;
-      const head = this.queueHead;
-      this.queueHead = head + 3;
-      if (queue[head] === TASK_FRAME) {
-        const data = queue[head + 1] as Buffer;
-        this.queuedBytes -= data.length + QUEUED_FRAME_OVERHEAD;
-        this.handleFrame(data, queue[head + 2] as boolean);
-      } else {
-        this.handleInfo(queue[head + 1]);
+    if (queue !== null) {
+      while (!this.busy && !queue.isEmpty && this.state < CLOSING) {
+        if (queue.peekKind() === TASK_FRAME) {
+          const isBinary = queue.peekBinary();
+          const data = queue.take() as Buffer;
+          queue.bytes -= data.length + QUEUED_FRAME_OVERHEAD;
+          this.handleFrame(data, isBinary);
+        } else {
+          this.handleInfo(queue.take());
+        }
       }
-    }
-    if (queue !== null && (this.queueHead >= queue.length || this.state >= CLOSING)) {
-      this.queue = null;
-      this.queueHead = 0;
-      this.queuedBytes = 0;
-      if (this.readPaused) this.resumeReading();
+      if (queue.isEmpty && this.readPaused && this.state < CLOSING) this.resumeReading();
     }
     if (!this.busy && this.terminatePending) this.terminate();
   }
@@ -340,64 +319,27 @@ export class Connection implements SessionConnection {
   /** Encodes with the handler's codec (a Frame as it is) and writes; false when not written. */
   send(message: unknown): boolean {
     if (this.state >= CLOSING) return false;
-    let data: string | Uint8Array;
-    let binary: boolean;
-    if (message instanceof Frame) {
-      data = message.data;
-      binary = message.type === 'binary';
-    } else {
-      data = encodeWith(this.handler.codec, message);
-      binary = this.handler.codec.frameType === 'binary';
-    }
-    if (!this.canWrite(typeof data === 'string' ? data.length : data.byteLength)) return false;
-    this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
-    this.host.stats.framesOut++;
-    return true;
+    return this.outbound.send(message, this.handler.codec);
   }
 
   /** @internal A delivery from elsewhere, already encoded; held back until @OnInit is done. */
   deliver(frame: OutboundFrame): boolean {
-    if (this.state === INITIALIZING) {
-      (this.pendingWrites ??= []).push(frame);
-      return true;
-    }
-    return this.writeFrame(frame);
-  }
-
-  private writeFrame(frame: OutboundFrame): boolean {
-    if (this.state >= CLOSING || !this.canWrite(frame.byteLength)) return false;
-    frame.writeTo(this.ws);
-    this.host.stats.framesOut++;
-    return true;
-  }
-
-  private flushPendingWrites(): void {
-    const pending = this.pendingWrites;
-    if (pending === null) return;
-    this.pendingWrites = null;
-    for (const frame of pending) this.writeFrame(frame);
-  }
-
-  /** Open, and not a slow consumer (SPEC 7.4). */
-  private canWrite(bytes: number): boolean {
-    const ws = this.ws;
-    if (ws.readyState !== 1) return false;
-    // A socket with nothing unsent is keeping up, even for a message larger than the limit.
-    const buffered = ws.bufferedAmount;
-    if (buffered === 0 || buffered + bytes <= this.host.options.maxBackpressure) return true;
-    if (this.host.options.slowConsumer === 'close') {
-      this.closeFor('slowConsumer');
-    } else {
-      this.host.stats.droppedMessages++;
-    }
-    return false;
+    if (this.state === INITIALIZING) return this.outbound.hold(frame, this.queue === null ? 0 : this.queue.length);
+    if (this.state >= CLOSING) return false;
+    return this.outbound.write(frame);
   }
 
   // ---- channels and timers (SessionConnection) --------------------------------------------
 
+  /**
+   * Joins a channel. Throws a RiversideError (`RIVERSIDE_ERR_ID_TOO_LONG`,
+   * `RIVERSIDE_ERR_TOO_MANY_CHANNELS`) past `maxIdLength` / `maxChannelsPerSession`.
+   */
   join(channel: string | number, meta: unknown): boolean {
     if (this.state >= CLOSING) return false;
-    return this.host.registry.join(this, String(channel), meta);
+    const id = String(channel);
+    assertJoinable(this.joined, id, this.host.options, this.host.stats);
+    return this.host.registry.join(this, id, meta);
   }
 
   leave(channel: string | number): boolean {
@@ -414,25 +356,12 @@ export class Connection implements SessionConnection {
 
   schedule(ms: number, info: unknown): ScheduledInfo {
     if (this.state >= CLOSING) return NOTHING_SCHEDULED;
-    const timers = (this.timers ??= new Set());
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      this.info(info);
-    }, ms);
-    // A pending info must not keep a shutting-down process alive; terminate clears it anyway.
-    timer.unref();
-    timers.add(timer);
-    return {
-      cancel: () => {
-        clearTimeout(timer);
-        timers.delete(timer);
-      },
-    };
+    return (this.scheduled ??= new ScheduledInfos(this)).schedule(ms, info);
   }
 
   // ---- closing ----------------------------------------------------------------------------
 
-  /** `session.close()` / `delivery.close()`. */
+  /** `session.close()` / `delivery.close()`: the code and reason were validated by the caller. */
   close(code: number, reason: string): void {
     this.beginClose('stop', code, reason);
   }
@@ -447,12 +376,28 @@ export class Connection implements SessionConnection {
     if (this.state >= CLOSING) return;
     this.state = CLOSING;
     this.closeReason = reason;
-    this.pendingWrites = null;
+    // Nothing queued is handled or held any more: release it now, not at terminate.
+    this.queue?.clear();
+    this.outbound.dropHeld();
     // The closing handshake needs the client's close frame to be read.
     if (this.readPaused) this.resumeReading();
     this.clearTimers();
     this.debug(`closing with ${code}`);
-    this.ws.close(code, text);
+    try {
+      this.ws.close(code, text);
+    } catch (error) {
+      // Every entry validates codes and reasons; should one slip through, ws's refusal must
+      // not leave a connection that is CLOSING forever.
+      this.host.logger.error(`Closing ${this.session} with ${code} failed: ${asError(error).message}; dropping it`);
+      this.ws.terminate();
+      return;
+    }
+    if (reason === 'slowConsumer') {
+      // Its close frame waits behind the bytes it does not read.
+      const ws = this.ws;
+      this.closeDeadline = setTimeout(() => ws.terminate(), SLOW_CONSUMER_CLOSE_MS);
+      this.closeDeadline.unref();
+    }
   }
 
   /** A callback threw: log once with class and method, close this connection only, with 1011. */
@@ -469,13 +414,18 @@ export class Connection implements SessionConnection {
     this.debug(`socket error: ${error.message}`);
   }
 
-  /** @internal The socket is closed: terminate once the callback in flight (if any) is done. */
+  /**
+   * @internal The socket is closed: terminate once the callback in flight (if any) is done,
+   * or `handlerTimeout` ms from now, whichever comes first.
+   */
   socketClosed(code: number, reason: Buffer): void {
     if (this.state === CLOSED) return;
     const wasClosing = this.state === CLOSING;
     this.state = CLOSED;
     this.clearTimers();
-    this.pendingWrites = null;
+    this.queue?.clear();
+    this.outbound.dropHeld();
+    if (this.closeDeadline !== null) clearTimeout(this.closeDeadline);
     if (!wasClosing || this.closeReason === null) {
       this.closeReason = this.socketError
         ? { kind: 'error', error: this.socketError }
@@ -484,14 +434,46 @@ export class Connection implements SessionConnection {
           : { kind: 'remote', code, reason: reason.toString() };
     }
     this.host.connectionClosed(this);
-    if (this.busy) this.terminatePending = true;
-    else this.terminate();
+    if (this.terminated) return;
+    if (this.busy) {
+      this.terminatePending = true;
+      this.abandonAt = this.host.now() + this.host.options.handlerTimeout;
+    } else {
+      this.terminate();
+    }
+  }
+
+  /**
+   * @internal The callback in flight is given up on (handlerTimeout, or the end of
+   * shutdownTimeout): @OnTerminate runs now, with a HandlerTimeoutError, and the session is
+   * released; whatever the callback does later is discarded.
+   */
+  abandonCallback(warn = true): void {
+    if (this.terminated) return;
+    const closeReason = this.closeReason ?? 'shutdown';
+    this.closeReason = {
+      kind: 'error',
+      error: new HandlerTimeoutError(this.busyLabel, this.host.options.handlerTimeout, closeReason),
+    };
+    if (warn) {
+      this.host.logger.warn(
+        `${this.busyLabel} had not settled ${this.host.options.handlerTimeout} ms after ${this.session} closed; released without it`,
+      );
+    }
+    this.busy = false;
+    this.terminate();
+  }
+
+  /** Whether @OnTerminate has run (or is running). */
+  get isTerminated(): boolean {
+    return this.terminated;
   }
 
   private terminate(): void {
     if (this.terminated) return;
     this.terminated = true;
     this.terminatePending = false;
+    this.abandonAt = 0;
     this.queue = null;
     const reason = this.closeReason ?? 'stop';
     this.host.stats.countTermination(terminateReasonName(reason));
@@ -520,33 +502,11 @@ export class Connection implements SessionConnection {
   }
 
   private clearTimers(): void {
-    if (this.timers === null) return;
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers = null;
+    this.scheduled?.clear();
+    this.scheduled = null;
   }
 
   private debug(message: string): void {
     if (this.host.options.debug) this.host.logger.debug(`${this.session} ${message}`);
   }
-}
-
-function connectionOf(ws: unknown): Connection {
-  return (ws as Record<symbol, Connection>)[kConnection];
-}
-
-// Shared listeners: `this` is the WebSocket, so no closure is created per connection.
-function onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-  connectionOf(this).receive(data, isBinary);
-}
-function onSocketPing(this: WebSocket): void {
-  connectionOf(this).receivePing();
-}
-function onSocketPong(this: WebSocket): void {
-  connectionOf(this).receivePong();
-}
-function onSocketError(this: WebSocket, error: Error): void {
-  connectionOf(this).socketErrored(error);
-}
-function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
-  connectionOf(this).socketClosed(code, reason);
 }

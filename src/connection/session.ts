@@ -1,5 +1,6 @@
 import type { PeerAddress } from '../auth/auth-request.js';
 import { assertApplicationCloseCode } from './close-codes.js';
+import { MAX_TIMER_DELAY_MS } from './scheduled-infos.js';
 
 /** What a Session needs from the connection behind it. */
 export interface SessionConnection {
@@ -74,7 +75,10 @@ export class Session<S = unknown> {
     return this.connection.send(message);
   }
 
-  /** Closes this connection; `@OnTerminate` gets 'stop'. Codes: 1000 or 3000-4999. */
+  /**
+   * Closes this connection; `@OnTerminate` gets 'stop'. Codes: 1000 or 3000-4999; the reason at
+   * most 123 UTF-8 bytes. Anything else throws a RangeError, and the connection stays as it was.
+   */
   close(code = 1000, reason = ''): void {
     assertApplicationCloseCode(code, reason);
     this.connection.close(code, reason);
@@ -82,7 +86,9 @@ export class Session<S = unknown> {
 
   /**
    * Joins a channel (idempotent: joining again only replaces `meta`). Returns true when this
-   * call added the membership.
+   * call added the membership. Throws a `RiversideError`, changing nothing, when the channel id
+   * is over `maxIdLength` UTF-8 bytes (`RIVERSIDE_ERR_ID_TOO_LONG`) or the session is already in
+   * `maxChannelsPerSession` channels (`RIVERSIDE_ERR_TOO_MANY_CHANNELS`).
    */
   join(channel: string | number, meta?: unknown): boolean {
     return this.connection.join(channel, meta);
@@ -98,9 +104,14 @@ export class Session<S = unknown> {
     return this.connection.channels();
   }
 
-  /** After `ms`, `info` reaches this handler's `@OnInfo` (in order with frames). */
+  /**
+   * After `ms`, `info` reaches this handler's `@OnInfo` (in order with frames). Throws a
+   * RangeError for a delay below 0 or over 2147483647 ms (about 24.8 days, what a timer holds).
+   */
   sendAfter(ms: number, info: unknown): ScheduledInfo {
-    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`sendAfter takes a delay in ms >= 0, got ${ms}`);
+    if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIMER_DELAY_MS) {
+      throw new RangeError(`sendAfter takes a delay in ms from 0 to ${MAX_TIMER_DELAY_MS}, got ${ms}`);
+    }
     return this.connection.schedule(ms, info);
   }
 

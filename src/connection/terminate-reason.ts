@@ -1,3 +1,5 @@
+import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
+
 /**
  * Why a connection ended, as `@OnTerminate` receives it.
  *
@@ -5,6 +7,7 @@
  * |---|---|
  * | `{ kind: 'remote', code, reason }` | the client closed (code 1005 when it sent none) |
  * | `{ kind: 'error', error }` | the TCP connection dropped, a protocol error, or a handler threw |
+ * | `{ kind: 'error', error: HandlerTimeoutError }` | a callback was still pending `handlerTimeout` ms after the socket closed (or at the end of `shutdownTimeout`); `error.closeReason` is the reason it would have had |
  * | `'stop'` | `session.close()` or `delivery.close()` |
  * | `'shutdown'` | the application is shutting down |
  * | `'invalidMessage'` | an undecodable frame with `invalidMessage: 'close'` |
@@ -27,5 +30,7 @@ export type TerminateReason =
 
 /** The name a reason is counted and logged under. */
 export function terminateReasonName(reason: TerminateReason): string {
-  return typeof reason === 'string' ? reason : reason.kind;
+  if (typeof reason === 'string') return reason;
+  // Told apart from other errors: a hung callback is the application's to fix.
+  return reason.kind === 'error' && reason.error instanceof HandlerTimeoutError ? 'handlerTimeout' : reason.kind;
 }

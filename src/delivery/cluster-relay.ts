@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
+import { safeRemoteClose } from '../connection/close-codes.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
@@ -41,6 +42,7 @@ export class ClusterRelay implements TopicListener {
   private readonly logger = new Logger('Riverside');
   private lastLoggedAt = -Infinity;
   private unlogged = 0;
+  private lastWarnedAt = -Infinity;
   /** Subscriptions sent to the broker and not yet confirmed, by topic. */
   private readonly subscribing = new Map<string, Promise<void>>();
 
@@ -125,9 +127,27 @@ export class ClusterRelay implements TopicListener {
         this.local.info(target, message.info);
         return;
       case 'close':
-        this.local.close(target, message.code, message.reason);
+        this.closeFromRemote(target, message.code, message.reason);
         return;
     }
+  }
+
+  /**
+   * A close from another node or an external publisher: it was never validated here, so an
+   * invalid code becomes 1000 and an over-long reason is cut (UTF-8-safe) before it reaches the
+   * connections; counted every time, logged at most once per LOG_INTERVAL_MS.
+   */
+  private closeFromRemote(target: DeliveryTarget, code: number, reason: string): void {
+    const safe = safeRemoteClose(code, reason);
+    if (safe.problem !== null) {
+      this.stats.invalidRemoteCloses++;
+      const now = Date.now();
+      if (now - this.lastWarnedAt >= LOG_INTERVAL_MS) {
+        this.lastWarnedAt = now;
+        this.logger.warn(`A close for ${topicOf(target)} from the cluster transport was fixed: ${safe.problem}`);
+      }
+    }
+    this.local.close(target, safe.code, safe.reason);
   }
 
   /** Seed 004's envelope: `data` to every local session of each recipient, encoded once. */

@@ -56,7 +56,10 @@ export class DeliveryService {
     return reached;
   }
 
-  /** Closes every session behind the target (1000 or 3000-4999); their terminate reason is 'stop'. */
+  /**
+   * Closes every session behind the target (1000 or 3000-4999, a reason of at most 123 UTF-8
+   * bytes, else a RangeError before anything changes); their terminate reason is 'stop'.
+   */
   close(target: DeliveryTarget, code = 1000, reason = ''): number {
     assertApplicationCloseCode(code, reason);
     const closed = this.local.close(target, code, reason);
@@ -64,7 +67,10 @@ export class DeliveryService {
     return closed;
   }
 
-  /** Joins a session to a channel; a second join only updates `meta`. True when newly joined. */
+  /**
+   * Joins a session to a channel; a second join only updates `meta`. True when newly joined.
+   * Throws like `session.join()` past `maxIdLength` or `maxChannelsPerSession`.
+   */
   join(session: Session, channel: RiversideId, meta?: unknown): boolean {
     return connectionOf(session).join(channel, meta);
   }

@@ -7,7 +7,10 @@ export type RiversideErrorCode =
   | 'RIVERSIDE_ERR_INVALID_HANDLER'
   | 'RIVERSIDE_ERR_ENCODE'
   | 'RIVERSIDE_ERR_MISSING_PACKAGE'
-  | 'RIVERSIDE_ERR_NOT_READY';
+  | 'RIVERSIDE_ERR_NOT_READY'
+  | 'RIVERSIDE_ERR_HANDLER_TIMEOUT'
+  | 'RIVERSIDE_ERR_TOO_MANY_CHANNELS'
+  | 'RIVERSIDE_ERR_ID_TOO_LONG';
 
 /**
  * Base class of the errors thrown by nestjs-riverside; `code` is stable across versions.

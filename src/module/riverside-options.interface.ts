@@ -121,6 +121,32 @@ export interface RiversideModuleOptions {
   router?: (req: IncomingMessage, res: ServerResponse) => void;
   /** How long shutdown waits for @OnTerminate callbacks before cutting sockets, in ms. @default 5000 */
   shutdownTimeout?: number;
+  /**
+   * How long a callback (@OnInit, @OnMessage, @OnInfo) still pending after its connection's
+   * socket closed is waited for, in ms. Past it, @OnTerminate runs with
+   * `{ kind: 'error', error: HandlerTimeoutError }`, the session is released, and the callback's
+   * late result is discarded. During shutdown, `shutdownTimeout` bounds it too. `Infinity` waits
+   * forever. @default 30000
+   */
+  handlerTimeout?: number;
+  /**
+   * Tasks (frames, infos, deliveries held during @OnInit) that may wait for one busy
+   * connection. Past it, frames stop being read from the socket; infos and held deliveries
+   * meet the `slowConsumer` policy (3004, or dropped and counted). Held deliveries are also
+   * bounded by `maxBackpressure` bytes. @default 10000
+   */
+  maxQueuedMessages?: number;
+  /**
+   * Channels one session may be in; a further `join()` throws a `RiversideError` with code
+   * `RIVERSIDE_ERR_TOO_MANY_CHANNELS`. @default 100
+   */
+  maxChannelsPerSession?: number;
+  /**
+   * Longest user, session and channel id, in UTF-8 bytes. A longer channel makes `join()`
+   * throw a `RiversideError` with code `RIVERSIDE_ERR_ID_TOO_LONG`; a longer `userId` or
+   * `sessionId` from @OnAuthenticate refuses the handshake with 500 (logged). @default 256
+   */
+  maxIdLength?: number;
   /** Prometheus metrics (needs `prom-client`): `true` for the defaults. @default false */
   metrics?: boolean | RiversideMetricsOptions;
   /**

@@ -38,6 +38,10 @@ export interface ResolvedRiversideOptions {
   readonly subprotocols: readonly string[];
   readonly router: ((req: IncomingMessage, res: ServerResponse) => void) | null;
   readonly shutdownTimeout: number;
+  readonly handlerTimeout: number;
+  readonly maxQueuedMessages: number;
+  readonly maxChannelsPerSession: number;
+  readonly maxIdLength: number;
   readonly transport: RiversideTransport;
   readonly metrics: { readonly path: string | null; readonly prefix: string; readonly registry: unknown } | null;
   readonly bridge: boolean;
@@ -47,6 +51,7 @@ const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'port', 'host', 'path', 'codec', 'maxConnections', 'maxHandshakesPerSecond', 'maxConnectionAge', 'idleTimeout', 'reusePort',
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
   'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics', 'bridge',
+  'handlerTimeout', 'maxQueuedMessages', 'maxChannelsPerSession', 'maxIdLength',
 ];
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
   'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
@@ -299,6 +304,10 @@ export function resolveRiversideOptions(
     subprotocols: resolveSubprotocols('subprotocols', options.subprotocols),
     router: (options.router as ResolvedRiversideOptions['router']) ?? null,
     shutdownTimeout: positiveInteger('shutdownTimeout', options.shutdownTimeout, 5000),
+    handlerTimeout: positiveInteger('handlerTimeout', options.handlerTimeout, 30_000, true),
+    maxQueuedMessages: positiveInteger('maxQueuedMessages', options.maxQueuedMessages, 10_000),
+    maxChannelsPerSession: positiveInteger('maxChannelsPerSession', options.maxChannelsPerSession, 100),
+    maxIdLength: positiveInteger('maxIdLength', options.maxIdLength, 256),
     transport,
     metrics: resolveMetrics(options.metrics, mode),
     bridge: resolveBridge(options.bridge, transport),

@@ -168,7 +168,7 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
     host.logger.error(`${handler.labels.authenticate} threw: ${cause.message}`, cause.stack);
     throw new HandshakeRejection(500);
   }
-  const problem = invalidAuthResult(result, request);
+  const problem = invalidAuthResult(result, request, host.options.maxIdLength);
   if (problem !== null) {
     // The result itself is not logged: its state may hold tokens.
     const shown = typeof result === 'object' && result !== null ? 'an invalid result' : describeValue(result);
@@ -182,7 +182,7 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
   return identityFrom(request, accepted, chooseSubprotocol(handler, request, accepted.subprotocol));
 }
 
-function invalidAuthResult(result: unknown, request: AuthRequest): string | null {
+function invalidAuthResult(result: unknown, request: AuthRequest, maxIdLength: number): string | null {
   if (typeof result !== 'object' || result === null) return 'not an object';
   const { userId, sessionId, subprotocol } = result as Record<string, unknown>;
   if (!(typeof userId === 'string' && userId !== '') && !(typeof userId === 'number' && Number.isFinite(userId))) {
@@ -190,6 +190,11 @@ function invalidAuthResult(result: unknown, request: AuthRequest): string | null
   }
   if (sessionId !== undefined && (typeof sessionId !== 'string' || sessionId === '')) {
     return 'sessionId must be a non-empty string when given';
+  }
+  // Ids are kept in the registry and in broker topics: their size is bounded like channel ids.
+  if (Buffer.byteLength(String(userId)) > maxIdLength) return `userId must be at most ${maxIdLength} bytes (maxIdLength)`;
+  if (sessionId !== undefined && Buffer.byteLength(sessionId as string) > maxIdLength) {
+    return `sessionId must be at most ${maxIdLength} bytes (maxIdLength)`;
   }
   if (subprotocol !== undefined && (typeof subprotocol !== 'string' || !request.subprotocols.includes(subprotocol))) {
     return `subprotocol must be one the client offered (${request.subprotocols.join(', ') || 'none'})`;

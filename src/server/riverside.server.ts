@@ -88,7 +88,7 @@ export class RiversideServer
       handleProtocols: selectProtocol,
     });
     this.admission = Number.isFinite(options.maxHandshakesPerSecond) ? new HandshakeAdmission(options.maxHandshakesPerSecond) : null;
-    this.sweep = new ConnectionSweep(registry.connections, options.idleTimeout, options.maxConnectionAge, () => this.now());
+    this.sweep = new ConnectionSweep(registry.connections, options, () => this.now());
   }
 
   /** The bound address of the standalone server (or of the Nest HTTP server once it listens). */
@@ -360,7 +360,7 @@ export class RiversideServer
   private async shutdown(): Promise<void> {
     if (this.phase === CLOSED) return;
     this.phase = CLOSING;
-    this.sweep.stop();
+    // The sweep keeps running: a callback hung past handlerTimeout is released during shutdown too.
     // A handshake still awaiting @OnAuthenticate would hold server.close() until auth settles.
     for (const socket of this.handshakes) socket.destroy();
     const server = this.httpServer;
@@ -378,13 +378,14 @@ export class RiversideServer
         this.logger.warn(`${this.openCount} connection(s) did not close within shutdownTimeout; cutting them`);
         for (const connection of [...this.registry.connections]) connection.ws.terminate();
       }
-      const stillBusy = this.unterminated - this.openCount;
-      if (stillBusy > 0) {
-        this.logger.warn(
-          `${stillBusy} connection(s) still had a handler running after shutdownTimeout; their @OnTerminate runs when it settles`,
-        );
+      // A callback still pending now is given up on: every @OnTerminate runs before close() resolves.
+      const stillBusy = [...this.registry.connections].filter((connection) => !connection.isTerminated);
+      if (stillBusy.length > 0) {
+        this.logger.warn(`${stillBusy.length} connection(s) still had a callback pending after shutdownTimeout; releasing them without it`);
+        for (const connection of stillBusy) connection.abandonCallback(false);
       }
     }
+    this.sweep.stop();
     await this.within(deadline, Promise.allSettled([...this.pendingTerminations]));
     if (this.pendingTerminations.size > 0) {
       this.logger.warn(`${this.pendingTerminations.size} @OnTerminate callback(s) still running after shutdownTimeout`);

@@ -18,13 +18,17 @@ export class RiversideStats {
   invalidFrames = 0;
   /** Messages not written to slow consumers (with `slowConsumer: 'drop'`). */
   droppedMessages = 0;
+  /** `join()` calls refused by `maxChannelsPerSession` or `maxIdLength`. */
+  refusedJoins = 0;
+  /** Close requests from other nodes or external publishers with an invalid code or an over-long reason (fixed, then applied). */
+  invalidRemoteCloses = 0;
   /** Cluster transport failures (publish, subscribe, unreadable messages); local delivery goes on. */
   transportErrors = 0;
   /** When this node started counting. */
   readonly startedAt = new Date();
   /** Refused handshakes by HTTP status. */
   readonly rejections: Record<number, number> = {};
-  /** Ended connections by terminate reason name ('remote', 'error', 'stop', 'idleTimeout'...). */
+  /** Ended connections by terminate reason name ('remote', 'error', 'stop', 'idleTimeout', 'handlerTimeout'...). */
   readonly terminations: Record<string, number> = {};
 
   /** @internal */

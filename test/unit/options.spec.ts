@@ -17,7 +17,7 @@ const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 const KNOWN_OPTIONS =
   'port, host, path, codec, maxConnections, maxHandshakesPerSecond, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
   'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport, ' +
-  'metrics, bridge';
+  'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength';
 
 /** Resolves options that the type system would reject, as a JavaScript caller or a config file could pass them. */
 function resolveUntyped(options: Record<string, unknown>, nodeVersion?: string) {
@@ -108,6 +108,16 @@ describe('resolveRiversideOptions', () => {
 
     it('waits up to 5000 ms for @OnTerminate at shutdown', () => {
       expect(resolved.shutdownTimeout).toBe(5000);
+    });
+
+    it('gives up on a callback 30000 ms after its socket closed', () => {
+      expect(resolved.handlerTimeout).toBe(30_000);
+    });
+
+    it('lets 10000 tasks wait for a busy connection, 100 channels per session, ids of 256 bytes', () => {
+      expect(resolved.maxQueuedMessages).toBe(10_000);
+      expect(resolved.maxChannelsPerSession).toBe(100);
+      expect(resolved.maxIdLength).toBe(256);
     });
 
     it('delivers through a LocalTransport', () => {
@@ -364,6 +374,19 @@ describe('resolveRiversideOptions', () => {
       expect(rejectionOf({ idleTimeout: -5 }).message).toBe(
         'RiversideModule: invalid option "idleTimeout": expected a positive integer or Infinity, got -5.',
       );
+    });
+
+    it('accepts handlerTimeout Infinity, and rejects 0', () => {
+      expect(resolveRiversideOptions({ handlerTimeout: Infinity }).handlerTimeout).toBe(Infinity);
+      expect(rejectionOf({ handlerTimeout: 0 }).message).toBe(
+        'RiversideModule: invalid option "handlerTimeout": expected a positive integer or Infinity, got 0.',
+      );
+    });
+
+    it.each(['maxQueuedMessages', 'maxChannelsPerSession', 'maxIdLength'])('rejects a non-integer %s', (option) => {
+      const error = rejectionOf({ [option]: 2.5 });
+      expect(error.option).toBe(option);
+      expect(error.message).toBe(`RiversideModule: invalid option "${option}": expected a positive integer, got 2.5.`);
     });
 
     it('rejects a zero maxConnectionAge', () => {
