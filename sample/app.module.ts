@@ -11,6 +11,8 @@ import { chatTransport } from './transport.js';
       port: 'http',
       invalidMessage: 'close',
       transmissionLimit: { capacity: 20, duration: 1000 },
+      // A person follows a handful of channels; past this, join() throws and the handler says so.
+      maxChannelsPerSession: 10,
       transport: chatTransport(),
     }),
   ],

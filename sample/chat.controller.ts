@@ -3,9 +3,14 @@ import { readFileSync } from 'node:fs';
 import { DeliveryService } from 'nestjs-riverside';
 import type { KickInfo } from './chat.handler.js';
 
+// One static page and its icon, read once at startup: no build step, no static-file middleware.
 const PAGE = readFileSync(new URL('./public/index.html', import.meta.url), 'utf8');
+const ICON = readFileSync(new URL('./public/favicon.svg', import.meta.url), 'utf8');
 
-/** The browser page, and delivery into the chat from plain HTTP: the Riverside way. */
+/**
+ * Serves the page, and shows delivery into the chat from plain HTTP: any controller or service
+ * can inject DeliveryService and reach channels, users or sessions.
+ */
 @Controller()
 export class ChatController {
   constructor(private readonly delivery: DeliveryService) {}
@@ -16,11 +21,20 @@ export class ChatController {
     return PAGE;
   }
 
+  /** Browsers ask for /favicon.ico whatever the page says; an SVG answers both names. */
+  @Get(['favicon.ico', 'favicon.svg'])
+  @Header('Content-Type', 'image/svg+xml')
+  @Header('Cache-Control', 'public, max-age=86400')
+  icon() {
+    return ICON;
+  }
+
   /** `curl -X POST localhost:3000/api/channels/lobby/messages -H 'content-type: application/json' -d '{"text":"hi"}'` */
   @Post('api/channels/:channel/messages')
   @HttpCode(202)
   announce(@Param('channel') channel: string, @Body() body: { text?: unknown }) {
-    const delivered = this.delivery.deliver({ channel }, { from: 'server', channel, say: String(body?.text ?? '') });
+    const message = { from: 'server', channel, say: String(body?.text ?? ''), at: Date.now() };
+    const delivered = this.delivery.deliver({ channel }, message);
     return { delivered };
   }
 

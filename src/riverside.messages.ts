@@ -27,6 +27,33 @@ export function unknownOptionMessage(option: string, value: unknown, known: read
   return `RiversideModule: unknown option "${option}" (got ${describeValue(value)}); the known options there are ${known.join(', ')}.`;
 }
 
+export function invalidDeliveryTargetMessage(target: unknown): string {
+  let shown: string;
+  try {
+    shown = JSON.stringify(target) ?? String(target);
+  } catch {
+    shown = String(target);
+  }
+  return (
+    `Invalid DeliveryTarget ${shown}: name exactly one of { user }, { session: [userId, sessionId] } or { channel }; ` +
+    'to reach several, deliver once per target.'
+  );
+}
+
+export function duplicateModuleMessage(count: number, importers: readonly string[]): string {
+  return (
+    `RiversideModule.forRoot() is imported ${count} times (by ${importers.join(', ')}): each import would start its own server. ` +
+    'Import it once, in the root module; it is global, so handlers and DeliveryService work in every module.'
+  );
+}
+
+export function portTakenByRiversideMessage(port: number): string {
+  return (
+    `listen EADDRINUSE: port ${port} is already taken by Riverside's WebSocket server (the "port" option of RiversideModule.forRoot). ` +
+    "Give Riverside another port, or port: 'http' to serve WebSockets on the app's own port."
+  );
+}
+
 export function tooManyChannelsMessage(channel: string, limit: number): string {
   return (
     `Cannot join "${channel.slice(0, 64)}": the session is already in maxChannelsPerSession (${limit}) channels. ` +

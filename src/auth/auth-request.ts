@@ -10,7 +10,11 @@ export interface PeerAddress {
   readonly forwardedFor: string;
 }
 
-/** @publicApi */
+/**
+ * The user name and password of an `Authorization: Basic` header (`AuthRequest.basic`); both
+ * are empty strings when the header is absent or malformed.
+ * @publicApi
+ */
 export interface BasicCredentials {
   readonly username: string;
   readonly password: string;

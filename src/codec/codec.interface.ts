@@ -5,7 +5,7 @@
  */
 export const INVALID_MESSAGE: unique symbol = Symbol.for('riverside.invalid_message');
 
-/** @publicApi */
+/** The WebSocket frame type a codec reads and writes: text (UTF-8) or binary. @publicApi */
 export type FrameType = 'text' | 'binary';
 
 /**

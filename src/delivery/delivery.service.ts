@@ -4,7 +4,7 @@ import { assertApplicationCloseCode } from '../connection/close-codes.js';
 import type { Connection } from '../connection/connection.js';
 import { connectionOf, type Session } from '../connection/session.js';
 import { ClusterRelay } from './cluster-relay.js';
-import type { ChannelMember, DeliveryTarget, RiversideId } from './delivery-target.js';
+import { assertDeliveryTarget, type ChannelMember, type DeliveryTarget, type RiversideId } from './delivery-target.js';
 import { EncodedMessage } from './encoded-message.js';
 import { LocalDelivery } from './local-delivery.js';
 import { SessionRegistry } from './session-registry.js';
@@ -36,6 +36,7 @@ export class DeliveryService {
    * `Frame` bypasses the codec.
    */
   deliver(target: DeliveryTarget, message: unknown): number {
+    assertDeliveryTarget(target);
     const encoded = new EncodedMessage(message);
     const written = this.local.deliver(target, encoded);
     if (this.relay.enabled) {
@@ -51,6 +52,7 @@ export class DeliveryService {
    * frames; returns how many local sessions. Other nodes get a JSON copy of it.
    */
   info(target: DeliveryTarget, info: unknown): number {
+    assertDeliveryTarget(target);
     const reached = this.local.info(target, info);
     if (this.relay.enabled) this.relay.publish(target, { v: 1, kind: 'info', info });
     return reached;
@@ -61,6 +63,7 @@ export class DeliveryService {
    * bytes, else a RangeError before anything changes); their terminate reason is 'stop'.
    */
   close(target: DeliveryTarget, code = 1000, reason = ''): number {
+    assertDeliveryTarget(target);
     assertApplicationCloseCode(code, reason);
     const closed = this.local.close(target, code, reason);
     if (this.relay.enabled) this.relay.publish(target, { v: 1, kind: 'close', code, reason });

@@ -72,9 +72,9 @@ export class SessionRegistry {
 
   /** Connections behind a target; empty (never a throw) when there are none. */
   resolve(target: DeliveryTarget): ReadonlySet<Connection> | ReadonlyMap<Connection, unknown> {
-    if ('channel' in target) return this.byChannel.get(String(target.channel)) ?? NO_CONNECTIONS;
-    if ('user' in target) return this.byUser.get(String(target.user)) ?? NO_CONNECTIONS;
-    if ('session' in target && Array.isArray(target.session)) {
+    if (target.channel != null) return this.byChannel.get(String(target.channel)) ?? NO_CONNECTIONS;
+    if (target.user != null) return this.byUser.get(String(target.user)) ?? NO_CONNECTIONS;
+    if (Array.isArray(target.session)) {
       const [userId, sessionId] = target.session;
       return this.bySession.get(sessionKey(String(userId), String(sessionId))) ?? NO_CONNECTIONS;
     }

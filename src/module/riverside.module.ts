@@ -1,5 +1,5 @@
 import { Global, Module } from '@nestjs/common';
-import { DiscoveryModule, ModuleRef } from '@nestjs/core';
+import { DiscoveryModule, ModuleRef, ModulesContainer } from '@nestjs/core';
 import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
 import { resolveCodec } from '../codec/codec.resolver.js';
 import { ClusterRelay } from '../delivery/cluster-relay.js';
@@ -8,7 +8,7 @@ import { LocalDelivery } from '../delivery/local-delivery.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { HandlerMetadataAccessor } from '../handler/handler-metadata.accessor.js';
 import { HandlerExplorer } from '../handler/handler.explorer.js';
-import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
+import { RIVERSIDE_OPTIONS_OVERRIDE, RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { RiversideServer } from '../server/riverside.server.js';
 import { RiversideHealthIndicator } from '../stats/riverside-health.indicator.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
@@ -16,6 +16,14 @@ import { RiversideStats } from '../stats/riverside-stats.js';
 import { RIVERSIDE_TRANSPORT } from '../transport/transport.interface.js';
 import { ConfigurableModuleClass, RIVERSIDE_MODULE_OPTIONS } from './riverside.module-definition.js';
 import { type ResolvedRiversideOptions, resolveRiversideOptions } from './riverside-options.resolver.js';
+import type { RiversideModuleOptions } from './riverside-options.interface.js';
+import { assertSingleRiversideModule } from './single-module.check.js';
+
+/** What a test may put under RIVERSIDE_OPTIONS_OVERRIDE: the options in, the options to use out. */
+type RiversideOptionsOverride = (options: RiversideModuleOptions | undefined) => RiversideModuleOptions | undefined;
+
+/** Token of the provider that fails the boot when forRoot is imported more than once. */
+const SINGLE_MODULE_CHECK = Symbol('RIVERSIDE_SINGLE_MODULE_CHECK');
 
 /**
  * Riverside for NestJS. Import it once, in the root module:
@@ -34,9 +42,16 @@ import { type ResolvedRiversideOptions, resolveRiversideOptions } from './rivers
   imports: [DiscoveryModule],
   providers: [
     {
+      provide: SINGLE_MODULE_CHECK,
+      useFactory: (container: ModulesContainer) => assertSingleRiversideModule(container, RiversideModule),
+      inject: [ModulesContainer],
+    },
+    { provide: RIVERSIDE_OPTIONS_OVERRIDE, useValue: (options: RiversideModuleOptions | undefined) => options },
+    {
       provide: RIVERSIDE_RESOLVED_OPTIONS,
-      useFactory: resolveRiversideOptions,
-      inject: [RIVERSIDE_MODULE_OPTIONS],
+      useFactory: (options: RiversideModuleOptions | undefined, override: RiversideOptionsOverride) =>
+        resolveRiversideOptions(override(options)),
+      inject: [RIVERSIDE_MODULE_OPTIONS, RIVERSIDE_OPTIONS_OVERRIDE],
     },
     {
       provide: RIVERSIDE_CODEC,

@@ -29,6 +29,7 @@ import { RiversideStats } from '../stats/riverside-stats.js';
 import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
 import { HandshakeAdmission } from './handshake-admission.js';
 import { rejectUpgrade, respond, splitTarget } from './http-responses.js';
+import { explainPortCollision } from './port-collision.js';
 
 // Lifecycle of the server as a whole; close() is idempotent.
 const IDLE = 0;
@@ -144,7 +145,10 @@ export class RiversideServer
     await this.options.transport.connect();
     this.relay.start();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
-    else await this.listenStandalone();
+    else {
+      await this.listenStandalone();
+      explainPortCollision(this.httpAdapterHost?.httpAdapter?.getHttpServer(), this.address().port);
+    }
     this.sweep.start();
   }
 

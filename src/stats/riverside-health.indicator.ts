@@ -1,6 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
-import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
-import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
+import { Injectable } from '@nestjs/common';
 import { RiversideServer } from '../server/riverside.server.js';
 import { RiversideStats } from './riverside-stats.js';
 
@@ -20,6 +18,9 @@ export type RiversideHealthResult<Key extends string = string> = Record<
  * @Get('health') @HealthCheck()
  * check() { return this.health.check([() => this.riverside.isHealthy()]); }
  * ```
+ *
+ * RiversideModule provides it globally: inject it anywhere. Listing it in a module's
+ * `providers` as well is harmless (it only depends on exported providers).
  * @publicApi
  */
 @Injectable()
@@ -27,7 +28,6 @@ export class RiversideHealthIndicator {
   constructor(
     private readonly server: RiversideServer,
     private readonly stats: RiversideStats,
-    @Inject(RIVERSIDE_RESOLVED_OPTIONS) private readonly options: ResolvedRiversideOptions,
   ) {}
 
   isHealthy<const Key extends string = 'riverside'>(key: Key = 'riverside' as Key): RiversideHealthResult<Key> {
@@ -35,7 +35,7 @@ export class RiversideHealthIndicator {
     const details = {
       status: accepting ? ('up' as const) : ('down' as const),
       connections: this.stats.currentConnections,
-      maxConnections: this.options.maxConnections,
+      maxConnections: this.server.options.maxConnections,
       transportErrors: this.stats.transportErrors,
       ...(!accepting && { message: 'not accepting connections (starting or shutting down)' }),
     };

@@ -7,3 +7,4 @@ export {
   HandshakeRefusedError,
 } from './test-client.js';
 export { MemoryBus, MemoryBusTransport } from './memory-bus.transport.js';
+export { useFreePort, type OverridableModuleBuilder } from './use-free-port.js';

@@ -3,7 +3,11 @@ import { WebSocket, type ClientOptions } from 'ws';
 import { type Codec, INVALID_MESSAGE } from '../codec/codec.interface.js';
 import { JsonCodec } from '../codec/json.codec.js';
 
-/** @publicApi */
+/**
+ * How `TestClient.connect()` and `TestClient.expectRefused()` open the connection: query,
+ * headers, credentials, subprotocols and the codec used to read and write messages.
+ * @publicApi
+ */
 export interface TestClientOptions {
   /** Extra request headers. */
   headers?: Record<string, string>;

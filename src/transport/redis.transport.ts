@@ -98,7 +98,11 @@ export interface RedisTransportUrlOptions extends RedisTransportCommonOptions {
   subscriber?: never;
 }
 
-/** @publicApi */
+/**
+ * Options of `new RedisTransport(options)`: exactly one of `publisher` + `subscriber`,
+ * `client` or `url`, plus the common options.
+ * @publicApi
+ */
 export type RedisTransportOptions = RedisTransportClientsOptions | RedisTransportClientOptions | RedisTransportUrlOptions;
 
 type RedisConstructor = new (url: string, options: RedisConnectionOverrides) => RedisClientLike;

@@ -24,7 +24,8 @@ export function channelTopic(channel: string): string {
 export const BRIDGE_TOPIC = 'bridge';
 
 export function topicOf(target: DeliveryTarget): string {
-  if ('channel' in target) return channelTopic(String(target.channel));
-  if ('user' in target) return userTopic(String(target.user));
-  return sessionTopic(String(target.session[0]), String(target.session[1]));
+  if (target.channel != null) return channelTopic(String(target.channel));
+  if (target.user != null) return userTopic(String(target.user));
+  const [userId, sessionId] = target.session!;
+  return sessionTopic(String(userId), String(sessionId));
 }

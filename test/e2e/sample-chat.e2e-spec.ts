@@ -28,9 +28,12 @@ describe('the sample chat', () => {
     const client = await TestClient.connect(`ws://${base}/chat`, { query: { name } });
     clients.push(client);
     expect(await client.expectMessage()).toEqual({ welcome: name, channels: ['lobby'] });
-    expect(await client.expectMessage()).toEqual({ event: 'joined', channel: 'lobby', user: name });
+    expect(await client.expectMessage()).toMatchObject({ event: 'joined', channel: 'lobby', user: name });
     return client;
   }
+
+  /** The server stamps what it pushes with its clock: a number of ms since the epoch. */
+  const at = expect.any(Number);
 
   function post(path: string, body?: unknown): Promise<Response> {
     return fetch(`http://${base}${path}`, {
@@ -56,7 +59,65 @@ describe('the sample chat', () => {
   it('puts everyone in the lobby and tells its members who joined', async () => {
     const ann = await connect('ann');
     await connect('bob');
-    expect(await ann.expectMessage()).toEqual({ event: 'joined', channel: 'lobby', user: 'bob' });
+    expect(await ann.expectMessage()).toEqual({ event: 'joined', channel: 'lobby', user: 'bob', members: ['ann', 'bob'], at });
+  });
+
+  it('lists each user once in a channel, however many tabs they have open', async () => {
+    const annPhone = await connect('ann');
+    await connect('ann');
+    expect(await annPhone.expectMessage()).toEqual({ event: 'joined', channel: 'lobby', user: 'ann', members: ['ann'], at });
+  });
+
+  it('tells a channel who left, with the member list without them, when a connection ends', async () => {
+    const ann = await connect('ann');
+    const bob = await connect('bob');
+    await ann.expectMessage(); // bob joined
+    bob.ws.terminate();
+    expect(await ann.expectMessage()).toEqual({ event: 'left', channel: 'lobby', user: 'bob', members: ['ann'], at });
+  });
+
+  it('answers a join or leave of a badly named channel with an error frame and keeps the connection', async () => {
+    const ann = await connect('ann');
+    ann.send({ join: 'no spaces' });
+    expect(await ann.expectMessage()).toEqual({
+      error: 'cannot join "no spaces": a channel name is 1-32 letters, digits, _ . -',
+      join: 'no spaces',
+    });
+    ann.send({ join: 'x'.repeat(33) });
+    expect(await ann.expectMessage()).toMatchObject({ error: expect.stringContaining('a channel name is 1-32 letters') });
+    ann.send({ leave: 42 });
+    expect(await ann.expectMessage()).toEqual({ error: 'cannot leave number: a channel name is 1-32 letters, digits, _ . -', leave: 42 });
+    ann.send({ say: 'still here', to: 'lobby' });
+    expect(await ann.expectMessage()).toEqual({ from: 'ann', channel: 'lobby', say: 'still here', at });
+  });
+
+  it('answers a join past the channel limit with an error frame and keeps the connection', async () => {
+    const ann = await connect('ann');
+    // Nine more channels (ten with the lobby), paced under the flood limit of 20 frames a second.
+    for (let i = 1; i <= 9; i++) {
+      ann.send({ join: `room${i}` });
+      await ann.expectMessages(2); // the joined event and the ack
+      if (i === 5) await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    ann.send({ join: 'one-too-many' });
+    expect(await ann.expectMessage()).toEqual({
+      error: 'cannot join "one-too-many": you are in as many channels as allowed; leave one first',
+      join: 'one-too-many',
+    });
+    ann.send({ leave: 'room1' });
+    expect(await ann.expectMessage()).toEqual({ left: 'room1' });
+    ann.send({ join: 'one-too-many' });
+    expect(await ann.expectMessage()).toMatchObject({ event: 'joined', channel: 'one-too-many' });
+    expect(await ann.expectMessage()).toEqual({ joined: 'one-too-many', members: ['ann'] });
+  });
+
+  it('serves a favicon', async () => {
+    for (const path of ['/favicon.ico', '/favicon.svg']) {
+      const response = await fetch(`http://${base}${path}`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toContain('image/svg+xml');
+      expect(await response.text()).toContain('<svg');
+    }
   });
 
   it('delivers a message said in a channel to every member, the sender included', async () => {
@@ -65,7 +126,7 @@ describe('the sample chat', () => {
     await ann.expectMessage(); // bob joined
     ann.send({ say: 'hello all', to: 'lobby' });
     for (const client of [ann, bob]) {
-      expect(await client.expectMessage()).toEqual({ from: 'ann', channel: 'lobby', say: 'hello all' });
+      expect(await client.expectMessage()).toEqual({ from: 'ann', channel: 'lobby', say: 'hello all', at });
     }
   });
 
@@ -74,16 +135,21 @@ describe('the sample chat', () => {
     const bob = await connect('bob');
     await ann.expectMessage(); // bob joined the lobby
     ann.send({ join: 'rust' });
-    expect(await ann.expectMessage()).toEqual({ event: 'joined', channel: 'rust', user: 'ann' });
+    expect(await ann.expectMessage()).toEqual({ event: 'joined', channel: 'rust', user: 'ann', members: ['ann'], at });
     expect(await ann.expectMessage()).toEqual({ joined: 'rust', members: ['ann'] });
     ann.send({ say: 'only rustaceans', to: 'rust' });
-    expect(await ann.expectMessage()).toEqual({ from: 'ann', channel: 'rust', say: 'only rustaceans' });
+    expect(await ann.expectMessage()).toEqual({ from: 'ann', channel: 'rust', say: 'only rustaceans', at });
     await bob.expectNoMessage(100);
+    bob.send({ join: 'rust' });
+    expect(await ann.expectMessage()).toEqual({ event: 'joined', channel: 'rust', user: 'bob', members: ['ann', 'bob'], at });
     ann.send({ leave: 'rust' });
     expect(await ann.expectMessage()).toEqual({ left: 'rust' });
+    expect(await bob.expectMessage()).toEqual({ event: 'joined', channel: 'rust', user: 'bob', members: ['ann', 'bob'], at });
+    expect(await bob.expectMessage()).toEqual({ joined: 'rust', members: ['ann', 'bob'] });
+    expect(await bob.expectMessage()).toEqual({ event: 'left', channel: 'rust', user: 'ann', members: ['bob'], at });
   });
 
-  it('closes with 3000 "cannot send to channel" when saying into a channel one is not in (exws_channels)', async () => {
+  it('closes with 3000 "cannot send to channel" when saying into a channel one is not in', async () => {
     const ann = await connect('ann');
     ann.send({ say: 'hi', to: 'secret' });
     expect(await ann.expectClose(3000)).toEqual({ code: 3000, reason: 'cannot send to channel' });
@@ -103,7 +169,7 @@ describe('the sample chat', () => {
     await annPhone.expectMessage();
     await annLaptop.expectMessage();
     bob.send({ say: 'psst', toUser: 'ann' });
-    const direct = { from: 'bob', toUser: 'ann', say: 'psst' };
+    const direct = { from: 'bob', toUser: 'ann', say: 'psst', at };
     expect(await annPhone.expectMessage()).toEqual(direct);
     expect(await annLaptop.expectMessage()).toEqual(direct);
     expect(await bob.expectMessage()).toEqual(direct);
@@ -112,7 +178,7 @@ describe('the sample chat', () => {
   it('tells the sender when the recipient of a direct message is not connected', async () => {
     const ann = await connect('ann');
     ann.send({ say: 'anyone?', toUser: 'ghost' });
-    expect(await ann.expectMessage()).toEqual({ from: 'ann', toUser: 'ghost', say: 'anyone?' });
+    expect(await ann.expectMessage()).toEqual({ from: 'ann', toUser: 'ghost', say: 'anyone?', at });
     expect(await ann.expectMessage()).toEqual({ undelivered: 'ghost' });
   });
 
@@ -121,7 +187,7 @@ describe('the sample chat', () => {
     const response = await post('/api/channels/lobby/messages', { text: 'maintenance at noon' });
     expect(response.status).toBe(202);
     expect(await response.json()).toEqual({ delivered: 1 });
-    expect(await ann.expectMessage()).toEqual({ from: 'server', channel: 'lobby', say: 'maintenance at noon' });
+    expect(await ann.expectMessage()).toEqual({ from: 'server', channel: 'lobby', say: 'maintenance at noon', at });
     const members = (await (await fetch(`http://${base}/api/channels/lobby/members`)).json()) as { userId: string }[];
     expect(members.map((member) => member.userId)).toEqual(['ann']);
   });
@@ -134,7 +200,7 @@ describe('the sample chat', () => {
     expect(await response.json()).toEqual({ sessions: 1 });
     expect(await bob.expectMessage()).toEqual({ kicked: 'by an administrator' });
     expect(await bob.expectClose(4001)).toEqual({ code: 4001, reason: 'kicked' });
-    expect(await ann.expectMessage()).toEqual({ event: 'left', channel: 'lobby', user: 'bob' });
+    expect(await ann.expectMessage()).toEqual({ event: 'left', channel: 'lobby', user: 'bob', members: ['ann'], at });
   });
 
   it('answers a plain GET on the WebSocket path with 426', async () => {

@@ -2,7 +2,10 @@ import { SetMetadata, type Type } from '@nestjs/common';
 import type { Codec } from '../../codec/codec.interface.js';
 import { RIVERSIDE_HANDLER_METADATA } from '../../riverside.constants.js';
 
-/** @publicApi */
+/**
+ * Options of `@RiversideHandler()`: where the handler is served and how its frames are read.
+ * @publicApi
+ */
 export interface RiversideHandlerOptions {
   /** The WebSocket path this handler serves. @default the module's `path` option */
   path?: string;
