@@ -4,7 +4,10 @@ import { describeValue } from '../riverside.messages.js';
 import type { RiversideTransport, TransportMessageHandler } from '../transport/transport.interface.js';
 import { type IpcChannel, type IpcHubMessage, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
 
-/** @publicApi */
+/**
+ * Options of {@link IpcTransport}.
+ * @publicApi
+ */
 export interface IpcTransportOptions {
   /**
    * Put in front of every topic on the hub: `<prefix>:user:42`. Apps sharing one primary stay

@@ -5,7 +5,10 @@ import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { describeValue } from '../riverside.messages.js';
 import { IpcHub } from './ipc-hub.js';
 
-/** @publicApi */
+/**
+ * Options of {@link runRiversideWorkers}.
+ * @publicApi
+ */
 export interface RiversideWorkersOptions {
   /**
    * Starts the app in a worker (e.g. `NestFactory.create(AppModule)` then `app.listen(3000)`).

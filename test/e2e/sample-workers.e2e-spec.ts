@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { cpSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,9 @@ describe('the sample chat with WORKERS=2', () => {
 
   beforeAll(async () => {
     const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
+    // What `npm start` does before running it: compile, and put the page next to it.
     await promisify(execFile)(process.execPath, [tsc, '-p', 'sample/tsconfig.json'], { cwd: ROOT, timeout: 60_000 });
+    cpSync(join(ROOT, 'sample/public'), join(ROOT, 'sample/dist/public'), { recursive: true });
     port = await freePort();
     // The sample prints no JSON line: a wrapper reports {"url"} once both workers have said they listen.
     sample = await startNodeProcess(
@@ -51,7 +54,7 @@ describe('the sample chat with WORKERS=2', () => {
     for (const bob of bobs) {
       const seen: unknown[] = [];
       while (!seen.some((message) => (message as { say?: unknown }).say === 'hi')) seen.push(await bob.expectMessage(3000));
-      expect(seen.at(-1)).toEqual({ from: 'ann', toUser: 'bob', say: 'hi' });
+      expect(seen.at(-1)).toMatchObject({ from: 'ann', toUser: 'bob', say: 'hi' });
     }
   });
 });
