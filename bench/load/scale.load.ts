@@ -50,6 +50,8 @@ const closeCodes: Record<number, number> = {};
 let lost = 0;
 let reconnectAttempts = 0;
 let refused = 0;
+/** Failed attempts per connection index. */
+const failures = new Uint8Array(config.count);
 
 function onText(payload: Buffer): void {
   // {"t":123,"seq":1} from a fan-out, {"t":123} from a user delivery.
@@ -98,9 +100,10 @@ async function open1(index: number): Promise<void> {
       return;
     } catch (error) {
       const message = (error as Error).message;
-      // 503 (maxHandshakesPerSecond): back after Retry-After, plus up to a second of jitter, as a
-      // well-behaved client does; a worker gone: after a second and the jitter.
-      if (!config.reconnect || !/HTTP 503|ECONNRESET|ECONNREFUSED|socket hang up/.test(message)) throw error;
+      // Transient on a saturated machine (a timeout, a reset, a worker gone) or a 503 from
+      // maxHandshakesPerSecond: back after Retry-After (else a second) plus up to a second of
+      // jitter, as a well-behaved client does; up to 10 times.
+      if (++failures[index] > 10 || !/HTTP 503|timed out|ECONNRESET|ECONNREFUSED|socket hang up|EPIPE/.test(message)) throw error;
       reconnectAttempts++;
       if (message.includes('503')) refused++;
       const retryAfter = Number(/Retry-After: (\d+)/.exec(message)?.[1] ?? 1);

@@ -171,7 +171,7 @@ const HEADER_END = Buffer.from('\r\n\r\n');
  * fraction of its CPU and memory per connection, for the load generators that open tens of
  * thousands of them (bench:scale). Rejects like `upgrade()` (`... answered HTTP <status>`).
  */
-export function rawUpgrade(target: Target, timeoutMs = 15_000): Promise<{ socket: Socket; head: Buffer }> {
+export function rawUpgrade(target: Target, timeoutMs = 30_000): Promise<{ socket: Socket; head: Buffer }> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: target.host, port: target.port, localAddress: target.localAddress });
     let received: Buffer = Buffer.alloc(0);
