@@ -438,6 +438,18 @@ function svg(results: Results): string {
 
 // ---- files ---------------------------------------------------------------------------------
 
+/** The last `npm run bench:presence` (bench/presence/RESULTS.md), carried into RESULTS.md. */
+export function presenceSection(dir: string): string {
+  let presence: string;
+  try {
+    presence = readFileSync(join(dir, 'presence', 'RESULTS.md'), 'utf8');
+  } catch {
+    return '';
+  }
+  const body = presence.replace(/^# Presence benchmark\n+/, '').replace(/^(#+) /gm, '#$1 ');
+  return `\n## Presence (SPEC 16.4)\n\nCopied from bench/presence/RESULTS.md, which \`npm run bench:presence\` writes (a separate run).\n\n${body}`;
+}
+
 export function writeReports(dir: string, results: Results): string[] {
   results.machine.loadAfter ||= loadavg().map((value) => value.toFixed(2)).join(' ');
   const written: string[] = [];
@@ -454,7 +466,7 @@ export function writeReports(dir: string, results: Results): string[] {
     // First run.
   }
   const scaleSection = /<!-- bench:scale start -->[\s\S]*<!-- bench:scale end -->/.exec(previous)?.[0];
-  write('RESULTS.md', scaleSection ? `${markdown(results).trimEnd()}\n\n${scaleSection}\n` : markdown(results));
+  write('RESULTS.md', `${(markdown(results) + presenceSection(dir)).trimEnd()}\n${scaleSection ? `\n${scaleSection}\n` : ''}`);
   write('results.svg', svg(results));
   // librsvg's rsvg-convert, else ImageMagick (which needs an SVG delegate, often librsvg).
   const svgPath = join(dir, 'results.svg');

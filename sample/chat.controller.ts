@@ -38,9 +38,11 @@ export class ChatController {
     return { delivered };
   }
 
+  /** Every node's members of the channel (cluster-wide presence). */
   @Get('api/channels/:channel/members')
-  members(@Param('channel') channel: string) {
-    return this.delivery.members(channel).map(({ userId, sessionId }) => ({ userId, sessionId }));
+  async members(@Param('channel') channel: string) {
+    const { members } = await this.delivery.members(channel);
+    return members.map(({ userId, sessionId }) => ({ userId, sessionId }));
   }
 
   /** Every session of the user gets `{ kicked }` and is closed with 4001 (through @OnInfo). */

@@ -1,3 +1,4 @@
+import { Logger, type OnModuleInit } from '@nestjs/common';
 import {
   AuthError,
   type AuthRequest,
@@ -7,6 +8,7 @@ import {
   OnInit,
   OnMessage,
   OnTerminate,
+  PresenceService,
   RiversideError,
   RiversideHandler,
   type Session,
@@ -29,7 +31,7 @@ import {
  * What the server pushes: `{ welcome, channels }` once connected, `{ event: 'joined' | 'left',
  * channel, user, members, at }` to a channel's members when its membership changes, `{ from,
  * channel, say, at }` in a channel, `{ from, toUser, say, at }` direct, `{ undelivered }` when
- * the recipient of a direct message is offline, `{ error }` for a bad command that does not
+ * the recipient of a direct message is connected to no node, `{ error }` for a bad command that does not
  * warrant a disconnect, and `{ kicked }` just before an administrator closes the connection.
  * `at` is the server's clock in milliseconds since the epoch.
  */
@@ -55,10 +57,29 @@ export const LOBBY = 'lobby';
  * The chat endpoint, `ws://host/chat?name=ann`. The name in the query string is the user id
  * (a real app would check a token or a session cookie here). A user may be connected from
  * several tabs or devices at once: each connection is its own session of the same user.
+ * Several nodes of the chat (CHAT_REDIS_URL, see AppModule) form one chat: member lists and
+ * direct messages span them all.
  */
 @RiversideHandler({ path: '/chat' })
-export class ChatHandler {
-  constructor(private readonly delivery: DeliveryService) {}
+export class ChatHandler implements OnModuleInit {
+  private readonly logger = new Logger('Chat');
+
+  constructor(
+    private readonly delivery: DeliveryService,
+    private readonly presence: PresenceService,
+  ) {}
+
+  /**
+   * Membership changes are announced from presence events: each comes once across the cluster,
+   * on the node of the session (a join, a leave, a closed connection) or, when a node dies, on one
+   * surviving node for each of its members.
+   */
+  onModuleInit() {
+    this.presence.on((event) => {
+      if (event.type === 'update') return;
+      this.announce(event.channel, event.type === 'join' ? 'joined' : 'left', event.userId).catch(() => undefined);
+    });
+  }
 
   /** Runs before the WebSocket upgrade: throwing an AuthError refuses it with an HTTP status. */
   @OnAuthenticate()
@@ -73,7 +94,7 @@ export class ChatHandler {
   /** The first frame a new connection receives is the value returned here. */
   @OnInit()
   init(session: Session) {
-    this.join(session, LOBBY);
+    session.join(LOBBY);
     return { welcome: session.userId, channels: session.channels() };
   }
 
@@ -96,18 +117,20 @@ export class ChatHandler {
     session.close(4001, 'kicked');
   }
 
-  /** Runs once per connection, however it ended: closed by either side, dropped, timed out. */
+  /**
+   * Runs once per connection, however it ended: closed by either side, dropped, timed out. The
+   * channels it leaves are announced by the presence listener above.
+   */
   @OnTerminate()
-  terminate(_reason: TerminateReason, session: Session) {
-    // The session is still a member of its channels here: tell each one it is leaving.
-    for (const channel of session.channels()) this.announce(channel, 'left', session, session.id);
+  terminate(reason: TerminateReason, session: Session) {
+    const why = typeof reason === 'string' ? reason : reason.kind;
+    this.logger.debug(`${session.userId} left the chat (${why}) after ${session.channels().length} channel(s)`);
   }
 
   private join(session: Session, channel: unknown) {
     if (!isChannelName(channel)) return invalidChannel('join', channel);
-    let joined: boolean;
     try {
-      joined = session.join(channel);
+      session.join(channel);
     } catch (error) {
       // The module's maxChannelsPerSession option bounds what one client can make us hold.
       if (error instanceof RiversideError && error.code === 'RIVERSIDE_ERR_TOO_MANY_CHANNELS') {
@@ -115,14 +138,13 @@ export class ChatHandler {
       }
       throw error;
     }
-    if (joined) this.announce(channel, 'joined', session);
-    return { joined: channel, members: this.memberNames(channel) };
+    return this.memberNames(channel).then((members) => ({ joined: channel, members }));
   }
 
   private leave(session: Session, channel: unknown) {
     if (!isChannelName(channel)) return invalidChannel('leave', channel);
     // Once left, the session no longer hears the channel: its ack is the `{ left }` reply.
-    if (session.leave(channel) > 0) this.announce(channel, 'left', session);
+    session.leave(channel);
     return { left: channel };
   }
 
@@ -133,31 +155,29 @@ export class ChatHandler {
     return undefined;
   }
 
-  private sayToUser(session: Session, user: string, text: string) {
+  private async sayToUser(session: Session, user: string, text: string) {
     const message = { from: session.userId, toUser: user, say: text, at: Date.now() };
-    const reached = this.delivery.deliver({ user }, message);
+    this.delivery.deliver({ user }, message);
     // Every device of the sender (this one included) shows the conversation too.
     if (user !== session.userId) this.delivery.deliver({ user: session.userId }, message);
-    return reached === 0 ? { undelivered: user } : undefined;
+    // deliver() counts this node's sockets only; whether the user is connected anywhere is presence's answer.
+    return (await this.presence.isOnline(user)).online ? undefined : { undelivered: user };
   }
 
   /**
-   * Tells a channel's members who joined or left, with the member list as it is now, so a page
-   * can simply replace the list it shows. `leavingSessionId` leaves out a session that is
-   * about to go but is still registered.
+   * Tells a channel's members who joined or left, with the member list as this node sees it now,
+   * so a page can simply replace the list it shows. (A change made on another node in the same
+   * few milliseconds may be missing from this list; its own announcement follows with it.)
    */
-  private announce(channel: string, event: 'joined' | 'left', session: Session, leavingSessionId?: string) {
-    const members = this.memberNames(channel, leavingSessionId);
-    this.delivery.deliver({ channel }, { event, channel, user: session.userId, members, at: Date.now() });
+  private async announce(channel: string, event: 'joined' | 'left', user: string) {
+    const members = await this.memberNames(channel);
+    this.delivery.deliver({ channel }, { event, channel, user, members, at: Date.now() });
   }
 
-  /** The distinct users in a channel, sorted: a user with two tabs open is listed once. */
-  private memberNames(channel: string, excludeSessionId?: string): string[] {
-    const names = new Set<string>();
-    for (const member of this.delivery.members(channel)) {
-      if (member.sessionId !== excludeSessionId) names.add(member.userId);
-    }
-    return [...names].sort();
+  /** The distinct users in a channel on every node, sorted: a user with two tabs open is listed once. */
+  private async memberNames(channel: string): Promise<string[]> {
+    const { members } = await this.presence.members(channel);
+    return [...new Set(members.map((member) => member.userId))].sort();
   }
 }
 

@@ -41,7 +41,21 @@ export {
 } from './codec/index.js';
 
 export { DeliveryService } from './delivery/delivery.service.js';
-export type { DeliveryTarget, ChannelMember, RiversideId } from './delivery/delivery-target.js';
+export type { DeliveryTarget, RiversideId } from './delivery/delivery-target.js';
+export { PresenceService } from './cluster/presence/presence.service.js';
+export type {
+  PresenceMember,
+  PresenceSession,
+  PresenceCompleteness,
+  PresenceMembers,
+  PresenceCount,
+  PresenceOnline,
+  PresenceSessions,
+  PresenceQueryOptions,
+  PresenceEvent,
+  PresenceLeaveReason,
+  PresenceListener,
+} from './cluster/presence/presence.types.js';
 
 export {
   type RiversideTransport,
@@ -86,4 +100,5 @@ export {
   EncodeError,
   MissingPackageError,
   HandlerTimeoutError,
+  PresenceMetaError,
 } from './errors/index.js';

@@ -60,7 +60,7 @@ const delivery = app.get(DeliveryService);
 const stats = app.get(RiversideStats);
 
 const server: ContenderServer = {
-  members: () => delivery.members(CHANNEL).length,
+  members: () => delivery.localMembers(CHANNEL).length,
   connections: () => stats.currentConnections,
   broadcast(message) {
     delivery.deliver({ channel: CHANNEL }, message);

@@ -1,12 +1,21 @@
 import type { IncomingMessage } from 'node:http';
+import { type ForwardedForReader, leftMostForwardedFor, unmapIPv4 } from './forwarded-for.js';
 
 /**
- * Where a handshake comes from. `forwardedFor` is the first `X-Forwarded-For` entry, or ''.
+ * Where a handshake comes from.
  * @publicApi
  */
 export interface PeerAddress {
+  /** The address of the socket's peer (a proxy, when there is one). */
   readonly address: string;
   readonly port: number;
+  /**
+   * The client's address as the `X-Forwarded-For` header tells it, or ''. Without the
+   * `trustProxy` option it is the left-most entry, which the client controls (it can send any
+   * header): use it for logs, never for access control. With `trustProxy` it is the right-most
+   * address that is not a trusted proxy (Express's `req.ip`): `address` itself when the peer is
+   * not a trusted proxy, '' when that entry is not an IP address.
+   */
   readonly forwardedFor: string;
 }
 
@@ -22,7 +31,6 @@ export interface BasicCredentials {
 
 const EMPTY_BASIC: BasicCredentials = Object.freeze({ username: '', password: '' });
 const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const FORWARDED_FOR = /^[A-Za-z0-9:._\-[\]]+$/;
 
 /**
  * The handshake request as `@OnAuthenticate` sees it, before any upgrade.
@@ -51,12 +59,13 @@ export class AuthRequest {
     path: string,
     query: string,
     subprotocols: readonly string[],
+    readForwardedFor: ForwardedForReader = leftMostForwardedFor,
   ) {
     this.path = path;
     this.queries = parseQuery(query);
     this.headers = flattenHeaders(raw);
     this.subprotocols = subprotocols;
-    this.peer = readPeer(raw, this.headers['x-forwarded-for']);
+    this.peer = readPeer(raw, this.headers['x-forwarded-for'], readForwardedFor);
   }
 
   /**
@@ -112,14 +121,13 @@ function flattenHeaders(req: IncomingMessage): Record<string, string> {
   return headers;
 }
 
-function readPeer(req: IncomingMessage, forwardedFor: string | undefined): PeerAddress {
-  const address = req.socket.remoteAddress ?? '';
-  const first = forwardedFor?.split(',')[0]?.trim() ?? '';
+function readPeer(req: IncomingMessage, forwardedFor: string | undefined, readForwardedFor: ForwardedForReader): PeerAddress {
+  // An IPv4 client of a dual-stack server shows up as ::ffff:a.b.c.d.
+  const address = unmapIPv4(req.socket.remoteAddress ?? '');
   return Object.freeze({
-    // An IPv4 client of a dual-stack server shows up as ::ffff:a.b.c.d.
-    address: address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address,
+    address,
     port: req.socket.remotePort ?? 0,
-    forwardedFor: FORWARDED_FOR.test(first) ? first : '',
+    forwardedFor: readForwardedFor(address, forwardedFor),
   });
 }
 

@@ -26,13 +26,3 @@ export function assertDeliveryTarget(target: DeliveryTarget): void {
   }
   throw new TypeError(invalidDeliveryTargetMessage(target));
 }
-
-/** A session in a channel on this node, as `DeliveryService.members()` lists it. @publicApi */
-export interface ChannelMember {
-  /** The session's user id. */
-  readonly userId: string;
-  /** The session id. */
-  readonly sessionId: string;
-  /** What the session joined with (`session.join(channel, meta)`), or `undefined`. */
-  readonly meta: unknown;
-}

@@ -3,8 +3,10 @@ import { type Codec, RIVERSIDE_CODEC } from '../codec/codec.interface.js';
 import { assertApplicationCloseCode } from '../connection/close-codes.js';
 import type { Connection } from '../connection/connection.js';
 import { connectionOf, type Session } from '../connection/session.js';
+import { PresenceService } from '../cluster/presence/presence.service.js';
+import type { PresenceMember, PresenceMembers, PresenceQueryOptions } from '../cluster/presence/presence.types.js';
 import { ClusterRelay } from './cluster-relay.js';
-import { assertDeliveryTarget, type ChannelMember, type DeliveryTarget, type RiversideId } from './delivery-target.js';
+import { assertDeliveryTarget, type DeliveryTarget, type RiversideId } from './delivery-target.js';
 import { EncodedMessage } from './encoded-message.js';
 import { LocalDelivery } from './local-delivery.js';
 import { SessionRegistry } from './session-registry.js';
@@ -25,13 +27,15 @@ export class DeliveryService {
     private readonly registry: SessionRegistry,
     private readonly local: LocalDelivery,
     private readonly relay: ClusterRelay,
+    private readonly presence: PresenceService,
     @Inject(RIVERSIDE_CODEC) private readonly defaultCodec: Codec,
   ) {}
 
   /**
    * Sends a message to every session behind the target, encoded once per codec in use and
    * framed once; other nodes get it through the cluster transport. Returns how many local
-   * sockets it was written to (0, never a throw, when nobody is here). Throws an
+   * sockets it was written to (0, never a throw, when nobody is here): whether the user is
+   * reachable on another node is `PresenceService.isOnline()`'s question. Throws an
    * `EncodeError`, before writing anything, when the codec cannot encode the message; a
    * `Frame` bypasses the codec.
    */
@@ -92,9 +96,17 @@ export class DeliveryService {
     return this.registry.isMember(connectionOf(session) as Connection, String(channel));
   }
 
-  /** The sessions in a channel on this node, with the meta they joined with. */
-  members(channel: RiversideId): ChannelMember[] {
-    return this.registry.members(String(channel));
+  /**
+   * The sessions in a channel on every live node of the cluster, with their meta and node, and
+   * whether the answer is complete: `PresenceService.members()`.
+   */
+  members(channel: RiversideId, options?: PresenceQueryOptions): Promise<PresenceMembers> {
+    return this.presence.members(channel, options);
+  }
+
+  /** The sessions in a channel on this node only, with the meta they joined with; synchronous. */
+  localMembers(channel: RiversideId): PresenceMember[] {
+    return this.presence.localMembers(channel);
   }
 
   channelsOf(session: Session): string[] {

@@ -1,7 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from '../connection/connection.js';
 import { channelTopic, sessionTopic, userTopic } from '../transport/topics.js';
-import type { ChannelMember, DeliveryTarget } from './delivery-target.js';
+import type { DeliveryTarget } from './delivery-target.js';
+
+/**
+ * Told of every session and membership change of this node, as it happens (the presence
+ * tracker). `checkMeta` runs before a join changes anything and may throw to refuse it.
+ */
+export interface MembershipListener {
+  checkMeta(meta: unknown): void;
+  sessionOpened(connection: Connection): void;
+  sessionClosed(connection: Connection): void;
+  joined(connection: Connection, channel: string, meta: unknown, isNew: boolean): void;
+  left(connection: Connection, channel: string, meta: unknown, disconnected: boolean): void;
+}
 
 /** Told when this node gains its first session behind a topic, and when it loses the last. */
 export interface TopicListener {
@@ -47,15 +59,22 @@ export class SessionRegistry {
   private readonly bySession = new Map<string, Set<Connection>>();
   private readonly byChannel = new Map<string, Map<Connection, unknown>>();
   private listener: TopicListener | null = null;
+  private membership: MembershipListener | null = null;
 
   /** The cluster relay listens, to subscribe only to topics this node has sessions for. */
   setTopicListener(listener: TopicListener): void {
     this.listener = listener;
   }
 
+  /** The presence tracker listens, to replicate this node's sessions and memberships. */
+  setMembershipListener(listener: MembershipListener): void {
+    this.membership = listener;
+  }
+
   add(connection: Connection): void {
     const { userId, id } = connection.session;
     this.connections.add(connection);
+    this.membership?.sessionOpened(connection);
     if (addTo(this.byUser, userId, connection)) this.listener?.topicOpened(userTopic(userId), { user: userId });
     if (addTo(this.bySession, sessionKey(userId, id), connection)) {
       this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
@@ -65,7 +84,8 @@ export class SessionRegistry {
   remove(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
     const { userId, id } = connection.session;
-    this.leaveAll(connection);
+    this.leaveChannels(connection, true);
+    this.membership?.sessionClosed(connection);
     if (removeFrom(this.byUser, userId, connection)) this.listener?.topicClosed(userTopic(userId));
     if (removeFrom(this.bySession, sessionKey(userId, id), connection)) this.listener?.topicClosed(sessionTopic(userId, id));
   }
@@ -86,6 +106,7 @@ export class SessionRegistry {
 
   /** Joins or updates meta; true when the membership is new. */
   join(connection: Connection, channel: string, meta: unknown): boolean {
+    this.membership?.checkMeta(meta);
     let members = this.byChannel.get(channel);
     if (!members) {
       this.byChannel.set(channel, (members = new Map()));
@@ -94,27 +115,49 @@ export class SessionRegistry {
     const isNew = !members.has(connection);
     members.set(connection, meta);
     if (isNew) (connection.joined ??= new Set()).add(channel);
+    this.membership?.joined(connection, channel, meta, isNew);
     return isNew;
   }
 
   leave(connection: Connection, channel: string): boolean {
     const members = this.byChannel.get(channel);
+    const meta = members?.get(connection);
     if (!members?.delete(connection)) return false;
     if (members.size === 0) this.channelEmptied(channel);
     connection.joined?.delete(channel);
+    this.membership?.left(connection, channel, meta, false);
     return true;
   }
 
   leaveAll(connection: Connection): number {
+    return this.leaveChannels(connection, false);
+  }
+
+  /** `disconnected`: the session is going away, rather than leaving by choice. */
+  private leaveChannels(connection: Connection, disconnected: boolean): number {
     const joined = connection.joined;
     if (!joined) return 0;
     const count = joined.size;
     for (const channel of joined) {
       const members = this.byChannel.get(channel);
-      if (members?.delete(connection) && members.size === 0) this.channelEmptied(channel);
+      const meta = members?.get(connection);
+      if (members?.delete(connection)) {
+        if (members.size === 0) this.channelEmptied(channel);
+        this.membership?.left(connection, channel, meta, disconnected);
+      }
     }
     connection.joined = null;
     return count;
+  }
+
+  /** Every channel with a member on this node, and its members' connections and meta. */
+  channels(): ReadonlyMap<string, ReadonlyMap<Connection, unknown>> {
+    return this.byChannel;
+  }
+
+  /** The connections of a user on this node. */
+  connectionsOf(userId: string): ReadonlySet<Connection> {
+    return this.byUser.get(userId) ?? NO_CONNECTIONS;
   }
 
   private channelEmptied(channel: string): void {
@@ -124,16 +167,6 @@ export class SessionRegistry {
 
   isMember(connection: Connection, channel: string): boolean {
     return this.byChannel.get(channel)?.has(connection) ?? false;
-  }
-
-  members(channel: string): ChannelMember[] {
-    const members = this.byChannel.get(channel);
-    if (!members) return [];
-    const result: ChannelMember[] = [];
-    for (const [connection, meta] of members) {
-      result.push({ userId: connection.session.userId, sessionId: connection.session.id, meta });
-    }
-    return result;
   }
 
   channelsOf(connection: Connection): string[] {

@@ -11,7 +11,8 @@ export type RiversideErrorCode =
   | 'RIVERSIDE_ERR_DUPLICATE_MODULE'
   | 'RIVERSIDE_ERR_HANDLER_TIMEOUT'
   | 'RIVERSIDE_ERR_TOO_MANY_CHANNELS'
-  | 'RIVERSIDE_ERR_ID_TOO_LONG';
+  | 'RIVERSIDE_ERR_ID_TOO_LONG'
+  | 'RIVERSIDE_ERR_PRESENCE_META';
 
 /**
  * Base class of the errors thrown by nestjs-riverside; `code` is stable across versions.

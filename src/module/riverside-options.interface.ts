@@ -51,10 +51,18 @@ export interface TransmissionLimit {
  */
 export interface RiversideMetricsOptions {
   /**
-   * Path the standalone server answers with the registry's metrics; `false` to only register
-   * them (e.g. with `port: 'http'`, where the app exposes its own `/metrics`). @default '/metrics'
+   * Path the metrics are served on: on the standalone server, on the Nest HTTP server with
+   * `port: 'http'` (after the app's own routes, so an app's `/metrics` controller wins), or on
+   * `metrics.port`. `false` to only register them in the registry. @default '/metrics'
    */
   path?: string | false;
+  /**
+   * A port of their own for the metrics (0 picks a free one), e.g. one the firewall keeps
+   * internal; then the handlers' port answers the metrics path with 404. @default the handlers' server
+   */
+  port?: number;
+  /** Interface the metrics port binds to, e.g. '127.0.0.1'. Only with `metrics.port`. @default all interfaces */
+  host?: string;
   /** Prefix of every metric name. @default 'riverside_' */
   prefix?: string;
   /** The prom-client `Registry` to register in. @default prom-client's global `register` */
@@ -119,6 +127,30 @@ export interface RiversideModuleOptions {
   subprotocols?: readonly string[];
   /** Request listener for every non-WebSocket request of the standalone server; replaces `/health` and the 404. */
   router?: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * How long a handshake may take, in ms: the request headers must arrive within it (else Node
+   * answers 408), and @OnAuthenticate must settle within it after them (else the client gets 503
+   * and the slot is freed; a late result is discarded; checked every tenth of it, one timer for all
+   * handshakes). A socket that sends nothing for this long
+   * before its upgrade is closed. @default 10000
+   */
+  handshakeTimeout?: number;
+  /**
+   * TCP connections of the standalone server that are not WebSocket connections (yet): silent
+   * sockets, HTTP keep-alive, handshakes whose request is not complete. Past it, a newcomer evicts
+   * the oldest socket idle for 2 s (408), or is shed with 503 when none is. Counted in
+   * `stats.shedSockets`. @default half the process's open-files limit (Linux), else 1024
+   */
+  maxPendingSockets?: number;
+  /**
+   * Which peers are proxies whose `X-Forwarded-For` is believed, as Express's `trust proxy`: a
+   * hop count (`1`: the socket's peer is the one proxy), addresses or CIDR ranges of the proxies
+   * (`['10.0.0.0/8']`, `'loopback'`, `'linklocal'`, `'uniquelocal'`), a predicate
+   * `(address, hop) => boolean`, `true` (every hop) or `false` (none). `peer.forwardedFor` is
+   * then the right-most untrusted address. Unset, `forwardedFor` is the left-most entry, which the
+   * client controls. @default unset
+   */
+  trustProxy?: boolean | number | string | readonly string[] | ((address: string, hop: number) => boolean);
   /** How long shutdown waits for @OnTerminate callbacks before cutting sockets, in ms. @default 5000 */
   shutdownTimeout?: number;
   /**
@@ -157,4 +189,21 @@ export interface RiversideModuleOptions {
   bridge?: boolean;
   /** Cluster transport carrying deliveries between nodes. @default new LocalTransport() */
   transport?: RiversideTransport;
+  /**
+   * How often each node tells the others it is alive (and the number of its latest presence
+   * change), in ms. A node silent for 3 heartbeats is reported in presence answers'
+   * `missingNodes`. Only used with a cluster transport. @default 1000
+   */
+  presenceHeartbeat?: number;
+  /**
+   * How long a node may stay silent before its sessions are removed from every other node's
+   * presence (and leave events emitted for them), in ms: removal happens within
+   * `presenceTimeout + presenceHeartbeat`. At least 3 × `presenceHeartbeat`. @default 10000
+   */
+  presenceTimeout?: number;
+  /**
+   * Largest channel meta (`session.join(channel, meta)`), in bytes of JSON: it is replicated to
+   * every node. A larger or non-JSON meta makes the join throw a `PresenceMetaError`. @default 1024
+   */
+  maxMetaSize?: number;
 }

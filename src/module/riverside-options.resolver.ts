@@ -7,6 +7,8 @@ import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { invalidOptionMessage, unknownOptionMessage } from '../riverside.messages.js';
 import { LocalTransport } from '../transport/local.transport.js';
 import { isTransport, type RiversideTransport } from '../transport/transport.interface.js';
+import { compileTrustList, type ForwardedForReader, leftMostForwardedFor, trustedForwardedFor } from '../auth/forwarded-for.js';
+import { defaultMaxPendingSockets } from '../server/pre-upgrade-guard.js';
 import { readEnvRef } from './env.js';
 import type {
   RiversideModuleOptions,
@@ -42,9 +44,22 @@ export interface ResolvedRiversideOptions {
   readonly maxQueuedMessages: number;
   readonly maxChannelsPerSession: number;
   readonly maxIdLength: number;
+  readonly handshakeTimeout: number;
+  readonly maxPendingSockets: number;
+  readonly readForwardedFor: ForwardedForReader;
   readonly transport: RiversideTransport;
-  readonly metrics: { readonly path: string | null; readonly prefix: string; readonly registry: unknown } | null;
+  readonly metrics: {
+    readonly path: string | null;
+    readonly prefix: string;
+    readonly registry: unknown;
+    /** A port of their own for the metrics (null: served beside the handlers). */
+    readonly port: number | null;
+    readonly host: string | undefined;
+  } | null;
   readonly bridge: boolean;
+  readonly presenceHeartbeat: number;
+  readonly presenceTimeout: number;
+  readonly maxMetaSize: number;
 }
 
 const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
@@ -52,6 +67,8 @@ const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
   'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics', 'bridge',
   'handlerTimeout', 'maxQueuedMessages', 'maxChannelsPerSession', 'maxIdLength',
+  'presenceHeartbeat', 'presenceTimeout', 'maxMetaSize',
+  'handshakeTimeout', 'maxPendingSockets', 'trustProxy',
 ];
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
   'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
@@ -217,20 +234,51 @@ export function normalizePath(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
-function resolveMetrics(raw: unknown, mode: 'standalone' | 'http'): ResolvedRiversideOptions['metrics'] {
+function resolveMetrics(raw: unknown): ResolvedRiversideOptions['metrics'] {
   if (raw === undefined || raw === false) return null;
   const options = raw === true ? {} : raw;
-  if (!isPlainObject(options)) return fail('metrics', raw, 'true, false or { path?, prefix?, registry? }');
-  rejectUnknownKeys('metrics.', options, ['path', 'prefix', 'registry']);
+  if (!isPlainObject(options)) return fail('metrics', raw, 'true, false or { path?, prefix?, registry?, port?, host? }');
+  rejectUnknownKeys('metrics.', options, ['path', 'prefix', 'registry', 'port', 'host']);
   const prefix = options.prefix ?? 'riverside_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     fail('metrics.prefix', prefix, 'a Prometheus metric name prefix such as "riverside_"');
   }
-  const path = options.path === false || mode === 'http' ? null : resolvePath('metrics.path', options.path, '/metrics');
+  const path = options.path === false ? null : resolvePath('metrics.path', options.path, '/metrics');
   if (options.registry !== undefined && typeof (options.registry as { metrics?: unknown }).metrics !== 'function') {
     fail('metrics.registry', options.registry, 'a prom-client Registry');
   }
-  return Object.freeze({ path, prefix, registry: options.registry ?? null });
+  const port = options.port ?? null;
+  if (port !== null && (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535)) {
+    fail('metrics.port', port, 'an integer from 0 to 65535 (a port of their own for the metrics)');
+  }
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) {
+    fail('metrics.host', options.host, "an interface address such as '127.0.0.1'");
+  }
+  if (options.host !== undefined && port === null) {
+    fail('metrics.host', options.host, 'nothing without metrics.port (the host of the metrics port)');
+  }
+  if (port !== null && path === null) fail('metrics.port', port, 'nothing with metrics.path false');
+  return Object.freeze({ path, prefix, registry: options.registry ?? null, port, host: options.host as string | undefined });
+}
+
+function resolveTrustProxy(raw: unknown): ForwardedForReader {
+  if (raw === undefined) return leftMostForwardedFor;
+  const expected =
+    "true, false, a number of proxy hops (0, 1, 2...), or addresses / CIDR ranges of trusted proxies ('10.0.0.0/8', 'loopback', 'linklocal', 'uniquelocal')";
+  if (raw === true) return trustedForwardedFor(() => true);
+  if (raw === false) return trustedForwardedFor(() => false);
+  if (typeof raw === 'number') {
+    if (!Number.isInteger(raw) || raw < 0) fail('trustProxy', raw, expected);
+    return trustedForwardedFor((_address, hop) => hop < raw);
+  }
+  if (typeof raw === 'function') return trustedForwardedFor(raw as (address: string, hop: number) => boolean);
+  const entries = typeof raw === 'string' ? raw.split(',').map((entry) => entry.trim()) : raw;
+  if (!Array.isArray(entries) || entries.length === 0 || !entries.every((entry) => typeof entry === 'string')) {
+    return fail('trustProxy', raw, expected);
+  }
+  const compiled = compileTrustList(entries);
+  if ('invalid' in compiled) return fail('trustProxy', compiled.invalid, expected);
+  return trustedForwardedFor(compiled.trust);
 }
 
 function resolveBridge(raw: unknown, transport: RiversideTransport): boolean {
@@ -239,6 +287,15 @@ function resolveBridge(raw: unknown, transport: RiversideTransport): boolean {
     fail('bridge', true, 'a cluster transport (RedisTransport, NatsTransport...) to listen on; the local transport has none');
   }
   return bridge;
+}
+
+function resolvePresence(options: Record<string, unknown>): { presenceHeartbeat: number; presenceTimeout: number } {
+  const presenceHeartbeat = positiveInteger('presenceHeartbeat', options.presenceHeartbeat, 1000);
+  const presenceTimeout = positiveInteger('presenceTimeout', options.presenceTimeout, Math.max(10_000, 3 * presenceHeartbeat));
+  if (presenceTimeout < 3 * presenceHeartbeat) {
+    fail('presenceTimeout', presenceTimeout, `a positive integer of at least 3 × presenceHeartbeat (${3 * presenceHeartbeat}): a node is suspected after 3 missed heartbeats, and removed only after presenceTimeout`);
+  }
+  return { presenceHeartbeat, presenceTimeout };
 }
 
 function supportsReusePort(nodeVersion: string): boolean {
@@ -308,8 +365,13 @@ export function resolveRiversideOptions(
     maxQueuedMessages: positiveInteger('maxQueuedMessages', options.maxQueuedMessages, 10_000),
     maxChannelsPerSession: positiveInteger('maxChannelsPerSession', options.maxChannelsPerSession, 100),
     maxIdLength: positiveInteger('maxIdLength', options.maxIdLength, 256),
+    handshakeTimeout: positiveInteger('handshakeTimeout', options.handshakeTimeout, 10_000),
+    maxPendingSockets: positiveInteger('maxPendingSockets', options.maxPendingSockets, defaultMaxPendingSockets()),
+    readForwardedFor: resolveTrustProxy(options.trustProxy),
     transport,
-    metrics: resolveMetrics(options.metrics, mode),
+    metrics: resolveMetrics(options.metrics),
     bridge: resolveBridge(options.bridge, transport),
+    ...resolvePresence(options),
+    maxMetaSize: positiveInteger('maxMetaSize', options.maxMetaSize, 1024),
   });
 }

@@ -2,6 +2,8 @@ import { Global, Module } from '@nestjs/common';
 import { DiscoveryModule, ModuleRef, ModulesContainer } from '@nestjs/core';
 import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
 import { resolveCodec } from '../codec/codec.resolver.js';
+import { PresenceService } from '../cluster/presence/presence.service.js';
+import { PresenceTracker } from '../cluster/presence/presence.tracker.js';
 import { ClusterRelay } from '../delivery/cluster-relay.js';
 import { DeliveryService } from '../delivery/delivery.service.js';
 import { LocalDelivery } from '../delivery/local-delivery.js';
@@ -72,11 +74,14 @@ const SINGLE_MODULE_CHECK = Symbol('RIVERSIDE_SINGLE_MODULE_CHECK');
     RiversideHealthIndicator,
     LocalDelivery,
     ClusterRelay,
+    PresenceTracker,
+    PresenceService,
     DeliveryService,
     RiversideServer,
   ],
   exports: [
     DeliveryService,
+    PresenceService,
     RiversideServer,
     RiversideStats,
     RiversideHealthIndicator,

@@ -11,7 +11,11 @@ import type { HandlerDefinition } from '../handler/handler-definition.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { describeValue } from '../riverside.messages.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
+import type { HandshakeDeadlines } from './handshake-deadlines.js';
 import { rejectUpgrade } from './http-responses.js';
+import { MAX_EARLY_BYTES_PER_SOCKET, type PreUpgradeGuard } from './pre-upgrade-guard.js';
+import type { RefusalLog } from './refusal-log.js';
+import { checkUpgrade, UpgradeRefusal } from './upgrade-conformance.js';
 
 /** What a handshake needs from the server. */
 export interface HandshakeHost {
@@ -19,27 +23,23 @@ export interface HandshakeHost {
   readonly stats: RiversideStats;
   readonly logger: Logger;
   readonly wss: WebSocketServer;
+  /** The pre-upgrade byte budget. */
+  readonly guard: PreUpgradeGuard;
+  /** Rate-limited warnings about what clients trigger. */
+  readonly refusals: RefusalLog;
   /** Reserves a connection slot; false when `maxConnections` are open or in flight. */
   reserveSlot(): boolean;
   releaseSlot(): void;
   /** Sockets whose handshake holds a slot (awaiting @OnAuthenticate); shutdown destroys them. */
   readonly handshakes: Set<Duplex>;
+  /** handshakeTimeout of the handshakes in flight. */
+  readonly deadlines: HandshakeDeadlines;
   /** Turns a reserved slot into an open connection. */
   accept(ws: WebSocket, handler: HandlerDefinition, identity: ConnectionIdentity): void;
 }
 
 /** Where ws's handleProtocols finds the subprotocol this handshake selected. */
 export const kSelectedProtocol = Symbol('riverside.selected_protocol');
-
-const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-class HandshakeRejection {
-  constructor(
-    readonly status: number,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {}
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
@@ -53,27 +53,15 @@ function destroyOnEnd(this: Duplex): void {
   this.destroy();
 }
 
-/** RFC 6455 4.2.1, checked before anything runs so that a bad upgrade never reaches auth. */
-function isValidUpgrade(req: IncomingMessage): boolean {
-  const { headers } = req;
-  return (
-    req.method === 'GET' &&
-    (headers.upgrade ?? '').toLowerCase() === 'websocket' &&
-    WEBSOCKET_KEY.test(headers['sec-websocket-key'] ?? '') &&
-    (headers['sec-websocket-version'] === '13' || headers['sec-websocket-version'] === '8')
-  );
-}
-
-function offeredSubprotocols(req: IncomingMessage): string[] | null {
-  const header = req.headers['sec-websocket-protocol'];
-  if (header === undefined) return [];
-  const offered = header.split(',').map((protocol) => protocol.trim());
-  return offered.every((protocol) => TOKEN.test(protocol)) ? offered : null;
+/** Version 8 (pre-RFC) clients send Sec-WebSocket-Origin instead of Origin. */
+export function originOf(req: IncomingMessage): string | undefined {
+  return req.headers.origin ?? (req.headers['sec-websocket-origin'] as string | undefined);
 }
 
 /**
- * Runs one handshake on a handler path: validity (400), origin (403), capacity (503),
- * @OnAuthenticate (its status, or 500), subprotocol, then the 101.
+ * Runs one handshake on a handler path: conformance (400 / 405 / 426), origin (403), pipelined
+ * bytes (400), capacity (503), @OnAuthenticate within handshakeTimeout (its status, 500, or 503),
+ * subprotocol, then the 101.
  */
 export async function performHandshake(
   host: HandshakeHost,
@@ -85,70 +73,103 @@ export async function performHandshake(
   query: string,
 ): Promise<void> {
   socket.on('error', destroyOnError);
-  if (!isValidUpgrade(req)) return refuse(host, socket, new HandshakeRejection(400));
-  // Version 8 (pre-RFC) clients send Sec-WebSocket-Origin instead of Origin.
-  const origin = req.headers.origin ?? (req.headers['sec-websocket-origin'] as string | undefined);
+  const upgrade = checkUpgrade(req, host.options.ws);
+  if (upgrade instanceof UpgradeRefusal) return refuse(host, socket, upgrade);
+  const origin = originOf(req);
   if (origin !== undefined && host.options.isOriginAllowed !== null && !host.options.isOriginAllowed(origin)) {
-    return refuse(host, socket, new HandshakeRejection(403));
+    return refuse(host, socket, new UpgradeRefusal(403));
   }
-  const offered = offeredSubprotocols(req);
-  if (offered === null) return refuse(host, socket, new HandshakeRejection(400));
   let request: AuthRequest;
   try {
-    request = new AuthRequest(req, path, query, offered);
+    request = new AuthRequest(req, path, query, upgrade.subprotocols, host.options.readForwardedFor);
   } catch (error) {
-    if (error instanceof MalformedRequestError) return refuse(host, socket, new HandshakeRejection(400));
+    if (error instanceof MalformedRequestError) return refuse(host, socket, new UpgradeRefusal(400));
     throw error;
   }
+  if (head.length > MAX_EARLY_BYTES_PER_SOCKET) return refuse(host, socket, new UpgradeRefusal(400));
   if (!host.reserveSlot()) {
-    host.logger.warn(`Refused a handshake on ${path}: maxConnections (${host.options.maxConnections}) reached`);
-    return refuse(host, socket, new HandshakeRejection(503));
+    host.refusals.warn('maxConnections', `Refused a handshake on ${path} with 503: maxConnections (${host.options.maxConnections}) reached`);
+    return refuse(host, socket, new UpgradeRefusal(503));
   }
-  // The slot is ours until the socket becomes a connection or goes away, whichever is first.
-  let slotHeld = true;
-  const releaseSlot = () => {
+  // The slot (and the early bytes) are ours until the socket becomes a connection, is refused,
+  // or goes away, whichever is first.
+  let earlyBytes = 0;
+  let settled = false;
+  const settle = () => {
+    if (settled) return false;
+    settled = true;
+    host.deadlines.delete(socket);
     host.handshakes.delete(socket);
-    if (slotHeld) {
-      slotHeld = false;
-      host.releaseSlot();
-    }
+    socket.removeListener('close', onClose);
+    socket.removeListener('data', onEarlyData);
+    socket.removeListener('end', destroyOnEnd);
+    host.guard.giveBackEarlyBytes(earlyBytes);
+    host.releaseSlot();
+    return true;
   };
-  socket.once('close', releaseSlot);
+  const onClose = () => settle();
+  socket.once('close', onClose);
   host.handshakes.add(socket);
   // Nothing reads an upgraded socket before ws does, so a client that gives up during a slow
   // @OnAuthenticate would go unnoticed and keep its slot: read now, so that its FIN frees the
-  // slot, and hand bytes it pipelined (at most maxPayload) to ws as `head`.
+  // slot, and hand bytes it pipelined (a few KiB at most) to ws as `head`.
   const early = [head];
-  let earlyBytes = head.length;
-  const onEarlyData = (chunk: Buffer) => {
-    earlyBytes += chunk.length;
-    if (earlyBytes > host.options.ws.maxPayload) socket.destroy();
-    else early.push(chunk);
+  const takeEarly = (bytes: number): boolean => {
+    if (earlyBytes + bytes > MAX_EARLY_BYTES_PER_SOCKET || !host.guard.takeEarlyBytes(bytes)) return false;
+    earlyBytes += bytes;
+    return true;
   };
+  const onEarlyData = (chunk: Buffer) => {
+    if (takeEarly(chunk.length)) return void early.push(chunk);
+    if (settle()) {
+      host.refusals.warn('earlyBytes', `Refused a handshake on ${path} with 400: it pipelined more than ${MAX_EARLY_BYTES_PER_SOCKET} bytes before the 101`);
+      refuse(host, socket, new UpgradeRefusal(400));
+    }
+  };
+  host.deadlines.add(socket, () => {
+    if (!settle()) return;
+    host.stats.handshakeTimeouts++;
+    host.refusals.warn(
+      'handshakeTimeout',
+      `Refused a handshake on ${path} with 503: ${handler.labels.authenticate} did not settle within handshakeTimeout (${host.options.handshakeTimeout} ms)`,
+    );
+    refuse(host, socket, new UpgradeRefusal(503));
+  });
+  if (!takeEarly(head.length)) {
+    settle();
+    host.refusals.warn('earlyBytes', `Refused a handshake on ${path} with 400: the pre-upgrade byte budget is spent`);
+    return refuse(host, socket, new UpgradeRefusal(400));
+  }
   socket.on('data', onEarlyData);
   socket.once('end', destroyOnEnd);
+  let identity: ConnectionIdentity;
   try {
-    const identity = await authenticate(host, handler, request);
-    if (socket.destroyed) return releaseSlot();
-    // ws attaches its own 'data' listener synchronously in handleUpgrade: no byte is lost.
-    socket.removeListener('data', onEarlyData);
-    socket.removeListener('end', destroyOnEnd);
-    (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] = identity.subprotocol;
-    host.wss.handleUpgrade(req, socket, early.length === 1 ? head : Buffer.concat(early), (ws) => {
-      socket.removeListener('close', releaseSlot);
-      socket.removeListener('error', destroyOnError);
-      host.handshakes.delete(socket);
-      slotHeld = false;
-      host.accept(ws, handler, identity);
-    });
+    identity = await authenticate(host, handler, request);
   } catch (error) {
-    releaseSlot();
-    if (error instanceof HandshakeRejection) return refuse(host, socket, error);
+    // A late refusal of a handshake already answered (timeout, overflow, gone) is discarded.
+    if (!settle()) return;
+    if (error instanceof UpgradeRefusal) return refuse(host, socket, error);
     throw error;
   }
+  if (settled || socket.destroyed) return void settle();
+  // ws attaches its own 'data' listener synchronously in handleUpgrade: no byte is lost.
+  socket.removeListener('data', onEarlyData);
+  socket.removeListener('end', destroyOnEnd);
+  (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] = identity.subprotocol;
+  const pipelined = early.length === 1 ? head : Buffer.concat(early);
+  host.wss.handleUpgrade(req, socket, pipelined, (ws) => {
+    socket.removeListener('error', destroyOnError);
+    // The slot becomes the connection's: accept() takes it over instead of releasing it.
+    settled = true;
+    host.deadlines.delete(socket);
+    host.handshakes.delete(socket);
+    socket.removeListener('close', onClose);
+    host.guard.giveBackEarlyBytes(earlyBytes);
+    host.accept(ws, handler, identity);
+  });
 }
 
-function refuse(host: HandshakeHost, socket: Duplex, rejection: HandshakeRejection): void {
+function refuse(host: HandshakeHost, socket: Duplex, rejection: UpgradeRefusal): void {
   host.stats.countRejection(rejection.status);
   if (host.options.debug) host.logger.debug(`Handshake refused with ${rejection.status}`);
   rejectUpgrade(socket, rejection.status, rejection.headers);
@@ -163,10 +184,10 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
     const returned: unknown = handler.authenticate(request);
     result = (isThenable(returned) ? await returned : returned) as AuthResult | undefined;
   } catch (error) {
-    if (error instanceof AuthError) throw new HandshakeRejection(error.status, error.headers);
+    if (error instanceof AuthError) throw new UpgradeRefusal(error.status, error.headers);
     const cause = error instanceof Error ? error : new Error(String(error));
     host.logger.error(`${handler.labels.authenticate} threw: ${cause.message}`, cause.stack);
-    throw new HandshakeRejection(500);
+    throw new UpgradeRefusal(500);
   }
   const problem = invalidAuthResult(result, request, host.options.maxIdLength);
   if (problem !== null) {
@@ -176,7 +197,7 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
       `${handler.labels.authenticate} returned ${shown}: ${problem}. ` +
         'Expected { userId: string | number, sessionId?: string, state?: any, subprotocol?: string }, or a thrown AuthError.',
     );
-    throw new HandshakeRejection(500);
+    throw new UpgradeRefusal(500);
   }
   const accepted = result as AuthResult;
   return identityFrom(request, accepted, chooseSubprotocol(handler, request, accepted.subprotocol));
@@ -209,7 +230,7 @@ function chooseSubprotocol(handler: HandlerDefinition, request: AuthRequest, cho
   if (offered.length === 0) return null;
   const match = handler.subprotocols.find((protocol) => offered.includes(protocol));
   // RFC 6455: a client that offered subprotocols fails a 101 that selects none, so refuse here.
-  if (match === undefined) throw new HandshakeRejection(400);
+  if (match === undefined) throw new UpgradeRefusal(400);
   return match;
 }
 

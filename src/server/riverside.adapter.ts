@@ -12,7 +12,9 @@ type GatewayOptions = Record<string, unknown> & { namespace?: string; server?: u
  * Plain `@WebSocketGateway` gateways keep their `{ event, data }` protocol. A gateway on the
  * port Riverside serves (its standalone port, or the Nest HTTP server with `port: 'http'`)
  * is routed by Riverside's single upgrade listener, so both share one server instead of
- * fighting over it; other gateways behave exactly as under WsAdapter.
+ * fighting over it. Such a gateway gets Riverside's Origin check (`allowedOrigins`), shares
+ * `maxConnections`, defaults to its `ws.maxPayload`, and its clients are closed with 1001 at
+ * shutdown; other gateways behave exactly as under WsAdapter.
  * @publicApi
  */
 export class RiversideAdapter extends WsAdapter {
@@ -28,7 +30,10 @@ export class RiversideAdapter extends WsAdapter {
     if (riverside === null || server !== undefined || namespace !== undefined || !riverside.servesPort(port)) {
       return super.create(port, options);
     }
-    const wsServer = this.bindErrorHandler(new WebSocketServer({ noServer: true, ...wsOptions }));
+    // Riverside's maxPayload unless the gateway sets its own (ws's default, 100 MiB, is an easy DoS).
+    const wsServer = this.bindErrorHandler(
+      new WebSocketServer({ maxPayload: riverside.options.ws.maxPayload, ...wsOptions, noServer: true }),
+    );
     riverside.addGateway(path ?? '/', wsServer);
     return wsServer;
   }

@@ -8,7 +8,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
 import { ConnectionSweep } from '../connection/connection-sweep.js';
+import { PresenceTracker } from '../cluster/presence/presence.tracker.js';
 import { ClusterRelay } from '../delivery/cluster-relay.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
@@ -26,9 +27,14 @@ import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { invalidOptionMessage } from '../riverside.messages.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
+import { HandshakeDeadlines } from './handshake-deadlines.js';
+import { GatewayAdmission, type GatewayHost, normalizeGatewayPath } from './gateway-admission.js';
 import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
 import { HandshakeAdmission } from './handshake-admission.js';
-import { rejectUpgrade, respond, splitTarget } from './http-responses.js';
+import { rejectUpgrade, splitTarget } from './http-responses.js';
+import { HttpSurface } from './http-surface.js';
+import { PreUpgradeGuard } from './pre-upgrade-guard.js';
+import { RefusalLog } from './refusal-log.js';
 import { explainPortCollision } from './port-collision.js';
 
 // Lifecycle of the server as a whole; close() is idempotent.
@@ -48,7 +54,7 @@ function selectProtocol(_offered: Set<string>, req: IncomingMessage): string | f
  */
 @Injectable()
 export class RiversideServer
-  implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, ConnectionHost, HandshakeHost
+  implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, ConnectionHost, HandshakeHost, GatewayHost
 {
   /** @internal */
   readonly logger = new Logger('Riverside');
@@ -56,7 +62,7 @@ export class RiversideServer
   readonly wss: WebSocketServer;
   private httpServer: Server | null = null;
   private ownsHttpServer = false;
-  private readonly gateways = new Map<string, WebSocketServer>();
+  private readonly gateways = new GatewayAdmission(this);
   private phase = IDLE;
   private openCount = 0;
   /** Accepted connections whose @OnTerminate has not run yet (a closed one may await its handler). */
@@ -64,6 +70,13 @@ export class RiversideServer
   private inFlight = 0;
   /** @internal */
   readonly handshakes = new Set<Duplex>();
+  /** @internal */
+  readonly refusals = new RefusalLog(this.logger);
+  /** @internal */
+  readonly deadlines: HandshakeDeadlines;
+  /** @internal */
+  readonly guard: PreUpgradeGuard;
+  private readonly surface: HttpSurface;
   private readonly sweep: ConnectionSweep;
   private readonly admission: HandshakeAdmission | null;
   private readonly pendingTerminations = new Set<Promise<unknown>>();
@@ -80,6 +93,7 @@ export class RiversideServer
     readonly stats: RiversideStats,
     private readonly metrics: RiversideMetrics,
     private readonly relay: ClusterRelay,
+    private readonly presence: PresenceTracker,
     @Optional() private readonly httpAdapterHost?: HttpAdapterHost,
   ) {
     this.wss = new WebSocketServer({
@@ -89,6 +103,14 @@ export class RiversideServer
       handleProtocols: selectProtocol,
     });
     this.admission = Number.isFinite(options.maxHandshakesPerSecond) ? new HandshakeAdmission(options.maxHandshakesPerSecond) : null;
+    this.deadlines = new HandshakeDeadlines(options.handshakeTimeout);
+    this.guard = new PreUpgradeGuard(options.maxPendingSockets, options.handshakeTimeout, stats, this.refusals, !options.tls);
+    this.surface = new HttpSurface(
+      options,
+      { servesWebSocket: (path) => this.explorer.handlers.has(path) || this.gateways.has(path) },
+      metrics,
+      this.logger,
+    );
     this.sweep = new ConnectionSweep(registry.connections, options, () => this.now());
   }
 
@@ -114,41 +136,34 @@ export class RiversideServer
     return `${this.options.tls ? 'wss' : 'ws'}://${host}:${port}${path}`;
   }
 
-  /**
-   * With `port: 'http'`, a plain GET on a handler path must get 426 like on the standalone
-   * server; routes added now land after the app's controllers and before Nest's 404 handler.
-   */
+  /** With `port: 'http'`, the 426 routes of the handler paths and the metrics route join the app's routes. */
   async onModuleInit(): Promise<void> {
     const httpAdapter = this.httpAdapterHost?.httpAdapter;
     if (this.options.mode !== 'http' || !httpAdapter) return;
-    for (const path of (await this.explorer.explore()).keys()) {
-      try {
-        httpAdapter.get(path, (_req: unknown, res: unknown) => {
-          httpAdapter.setHeader(res, 'Upgrade', 'websocket');
-          httpAdapter.setHeader(res, 'Connection', 'Upgrade');
-          httpAdapter.reply(res, 'Upgrade Required', 426);
-        });
-      } catch (error) {
-        // Some HTTP adapters refuse routes once started; the upgrade still works without it.
-        this.logger.debug(`No 426 route for ${path}: ${(error as Error).message}`);
-      }
-    }
+    this.surface.registerNestRoutes(httpAdapter, (await this.explorer.explore()).keys());
+  }
+
+  /** The bound address of the metrics port (`metrics.port`), or null. */
+  metricsAddress(): AddressInfo | null {
+    return this.surface.metricsAddress() as AddressInfo | null;
   }
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.phase !== IDLE) return;
     // Nest creates gateways before onModuleInit discovers the handlers: the clash is caught here.
-    for (const path of this.gateways.keys()) {
+    for (const path of this.gateways.paths) {
       if (this.explorer.handlers.has(path)) throw this.pathClash(path, 'a Riverside handler');
     }
     this.phase = RUNNING;
     await this.options.transport.connect();
     this.relay.start();
+    await this.presence.start();
     if (this.options.mode === 'http') this.attachToNestHttpServer();
     else {
       await this.listenStandalone();
       explainPortCollision(this.httpAdapterHost?.httpAdapter?.getHttpServer(), this.address().port);
     }
+    await this.surface.listenMetrics();
     this.sweep.start();
   }
 
@@ -173,11 +188,8 @@ export class RiversideServer
 
   /** @internal */
   addGateway(path: string, server: WebSocketServer): void {
-    // Nest's WsAdapter serves @WebSocketGateway({ path: 'gw' }) on '/gw': so do we.
-    const absolute = path.startsWith('/') ? path : `/${path}`;
-    const normalized = absolute.length > 1 && absolute.endsWith('/') ? absolute.slice(0, -1) : absolute;
-    if (this.gateways.has(normalized)) throw this.pathClash(normalized, 'another @WebSocketGateway');
-    this.gateways.set(normalized, server);
+    const normalized = normalizeGatewayPath(path);
+    if (!this.gateways.add(normalized, server)) throw this.pathClash(normalized, 'another @WebSocketGateway');
   }
 
   private pathClash(path: string, other: string): InvalidOptionsError {
@@ -192,9 +204,14 @@ export class RiversideServer
 
   /** @internal */
   reserveSlot(): boolean {
-    if (this.phase !== RUNNING || this.openCount + this.inFlight >= this.options.maxConnections) return false;
+    if (this.phase !== RUNNING || !this.hasRoom()) return false;
     this.inFlight++;
     return true;
+  }
+
+  /** Handlers' connections, gateways' clients and handshakes in flight share maxConnections. */
+  private hasRoom(): boolean {
+    return this.openCount + this.inFlight + this.gateways.clientCount < this.options.maxConnections;
   }
 
   /** @internal */
@@ -244,6 +261,7 @@ export class RiversideServer
   // ---- HTTP ------------------------------------------------------------------------------
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (this.ownsHttpServer) this.guard.upgraded(socket);
     const { path, query } = splitTarget(req);
     const handler = this.explorer.handlers.get(path);
     if (handler !== undefined) {
@@ -261,51 +279,18 @@ export class RiversideServer
       return;
     }
     const gateway = this.gateways.get(path);
-    if (gateway !== undefined) {
-      gateway.handleUpgrade(req, socket, head, (ws) => gateway.emit('connection', ws, req));
-      return;
-    }
+    if (gateway !== undefined) return this.gateways.upgrade(gateway, req, socket, head);
     // On a shared server another upgrade listener (socket.io, a second adapter) may own the path.
     if (!this.ownsHttpServer && (this.httpServer?.listenerCount('upgrade') ?? 0) > 1) return;
     rejectUpgrade(socket, 404);
   };
 
-  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const { path } = splitTarget(req);
-    if (this.explorer.handlers.has(path) || this.gateways.has(path)) {
-      return respond(res, 426, { Upgrade: 'websocket', Connection: 'Upgrade' });
-    }
-    if (this.options.router !== null) {
-      try {
-        this.options.router(req, res);
-      } catch (error) {
-        const cause = error instanceof Error ? error : new Error(String(error));
-        this.logger.error(`The router option threw: ${cause.message}`, cause.stack);
-        if (!res.headersSent) respond(res, 500);
-        else res.destroy();
-      }
-      return;
-    }
-    if (path === this.metrics.path && req.method === 'GET') return this.serveMetrics(res);
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return respond(res, 200, {}, 'OK');
-    respond(res, 404);
-  };
-
-  private serveMetrics(res: ServerResponse): void {
-    this.metrics.render().then(
-      ({ contentType, body }) => respond(res, 200, { 'Content-Type': contentType }, body),
-      (error: unknown) => {
-        this.logger.error(`Rendering metrics failed: ${(error as Error).message}`);
-        respond(res, 500);
-      },
-    );
-  }
-
   private createStandaloneServer(): Server {
     const { tls } = this.options;
-    if (!tls) return createHttpServer(this.onRequest);
+    const limits = this.guard.serverOptions();
+    if (!tls) return createHttpServer(limits, this.surface.onRequest);
     try {
-      return createHttpsServer(tls as Parameters<typeof createHttpsServer>[0], this.onRequest);
+      return createHttpsServer({ ...(tls as Parameters<typeof createHttpsServer>[0]), ...limits }, this.surface.onRequest);
     } catch (error) {
       throw new InvalidOptionsError(
         'tls',
@@ -316,6 +301,7 @@ export class RiversideServer
 
   private async listenStandalone(): Promise<void> {
     const server = this.createStandaloneServer();
+    this.guard.attach(server);
     server.on('upgrade', this.onUpgrade);
     this.httpServer = server;
     this.ownsHttpServer = true;
@@ -339,7 +325,14 @@ export class RiversideServer
       server.once('listening', onListening);
       server.listen({ port, host, ...(reusePort && { reusePort: true }) });
     });
-    server.on('error', (error) => this.logger.error(`HTTP server error: ${error.message}`, error.stack));
+    server.on('error', (error: NodeJS.ErrnoException) => {
+      // Out of descriptors, accept() fails for every new connection: log it once per interval.
+      if (error.code === 'EMFILE' || error.code === 'ENFILE') {
+        this.refusals.warn(error.code, `Cannot accept connections: ${error.code} (out of file descriptors); lower maxPendingSockets or raise the limit`);
+      } else {
+        this.logger.error(`HTTP server error: ${error.message}`, error.stack);
+      }
+    });
     const { port: bound } = this.address();
     this.logger.log(
       `Listening on ${this.options.tls ? 'wss' : 'ws'}://${host ?? '0.0.0.0'}:${bound} for ${[...this.explorer.handlers.keys()].join(', ') || 'no handler'}`,
@@ -367,6 +360,7 @@ export class RiversideServer
     // The sweep keeps running: a callback hung past handlerTimeout is released during shutdown too.
     // A handshake still awaiting @OnAuthenticate would hold server.close() until auth settles.
     for (const socket of this.handshakes) socket.destroy();
+    this.deadlines.stop();
     const server = this.httpServer;
     const serverClosed =
       server !== null && this.ownsHttpServer
@@ -374,6 +368,7 @@ export class RiversideServer
         : Promise.resolve();
     const deadline = Date.now() + this.options.shutdownTimeout;
     for (const connection of this.registry.connections) connection.closeFor('shutdown');
+    const gatewaysClosed = this.gateways.closeAll((work) => this.within(deadline, work));
     // Until every connection is terminated: a closed socket whose async handler is still running
     // gets its @OnTerminate only when the handler settles.
     if (this.unterminated > 0) {
@@ -391,6 +386,7 @@ export class RiversideServer
     }
     this.sweep.stop();
     await this.within(deadline, Promise.allSettled([...this.pendingTerminations]));
+    await gatewaysClosed;
     if (this.pendingTerminations.size > 0) {
       this.logger.warn(`${this.pendingTerminations.size} @OnTerminate callback(s) still running after shutdownTimeout`);
     }
@@ -402,6 +398,11 @@ export class RiversideServer
       }
     }
     this.wss.close();
+    // Every local session is gone (its leaves published): the other nodes drop this one at once.
+    await this.presence.stop();
+    if (this.ownsHttpServer && server !== null) this.guard.detach(server);
+    await this.surface.closeMetrics();
+    this.refusals.flush();
     try {
       await this.options.transport.close();
     } catch (error) {

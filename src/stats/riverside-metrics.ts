@@ -79,6 +79,8 @@ export class RiversideMetrics implements OnModuleInit, OnModuleDestroy {
     counter(`${p}transport_errors_total`, 'Cluster transport failures.', () => stats.transportErrors);
     counter(`${p}refused_joins_total`, 'Joins refused by maxChannelsPerSession or maxIdLength.', () => stats.refusedJoins);
     counter(`${p}invalid_remote_closes_total`, 'Close requests from the cluster fixed (invalid code, over-long reason).', () => stats.invalidRemoteCloses);
+    counter(`${p}shed_sockets_total`, 'TCP connections closed by the maxPendingSockets cap.', () => stats.shedSockets);
+    counter(`${p}handshake_timeouts_total`, 'Handshakes whose @OnAuthenticate outlived handshakeTimeout.', () => stats.handshakeTimeouts);
     labelled(`${p}handshake_rejections_total`, 'Refused handshakes, by HTTP status.', 'status', () => stats.rejections);
     labelled(`${p}terminations_total`, 'Ended connections, by terminate reason.', 'reason', () => stats.terminations);
     this.registry = registry;

@@ -18,12 +18,21 @@ export class RiversideStats {
   invalidFrames = 0;
   /** Messages not written to slow consumers (with `slowConsumer: 'drop'`). */
   droppedMessages = 0;
-  /** `join()` calls refused by `maxChannelsPerSession` or `maxIdLength`. */
+  /** `join()` calls refused by `maxChannelsPerSession`, `maxIdLength` or `maxMetaSize` (a `PresenceMetaError`). */
   refusedJoins = 0;
   /** Close requests from other nodes or external publishers with an invalid code or an over-long reason (fixed, then applied). */
   invalidRemoteCloses = 0;
   /** Cluster transport failures (publish, subscribe, unreadable messages); local delivery goes on. */
   transportErrors = 0;
+  /**
+   * TCP connections of the standalone server closed by the `maxPendingSockets` cap: newcomers shed
+   * with 503 and idle sockets evicted with 408.
+   */
+  shedSockets = 0;
+  /** Bytes clients pipelined behind upgrade requests that wait for their 101 (at most 8 KiB each, 16 MiB in all). */
+  preUpgradeBytes = 0;
+  /** Handshakes whose @OnAuthenticate did not settle within `handshakeTimeout` (answered 503, also in `rejections`). */
+  handshakeTimeouts = 0;
   /** When this node started counting. */
   readonly startedAt = new Date();
   /** Refused handshakes by HTTP status. */

@@ -23,6 +23,12 @@ export function channelTopic(channel: string): string {
 /** Where other services publish `{ recipients, data }` envelopes (the `bridge` option). */
 export const BRIDGE_TOPIC = 'bridge';
 
+/**
+ * Where the nodes' presence trackers talk (heartbeats, membership deltas, state transfers):
+ * `<prefix>:presence:cluster` on Redis, `<prefix>.presence.cluster` on NATS.
+ */
+export const PRESENCE_TOPIC = 'presence:cluster';
+
 export function topicOf(target: DeliveryTarget): string {
   if (target.channel != null) return channelTopic(String(target.channel));
   if (target.user != null) return userTopic(String(target.user));

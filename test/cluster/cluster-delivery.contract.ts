@@ -78,8 +78,10 @@ export function twoNodes<T extends ClusterTransports>(createTransports: () => T 
   beforeEach(async () => {
     terminations.length = 0;
     transports = await createTransports();
-    nodeA = await startRiverside({ transport: transports.a }, [ClusterNodeHandler]);
-    nodeB = await startRiverside({ transport: transports.b }, [ClusterNodeHandler]);
+    // Presence heartbeats (presence-*.e2e-spec.ts) are spaced out of these tests' way: some count
+    // transport failures, and a heartbeat on a closed transport is one.
+    nodeA = await startRiverside({ transport: transports.a, presenceHeartbeat: 60_000 }, [ClusterNodeHandler]);
+    nodeB = await startRiverside({ transport: transports.b, presenceHeartbeat: 60_000 }, [ClusterNodeHandler]);
   });
   afterEach(async () => {
     await nodeA?.close();

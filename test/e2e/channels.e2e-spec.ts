@@ -8,6 +8,7 @@ import {
   OnInit,
   OnMessage,
   OnTerminate,
+  PresenceService,
   RiversideHandler,
   type Session,
 } from 'nestjs-riverside';
@@ -73,6 +74,7 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
     handler = app.app.get(ChannelsHandler);
   }
   const connect = (user: string): Promise<TestClient> => app.connect('/', { query: { user } });
+  const nodeId = (): string => app.app.get(PresenceService).nodeId;
 
   it('join is idempotent: a second join updates the meta and never doubles delivery', async () => {
     await start();
@@ -82,7 +84,7 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
     expect(delivery.join(ann, 'room', { role: 'guest' })).toBe(true);
     expect(delivery.join(ann, 'room', { role: 'admin' })).toBe(false);
 
-    expect(delivery.members('room')).toEqual([{ userId: 'ann', sessionId: ann.id, meta: { role: 'admin' } }]);
+    expect(delivery.localMembers('room')).toEqual([{ userId: 'ann', sessionId: ann.id, meta: { role: 'admin' }, node: nodeId() }]);
     expect(delivery.deliver({ channel: 'room' }, { once: true })).toBe(1);
     expect(await client.expectMessage()).toEqual({ once: true });
     await client.expectNoMessage(100);
@@ -125,7 +127,7 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
     expect(delivery.leave(ann)).toBe(2);
 
     expect(delivery.channelsOf(ann)).toEqual([]);
-    expect(delivery.members('a')).toEqual([]);
+    expect(delivery.localMembers('a')).toEqual([]);
   });
 
   it('isMember tells whether a session is in a channel', async () => {
@@ -149,7 +151,7 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
     expect(await client.expectMessage()).toEqual({ seven: true });
   });
 
-  it('members(channel) lists the userId, sessionId and meta of every member', async () => {
+  it('members(channel) lists the userId, sessionId, meta and node of every member; on one node the answer is complete at once', async () => {
     await start();
     await connect('ann');
     await connect('bob');
@@ -158,13 +160,17 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
     delivery.join(handler.session('bob'), 'room');
     delivery.join(handler.session('cid'), 'other', { nick: 'C' });
 
-    const members = delivery.members('room').sort((x, y) => x.userId.localeCompare(y.userId));
+    const answer = await delivery.members('room');
+    const members = answer.members.sort((x, y) => x.userId.localeCompare(y.userId));
 
     expect(members).toEqual([
-      { userId: 'ann', sessionId: handler.session('ann').id, meta: { nick: 'A' } },
-      { userId: 'bob', sessionId: handler.session('bob').id, meta: undefined },
+      { userId: 'ann', sessionId: handler.session('ann').id, meta: { nick: 'A' }, node: nodeId() },
+      { userId: 'bob', sessionId: handler.session('bob').id, meta: undefined, node: nodeId() },
     ]);
-    expect(delivery.members('nobody-here')).toEqual([]);
+    expect(answer).toMatchObject({ complete: true, missingNodes: [] });
+    expect(delivery.localMembers('room').sort((x, y) => x.userId.localeCompare(y.userId))).toEqual(members);
+    expect(await delivery.members('nobody-here')).toEqual({ members: [], complete: true, missingNodes: [] });
+    expect(delivery.localMembers('nobody-here')).toEqual([]);
   });
 
   it('channelsOf(session) lists the channels of that session', async () => {
@@ -187,8 +193,8 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
 
     await annClient.close(1000);
 
-    await eventually(() => expect(delivery.members('a').map((m) => m.userId)).toEqual(['bob']));
-    expect(delivery.members('b').map((m) => m.userId)).toEqual(['bob']);
+    await eventually(() => expect(delivery.localMembers('a').map((m) => m.userId)).toEqual(['bob']));
+    expect(delivery.localMembers('b').map((m) => m.userId)).toEqual(['bob']);
     expect(delivery.channelsOf(handler.session('ann'))).toEqual([]);
     expect(delivery.deliver({ channel: 'a' }, { still: 'here' })).toBe(1);
     expect(await bobClient.expectMessage()).toEqual({ still: 'here' });
@@ -203,8 +209,8 @@ describe('channels through DeliveryService (SPEC 6.3)', () => {
     await client.close(1000);
 
     await eventually(() => expect(handler.channelsAtTerminate.get('ann')).toEqual(['a', 'b']));
-    expect(delivery.members('a')).toEqual([]);
-    expect(delivery.members('b')).toEqual([]);
+    expect(delivery.localMembers('a')).toEqual([]);
+    expect(delivery.localMembers('b')).toEqual([]);
   });
 
   it('a channel broadcast includes the sender when the sender is a member', async () => {
@@ -237,7 +243,7 @@ describe('session.join / leave / channels shortcuts (SPEC 4.1)', () => {
       { joined: true, channels: ['a', 'b'] },
       { joined: false, channels: ['a', 'b'] },
     ]);
-    expect(app.app.get(DeliveryService).members('b')[0]?.meta).toEqual({ m: 2 });
+    expect(app.app.get(DeliveryService).localMembers('b')[0]?.meta).toEqual({ m: 2 });
   });
 
   it('session.leave(channel) leaves one channel and session.leave() leaves the rest', async () => {
@@ -336,6 +342,6 @@ describe('broadcast in channel (Riverside B7)', () => {
     app = await startRiverside({}, [ChannelBroadcastHandler]);
 
     await expect(app.connect('/', { bearer: 'nope', query: { channel: '1' } })).rejects.toMatchObject({ status: 401 });
-    expect(app.app.get(DeliveryService).members('1')).toEqual([]);
+    expect(app.app.get(DeliveryService).localMembers('1')).toEqual([]);
   });
 });

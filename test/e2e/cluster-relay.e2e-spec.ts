@@ -58,13 +58,14 @@ describe('delivery across nodes through the cluster transport (in-process bus)',
 
   it('subscribes a node only to topics it has sessions for, and unsubscribes when the last leaves', async () => {
     const { a: transportA, b: transportB } = cluster.transports;
-    expect(transportA.topics).toEqual([]);
+    // Besides its sessions' topics, every node listens on the presence topic (SPEC 9.3).
+    expect(transportA.topics).toEqual(['presence:cluster']);
     const client = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's1' } });
     await join(client, 'lobby');
-    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'session:fay/s1', 'user:fay']);
-    expect(transportB.topics).toEqual([]);
+    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'presence:cluster', 'session:fay/s1', 'user:fay']);
+    expect(transportB.topics).toEqual(['presence:cluster']);
     await client.close();
-    await eventually(() => expect(transportA.topics).toEqual([]));
+    await eventually(() => expect(transportA.topics).toEqual(['presence:cluster']));
   });
 
   it('delivers what an external publisher puts on a user topic as a text frame', async () => {

@@ -407,7 +407,7 @@ describe('encode once, frame once (SPEC 6.2, 5.4)', () => {
   async function fiftyMembers(): Promise<TestClient[]> {
     app = await startRiverside({}, [CountingCodec, FanoutHandler]);
     const clients = await Promise.all(Array.from({ length: MEMBERS }, () => app.connect('/')));
-    expect(app.app.get(DeliveryService).members('fanout')).toHaveLength(MEMBERS);
+    expect(app.app.get(DeliveryService).localMembers('fanout')).toHaveLength(MEMBERS);
     return clients;
   }
 

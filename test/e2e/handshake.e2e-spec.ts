@@ -735,15 +735,17 @@ describe('malformed and misdirected upgrades (SPEC 2.3)', () => {
     expect(calls.authenticate).toBe(0);
   });
 
-  it('answers an unsupported Sec-WebSocket-Version with 400', async () => {
+  it('answers an unsupported Sec-WebSocket-Version with 426 and the versions it speaks (RFC 6455 4.2.2)', async () => {
     const response = await rawUpgrade(running, '/', { 'sec-websocket-version': '12' });
-    expect(response.status).toBe(400);
+    expect(response.status).toBe(426);
+    expect(response.headers['sec-websocket-version']).toBe('13, 8');
     expect(calls.authenticate).toBe(0);
   });
 
-  it('answers an upgrade with a method other than GET with 400', async () => {
+  it('answers an upgrade with a method other than GET with 405 and Allow: GET', async () => {
     const response = await rawUpgrade(running, '/', {}, 'POST');
-    expect(response.status).toBe(400);
+    expect(response.status).toBe(405);
+    expect(response.headers.allow).toBe('GET');
     expect(calls.authenticate).toBe(0);
   });
 

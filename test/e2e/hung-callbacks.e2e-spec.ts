@@ -94,7 +94,7 @@ describe('a callback that never settles (handlerTimeout, SPEC 4.5)', () => {
     app = await startRiverside({ handlerTimeout: 300, transport }, [HungHandler]);
     const delivery = app.app.get(DeliveryService);
     const client = await app.connect('/hung', { query: { user: 'stuck' } });
-    await eventually(() => expect(delivery.members('room')).toHaveLength(1));
+    await eventually(() => expect(delivery.localMembers('room')).toHaveLength(1));
     await eventually(() => expect(transport.topics).toContain('user:stuck'));
     client.send({ hang: true });
     await eventually(() => expect(HungHandler.started).toBe(1));
@@ -115,10 +115,10 @@ describe('a callback that never settles (handlerTimeout, SPEC 4.5)', () => {
       timeout: 300,
       closeReason: { kind: 'remote', code: 1000, reason: '' },
     });
-    expect(delivery.members('room')).toEqual([]);
+    expect(delivery.localMembers('room')).toEqual([]);
     expect(delivery.deliver({ user: 'stuck' }, 'anyone?')).toBe(0);
-    // Its broker subscriptions (user, session, channel) are released too.
-    await eventually(() => expect(transport.topics).toEqual([]));
+    // Its broker subscriptions (user, session, channel) are released too; the node's presence topic stays.
+    await eventually(() => expect(transport.topics).toEqual(['presence:cluster']));
     expect(app.app.get(RiversideStats).terminations).toMatchObject({ handlerTimeout: 1 });
   });
 

@@ -690,12 +690,12 @@ describe('handler lifecycle and sessions (SPEC 4, 8)', () => {
     it("removes the session's registrations and channels after @OnTerminate, which can still read them", async () => {
       const delivery = running!.app.get(DeliveryService);
       const client = await running!.connect('/member');
-      await eventually(() => expect(delivery.members('room')).toHaveLength(1));
+      await eventually(() => expect(delivery.localMembers('room')).toHaveLength(1));
       await client.close(1000);
       await terminateReasonOf('MemberHandler');
 
       expect(events).toEqual(['channels at terminate: room']);
-      expect(delivery.members('room')).toEqual([]);
+      expect(delivery.localMembers('room')).toEqual([]);
       expect(delivery.deliver({ user: 'member' }, 'anyone?')).toBe(0);
       expect(delivery.deliver({ channel: 'room' }, 'anyone?')).toBe(0);
     });

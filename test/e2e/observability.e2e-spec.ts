@@ -16,6 +16,7 @@ import {
   RiversideStats,
 } from 'nestjs-riverside';
 import { TestClient } from 'nestjs-riverside/testing';
+import { fetchRaw } from '../support/http.js';
 import { eventually, RecordingLogger, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // SPEC 10.2: Prometheus metrics (prom-client, optional peer) and a @nestjs/terminus indicator.
@@ -74,6 +75,48 @@ describe('Prometheus metrics', () => {
     await running.connect('/', { query: { user: 'ann' } });
     expect((await fetch(running.httpUrl('/metrics'))).status).toBe(404);
     expect(sample(await registry.metrics(), 'chat_ws_connections')).toBe(1);
+  });
+
+  it("serves the metrics on the Nest HTTP server with port 'http'", async () => {
+    const registry = new Registry();
+    @Module({ imports: [RiversideModule.forRoot({ port: 'http', metrics: { registry } })], providers: [EchoHandler] })
+    class SharedAppModule {}
+    const app = await NestFactory.create(SharedAppModule, { logger: new RecordingLogger() });
+    try {
+      await app.listen(0, '127.0.0.1');
+      const port = (app.getHttpServer().address() as AddressInfo).port;
+      const client = await TestClient.connect(app.get(RiversideServer).url('/'), { query: { user: 'ann' } });
+      // node:http without an agent: no keep-alive connection to hold app.close().
+      const response = await fetchRaw(`http://127.0.0.1:${port}/metrics`);
+      expect(response.status).toBe(200);
+      expect(response.headers['content-type']).toContain('text/plain');
+      expect(sample(response.body, 'riverside_connections')).toBe(1);
+      client.ws.terminate();
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('serves the metrics on a port of their own with metrics.port, and not beside the handlers', async () => {
+    const registry = new Registry();
+    running = await startRiverside({ metrics: { registry, port: 0, host: '127.0.0.1' } }, [EchoHandler]);
+    await running.connect('/', { query: { user: 'ann' } });
+    const metricsPort = running.server.metricsAddress()?.port;
+    expect(metricsPort).toBeGreaterThan(0);
+    expect(metricsPort).not.toBe(running.server.address().port);
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(response.status).toBe(200);
+    expect(sample(await response.text(), 'riverside_connections')).toBe(1);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/health`)).status).toBe(404);
+    expect((await fetch(running.httpUrl('/metrics'))).status).toBe(404);
+    await running.close();
+    await expect(fetch(`http://127.0.0.1:${metricsPort}/metrics`)).rejects.toThrow();
+  });
+
+  it('fails the boot with the option named when metrics.host comes without metrics.port', async () => {
+    await expect(startRiverside({ metrics: { host: '127.0.0.1' } }, [EchoHandler])).rejects.toThrow(
+      'RiversideModule: invalid option "metrics.host": expected nothing without metrics.port',
+    );
   });
 
   it('removes its metrics from the registry at shutdown', async () => {

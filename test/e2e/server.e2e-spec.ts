@@ -15,6 +15,7 @@ import {
   RiversideHandler,
   RiversideModule,
   RiversideServer,
+  RiversideStats,
   type RiversideModuleOptions,
 } from 'nestjs-riverside';
 import { TestClient, type TestClientOptions } from 'nestjs-riverside/testing';
@@ -413,6 +414,46 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     await app.close();
     expect(await handler.expectClose()).toEqual({ code: 1001, reason: 'server shutting down' });
     await gateway.expectClose();
+  });
+
+  it("gives a gateway on Riverside's server its Origin check, maxPayload and connection limit", async () => {
+    @Module({
+      imports: [
+        RiversideModule.forRoot({ port: 'http', maxConnections: 1, allowedOrigins: ['https://app.example.com'], ws: { maxPayload: 1024 } }),
+      ],
+      providers: [WsPathEchoHandler, PingGateway],
+    })
+    class AppModule {}
+    const { app, httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
+    const stats = app.get(RiversideStats);
+    const url = `ws://127.0.0.1:${httpPort}/gw`;
+
+    expect((await TestClient.expectRefused(url, { headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    const gateway = await connect(url, { headers: { origin: 'https://app.example.com' } });
+    // The one slot is the gateway client's: neither a handler nor another gateway client gets in.
+    expect((await TestClient.expectRefused(`ws://127.0.0.1:${httpPort}/ws`)).status).toBe(503);
+    expect((await TestClient.expectRefused(url)).status).toBe(503);
+    expect(stats.rejections).toMatchObject({ 403: 1, 503: 2 });
+
+    gateway.sendRaw(JSON.stringify({ event: 'ping', data: 'x'.repeat(2000) }));
+    expect((await gateway.expectClose()).code).toBe(1009);
+    // Its slot is free again once it closed.
+    await eventually(async () => {
+      const next = await connect(url);
+      next.send({ event: 'ping', data: 1 });
+      expect(await next.expectMessage()).toEqual({ event: 'pong', data: 1 });
+    });
+  });
+
+  it('closes gateway clients with 1001 at shutdown, as it closes its own connections', async () => {
+    @Module({ imports: [RiversideModule.forRoot({ port: 'http' })], providers: [WsPathEchoHandler, PingGateway] })
+    class AppModule {}
+    const { app, httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
+    const gateway = await connect(`ws://127.0.0.1:${httpPort}/gw`);
+    gateway.send({ event: 'ping', data: 'up' });
+    expect(await gateway.expectMessage()).toEqual({ event: 'pong', data: 'up' });
+    await app.get(RiversideServer).close();
+    expect(await gateway.expectClose()).toEqual({ code: 1001, reason: 'server shutting down' });
   });
 
   it("fails the boot when a gateway claims a Riverside handler's path in port 'http' mode", async () => {

@@ -76,7 +76,7 @@ describe('limits on what a session can make the server hold (maxChannelsPerSessi
     client.send({ join: 'a' });
     expect(await client.expectMessage()).toEqual({ joined: false });
     const delivery = app.app.get(DeliveryService);
-    expect(delivery.members('d')).toEqual([]);
+    expect(delivery.localMembers('d')).toEqual([]);
     expect(() => delivery.join(JoinHandler.session!, 'e')).toThrow(RiversideError);
     expect(app.app.get(RiversideStats).refusedJoins).toBe(2);
     expect(JoinHandler.session!.channels().sort()).toEqual(['a', 'b', 'c']);

@@ -8,6 +8,8 @@ export interface NodeProcess {
   /** What the child printed as its first JSON line, e.g. `{ "url": "ws://127.0.0.1:4123/" }`. */
   readonly url: string;
   readonly child: ChildProcess;
+  /** Every JSON line the child printed on stdout so far, in order (the `{ url }` line first). */
+  readonly output: Record<string, unknown>[];
   /** Everything the child wrote on stderr so far (Nest logs errors and warnings there). */
   stderr(): string;
   /**
@@ -27,9 +29,18 @@ export async function startNodeProcess(script: string, env: Record<string, strin
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const output: Record<string, unknown>[] = [];
+  const lines = createInterface({ input: child.stdout! });
+  lines.on('line', (line) => {
+    try {
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed === 'object' && parsed !== null) output.push(parsed as Record<string, unknown>);
+    } catch {
+      // Not one of the fixture's JSON lines.
+    }
+  });
 
   const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
     const fail = (reason: string) => {
       clearTimeout(timer);
       lines.close();
@@ -60,6 +71,7 @@ export async function startNodeProcess(script: string, env: Record<string, strin
   return {
     url,
     child,
+    output,
     stderr: () => stderr,
     stop(timeout = 3000) {
       return (stopped ??= (async () => {
@@ -91,8 +103,12 @@ export interface ClusterNodeProcess extends NodeProcess {
  * Starts test/cluster/fixtures/cluster-node.mjs on `transport`; `env` gives it the broker's URL
  * (REDIS_URL or NATS_URL) and RIVERSIDE_PREFIX.
  */
-export async function startClusterNode(transport: 'redis' | 'nats', env: Record<string, string>): Promise<ClusterNodeProcess> {
-  const node = await startNodeProcess(CLUSTER_NODE, { ...env, RIVERSIDE_TRANSPORT: transport });
+export async function startClusterNode(
+  transport: 'redis' | 'nats',
+  env: Record<string, string>,
+  readyTimeout?: number,
+): Promise<ClusterNodeProcess> {
+  const node = await startNodeProcess(CLUSTER_NODE, { ...env, RIVERSIDE_TRANSPORT: transport }, readyTimeout);
   const subscribed = new Set<string>();
   createInterface({ input: node.child.stdout! }).on('line', (line) => {
     try {

@@ -179,9 +179,10 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
       async function twoNodes(prefix: string) {
         const transportA = new RedisTransport({ url: server.url, prefix });
         const transportB = new RedisTransport({ url: server.url, prefix });
+        // Presence heartbeats spaced out: during the outage each would be one more counted failure.
         nodes = [
-          await startRiverside({ transport: transportA }, [ClusterNodeHandler]),
-          await startRiverside({ transport: transportB }, [ClusterNodeHandler]),
+          await startRiverside({ transport: transportA, presenceHeartbeat: 60_000 }, [ClusterNodeHandler]),
+          await startRiverside({ transport: transportB, presenceHeartbeat: 60_000 }, [ClusterNodeHandler]),
         ];
         return { nodeA: nodes[0], nodeB: nodes[1], transportA, transportB };
       }

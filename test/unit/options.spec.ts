@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 // From src, like the resolver (an internal module): 'nestjs-riverside' would type-check against dist.
 import {
@@ -9,6 +11,7 @@ import {
   type RiversideModuleOptions,
 } from '../../src/index.js';
 import { resolveRiversideOptions } from '../../src/module/riverside-options.resolver.js';
+import { defaultMaxPendingSockets } from '../../src/server/pre-upgrade-guard.js';
 import { CERT_PATH, KEY_PATH } from '../support/tls-fixture.js';
 
 const CERT_PEM = readFileSync(CERT_PATH, 'utf8');
@@ -17,7 +20,8 @@ const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 const KNOWN_OPTIONS =
   'port, host, path, codec, maxConnections, maxHandshakesPerSecond, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
   'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport, ' +
-  'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength';
+  'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength, presenceHeartbeat, presenceTimeout, maxMetaSize, ' +
+  'handshakeTimeout, maxPendingSockets, trustProxy';
 
 /** Resolves options that the type system would reject, as a JavaScript caller or a config file could pass them. */
 function resolveUntyped(options: Record<string, unknown>, nodeVersion?: string) {
@@ -34,6 +38,23 @@ function rejectionOf(options: Record<string, unknown>, nodeVersion?: string): In
   }
   throw new Error(`Expected ${JSON.stringify(Object.keys(options))} to be rejected, but they resolved`);
 }
+
+describe('defaultMaxPendingSockets', () => {
+  const limitsFile = (soft: string) => {
+    const path = join(mkdtempSync(join(tmpdir(), 'limits-')), 'limits');
+    writeFileSync(path, `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft}                20000                files\n`);
+    return path;
+  };
+
+  it('is half the soft limit of open files', () => {
+    expect(defaultMaxPendingSockets(limitsFile('20000'))).toBe(10_000);
+  });
+
+  it('is 32768 for an unlimited soft limit, and 1024 without /proc', () => {
+    expect(defaultMaxPendingSockets(limitsFile('unlimited'))).toBe(32_768);
+    expect(defaultMaxPendingSockets('/no/such/file')).toBe(1024);
+  });
+});
 
 describe('resolveRiversideOptions', () => {
   describe('defaults (SPEC 1.1)', () => {
@@ -120,8 +141,27 @@ describe('resolveRiversideOptions', () => {
       expect(resolved.maxIdLength).toBe(256);
     });
 
+    it('gives a handshake 10 s', () => {
+      expect(resolved.handshakeTimeout).toBe(10_000);
+    });
+
+    it('caps pending sockets at half the open-files limit', () => {
+      expect(resolved.maxPendingSockets).toBe(defaultMaxPendingSockets());
+      expect(resolved.maxPendingSockets).toBeGreaterThan(0);
+    });
+
+    it('reads forwardedFor from the left-most X-Forwarded-For entry (no trusted proxy)', () => {
+      expect(resolved.readForwardedFor('127.0.0.1', '6.6.6.6, 10.0.0.1')).toBe('6.6.6.6');
+    });
+
     it('delivers through a LocalTransport', () => {
       expect(resolved.transport).toBeInstanceOf(LocalTransport);
+    });
+
+    it('heartbeats presence every 1000 ms, removes a silent node after 10000 ms, caps channel meta at 1024 bytes', () => {
+      expect(resolved.presenceHeartbeat).toBe(1000);
+      expect(resolved.presenceTimeout).toBe(10_000);
+      expect(resolved.maxMetaSize).toBe(1024);
     });
 
     it('exposes no Prometheus metrics', () => {
@@ -297,6 +337,34 @@ describe('resolveRiversideOptions', () => {
   });
 
   describe('validation (SPEC 1.3): each failure names the option, the value and what is accepted', () => {
+    it('rejects a handshakeTimeout that is not a positive integer', () => {
+      expect(rejectionOf({ handshakeTimeout: 0 }).message).toBe(
+        'RiversideModule: invalid option "handshakeTimeout": expected a positive integer, got 0.',
+      );
+      expect(rejectionOf({ handshakeTimeout: Infinity }).option).toBe('handshakeTimeout');
+    });
+
+    it('rejects a maxPendingSockets that is not a positive integer', () => {
+      expect(rejectionOf({ maxPendingSockets: -5 }).message).toBe(
+        'RiversideModule: invalid option "maxPendingSockets": expected a positive integer, got -5.',
+      );
+    });
+
+    it('rejects a trustProxy that is neither a hop count nor addresses', () => {
+      const error = rejectionOf({ trustProxy: 1.5 });
+      expect(error.option).toBe('trustProxy');
+      expect(error.message).toContain('expected true, false, a number of proxy hops (0, 1, 2...), or addresses / CIDR ranges');
+      expect(rejectionOf({ trustProxy: [] }).option).toBe('trustProxy');
+      expect(rejectionOf({ trustProxy: '10.0.0.1/8/9' }).message).toContain('got "10.0.0.1/8/9"');
+    });
+
+    it('rejects metrics.port out of range, and metrics.port with path false', () => {
+      expect(rejectionOf({ metrics: { port: 70000 } }).message).toBe(
+        'RiversideModule: invalid option "metrics.port": expected an integer from 0 to 65535 (a port of their own for the metrics), got 70000.',
+      );
+      expect(rejectionOf({ metrics: { port: 9100, path: false } }).option).toBe('metrics.port');
+    });
+
     it('rejects an unknown option', () => {
       const error = rejectionOf({ prot: 3000 });
       expect(error.option).toBe('prot');
@@ -532,6 +600,26 @@ describe('resolveRiversideOptions', () => {
       expect(rejectionOf({ router: '/health' }).message).toBe(
         'RiversideModule: invalid option "router": expected a request listener (req, res) => void, got "/health".',
       );
+    });
+
+    it('rejects a presenceHeartbeat, presenceTimeout or maxMetaSize that is not a positive integer', () => {
+      expect(rejectionOf({ presenceHeartbeat: 0 }).message).toBe(
+        'RiversideModule: invalid option "presenceHeartbeat": expected a positive integer, got 0.',
+      );
+      expect(rejectionOf({ presenceTimeout: '10s' }).message).toBe(
+        'RiversideModule: invalid option "presenceTimeout": expected a positive integer, got "10s".',
+      );
+      expect(rejectionOf({ maxMetaSize: -1 }).message).toBe(
+        'RiversideModule: invalid option "maxMetaSize": expected a positive integer, got -1.',
+      );
+    });
+
+    it('rejects a presenceTimeout shorter than 3 heartbeats (a node is suspected after 3)', () => {
+      expect(rejectionOf({ presenceHeartbeat: 2000, presenceTimeout: 5000 }).message).toBe(
+        'RiversideModule: invalid option "presenceTimeout": expected a positive integer of at least 3 × presenceHeartbeat (6000): ' +
+          'a node is suspected after 3 missed heartbeats, and removed only after presenceTimeout, got 5000.',
+      );
+      expect(resolveRiversideOptions({ presenceHeartbeat: 5000 }).presenceTimeout).toBe(15_000);
     });
 
     it('rejects a transport that is not a RiversideTransport', () => {

@@ -1,0 +1,289 @@
+// Presence costs and bounds (issue 8, SPEC 16.4), on the built package (dist/): `npm run bench:presence`.
+//
+// Three Riverside processes (test/cluster/fixtures/cluster-node.mjs, default presence options) on
+// Redis (REDIS_URL, or BROKER=nats with NATS_URL), real WebSocket clients from this process:
+//   1. broker messages and bytes per join and per leave (one at a time, so no batching helps);
+//   2. 10,000 members of one channel spread over the 3 nodes: members() time inside each node;
+//   3. churn of 500 joins/leaves per second for CHURN_S seconds over the 3 nodes, then the time
+//      until all 3 nodes list exactly the members the clients hold;
+//   4. replica memory per remote member (in this process, NodeReplica from dist/, --expose-gc).
+// Writes bench/presence/RESULTS.md and prints it. Loopback only; stops by itself.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { cpus, loadavg } from 'node:os';
+import WebSocket from 'ws';
+
+const BROKER = process.env.BROKER ?? 'redis';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const MEMBERS = Number(process.env.MEMBERS ?? 10_000);
+const CHURN_S = Number(process.env.CHURN_S ?? 10);
+const CHURN_RATE = Number(process.env.CHURN_RATE ?? 500);
+const PREFIX = `rvbench-presence-${process.pid}-${Date.now()}`;
+const FIXTURE = fileURLToPath(new URL('../../test/cluster/fixtures/cluster-node.mjs', import.meta.url));
+const PRESENCE_TOPIC = 'presence:cluster';
+
+if (typeof global.gc !== 'function') throw new Error('run with node --expose-gc (npm run bench:presence does)');
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+function startNode() {
+  const child = spawn(process.execPath, [FIXTURE], {
+    // The members sit idle for as long as the benchmark runs.
+    env: { ...process.env, RIVERSIDE_TRANSPORT: BROKER, REDIS_URL, NATS_URL, RIVERSIDE_PREFIX: PREFIX, IDLE_TIMEOUT: '0' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  // The fixture exits when its stdin closes; a write to a node that already exited is no error here.
+  child.stdin.on('error', () => {});
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('a node did not start within 30 s')), 30_000);
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const parsed = JSON.parse(line);
+      if (typeof parsed.url === 'string') {
+        clearTimeout(timer);
+        resolve({ child, url: parsed.url, id: parsed.node });
+      }
+    });
+  });
+}
+
+/** A WebSocket client that answers one request at a time. */
+async function client(url, options = {}, attempts = 3) {
+  const ws = new WebSocket(url, { handshakeTimeout: 20_000, ...options });
+  const waiting = [];
+  ws.on('message', (data) => waiting.shift()?.(JSON.parse(data.toString())));
+  try {
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+  } catch (error) {
+    if (attempts <= 1) throw error;
+    return client(url, options, attempts - 1);
+  }
+  ws.on('error', () => {});
+  return {
+    ws,
+    ask(message) {
+      return new Promise((resolve) => {
+        waiting.push(resolve);
+        ws.send(JSON.stringify(message));
+      });
+    },
+  };
+}
+
+/** Counts what goes over the presence topic, by message type. */
+async function brokerObserver() {
+  const counts = { messages: 0, bytes: 0, byType: {}, bytesByType: {} };
+  const count = (payload) => {
+    counts.messages++;
+    counts.bytes += payload.length;
+    try {
+      const type = JSON.parse(payload.toString()).t;
+      counts.byType[type] = (counts.byType[type] ?? 0) + 1;
+      counts.bytesByType[type] = (counts.bytesByType[type] ?? 0) + payload.length;
+    } catch {}
+  };
+  if (BROKER === 'redis') {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(REDIS_URL);
+    await redis.subscribe(`${PREFIX}:${PRESENCE_TOPIC}`);
+    redis.on('messageBuffer', (_channel, payload) => count(payload));
+    return { counts, close: () => redis.disconnect() };
+  }
+  const { connect } = await import('@nats-io/transport-node');
+  const nats = await connect({ servers: NATS_URL });
+  nats.subscribe(`${PREFIX}.presence.cluster`, { callback: (_error, message) => count(Buffer.from(message.data)) });
+  await nats.flush();
+  return { counts, close: () => nats.close() };
+}
+
+function snapshot(counts) {
+  return { messages: counts.messages, bytes: counts.bytes, deltas: counts.byType.delta ?? 0, deltaBytes: counts.bytesByType.delta ?? 0, hb: counts.byType.hb ?? 0, hbBytes: counts.bytesByType.hb ?? 0 };
+}
+
+async function replicaMemory() {
+  const { NodeReplica } = await import('../../dist/cluster/presence/node-replica.js');
+  const count = 100_000;
+  const ops = [];
+  for (let n = 0; n < count; n++) {
+    ops.push(['s+', `user-${n}`, `session-${n}`]);
+    ops.push(['m+', `room-${n % 100}`, `user-${n}`, `session-${n}`, { nick: `User ${n}` }]);
+  }
+  for (let n = 0; n < 4; n++) global.gc();
+  const before = process.memoryUsage().heapUsed;
+  const replica = new NodeReplica('node', 0);
+  replica.apply(ops);
+  ops.length = 0;
+  for (let n = 0; n < 4; n++) global.gc();
+  const after = process.memoryUsage().heapUsed;
+  if (replica.sessions.size !== count) throw new Error('replica did not take every op');
+  return (after - before) / count;
+}
+
+async function main() {
+  const loadBefore = loadavg().map((value) => value.toFixed(2)).join(' ');
+  const startedAt = Date.now();
+  const observer = await brokerObserver();
+  const nodes = await Promise.all([startNode(), startNode(), startNode()]);
+  await sleep(1500);
+  const probes = await Promise.all(nodes.map((node, index) => client(`${node.url}?user=probe-${index}`)));
+
+  const progress = (what) => process.stderr.write(`bench:presence: ${what} (${Math.round((Date.now() - startedAt) / 1000)} s)\n`);
+  progress('3 nodes up');
+  // 1. Broker traffic per join and per leave, one at a time.
+  const single = await client(`${nodes[0].url}?user=single`);
+  const JOINS = 200;
+  await sleep(200);
+  let before = snapshot(observer.counts);
+  for (let n = 0; n < JOINS; n++) {
+    await single.ask({ join: `single-${n}`, meta: { nick: `User ${n}` } });
+    await sleep(5);
+  }
+  await sleep(300);
+  let after = snapshot(observer.counts);
+  const perJoin = { deltas: (after.deltas - before.deltas) / JOINS, bytes: (after.deltaBytes - before.deltaBytes) / JOINS };
+  before = snapshot(observer.counts);
+  for (let n = 0; n < JOINS; n++) {
+    await single.ask({ leave: `single-${n}` });
+    await sleep(5);
+  }
+  await sleep(300);
+  after = snapshot(observer.counts);
+  const perLeave = { deltas: (after.deltas - before.deltas) / JOINS, bytes: (after.deltaBytes - before.deltaBytes) / JOINS };
+  const heartbeatSize = after.hb > 0 ? after.hbBytes / after.hb : NaN;
+
+  progress('broker traffic per join/leave measured');
+  // 2. 10,000 members of one channel over the 3 nodes.
+  const members = [];
+  const connectedAt = Date.now();
+  for (let batch = 0; batch < MEMBERS; batch += 400) {
+    if (batch % 2000 === 0) progress(`${batch} members joined`);
+    await Promise.all(
+      Array.from({ length: Math.min(400, MEMBERS - batch) }, async (_, offset) => {
+        const n = batch + offset;
+        const member = await client(`${nodes[n % 3].url}?user=m${n}&sid=s${n}`, { localAddress: `127.0.0.${2 + (n % 3)}` });
+        await member.ask({ join: 'big', meta: { nick: `User ${n}` } });
+        members.push(member);
+      }),
+    );
+  }
+  const joinedIn = Date.now() - connectedAt;
+  progress(`${MEMBERS} members joined`);
+  let agreedAt = 0;
+  for (;;) {
+    const answers = await Promise.all(probes.map((probe) => probe.ask({ members: 'big', timed: true })));
+    if (answers.every((answer) => answer.count === MEMBERS && answer.complete)) break;
+    if (Date.now() - connectedAt > 120_000) throw new Error(`nodes never agreed on ${MEMBERS} members: ${JSON.stringify(answers)}`);
+    await sleep(50);
+  }
+  agreedAt = Date.now() - connectedAt;
+  const timings = [];
+  for (let round = 0; round < 20; round++) {
+    const answers = await Promise.all(probes.map((probe) => probe.ask({ members: 'big', timed: true })));
+    for (const answer of answers) timings.push(answer.tookMs);
+  }
+  const roundTrips = [];
+  for (let round = 0; round < 5; round++) {
+    const askedAt = performance.now();
+    const answer = await probes[round % 3].ask({ members: 'big' });
+    roundTrips.push(performance.now() - askedAt);
+    if (answer.members.members.length !== MEMBERS) throw new Error('a full answer lacked members');
+  }
+
+  progress('members() timed');
+  // 3. Churn: CHURN_RATE joins/leaves per second, then time to agreement.
+  const churners = await Promise.all(Array.from({ length: 600 }, (_, n) => client(`${nodes[n % 3].url}?user=c${n}&sid=s${n}`)));
+  const truth = new Set();
+  let churnOps = 0;
+  const churnStart = performance.now();
+  const before3 = snapshot(observer.counts);
+  const inflight = new Set();
+  while (performance.now() - churnStart < CHURN_S * 1000) {
+    const due = Math.floor(((performance.now() - churnStart) / 1000) * CHURN_RATE);
+    while (churnOps < due) {
+      const n = Math.floor(Math.random() * churners.length);
+      if (inflight.has(n)) {
+        churnOps++;
+        continue;
+      }
+      inflight.add(n);
+      const joining = !truth.has(n);
+      if (joining) truth.add(n);
+      else truth.delete(n);
+      churners[n].ask(joining ? { join: 'churn', meta: { n: churnOps } } : { leave: 'churn' }).then(() => inflight.delete(n));
+      churnOps++;
+    }
+    await sleep(5);
+  }
+  while (inflight.size > 0) await sleep(1);
+  const quietAt = performance.now();
+  const churnSeconds = (quietAt - churnStart) / 1000;
+  const after3 = snapshot(observer.counts);
+  const expected = [...truth].map((n) => `c${n}`).sort().join(',');
+  let converged = NaN;
+  for (;;) {
+    const answers = await Promise.all(probes.map((probe) => probe.ask({ members: 'churn' })));
+    const lists = answers.map((answer) => answer.members.members.map((member) => member.userId).sort().join(','));
+    if (lists.every((list) => list === expected) && answers.every((answer) => answer.members.complete)) {
+      converged = performance.now() - quietAt;
+      break;
+    }
+    if (performance.now() - quietAt > 30_000) throw new Error('the nodes did not converge within 30 s after the churn');
+    await sleep(10);
+  }
+
+  progress('churn converged');
+  // 4. Memory of the replica per remote member.
+  const bytesPerMember = await replicaMemory();
+
+  for (const socket of [...members, ...churners, ...probes, single]) socket.ws.terminate();
+  // Let the nodes shut down (they print their members' leave events) before this process goes.
+  await Promise.all(
+    nodes.map(
+      (node) =>
+        new Promise((resolve) => {
+          node.child.once('exit', resolve);
+          node.child.kill('SIGTERM');
+          setTimeout(resolve, 10_000).unref();
+        }),
+    ),
+  );
+  observer.close();
+  const loadAfter = loadavg().map((value) => value.toFixed(2)).join(' ');
+
+  const report = `# Presence benchmark
+
+Written by \`npm run bench:presence\` (bench/presence/run.mjs) on ${new Date().toISOString().slice(0, 10)}; rerun it rather than editing this file.
+
+- Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared with other work: load average ${loadBefore} before, ${loadAfter} after; Node ${process.version}; broker: ${BROKER}; run took ${Math.round((Date.now() - startedAt) / 1000)} s.
+- Three Riverside processes (test/cluster/fixtures/cluster-node.mjs on dist/), default presence options (presenceHeartbeat 1000 ms, presenceTimeout 10000 ms); WebSocket clients in the benchmark process; broker traffic counted by a subscriber of the presence topic.
+
+| measure | result |
+| --- | --- |
+| members() of a ${MEMBERS.toLocaleString('en-US')}-member channel spread over 3 nodes, time inside the node (60 calls) | median ${median(timings).toFixed(2)} ms, max ${Math.max(...timings).toFixed(2)} ms |
+| the same, as a client sees it: WebSocket round trip with the ${MEMBERS.toLocaleString('en-US')} members as JSON (5 calls) | median ${median(roundTrips).toFixed(1)} ms |
+| ${MEMBERS.toLocaleString('en-US')} clients connected and joined | in ${(joinedIn / 1000).toFixed(1)} s; all 3 nodes listed all of them ${(agreedAt / 1000).toFixed(1)} s after the first connected |
+| broker messages per join, one at a time | ${perJoin.deltas.toFixed(2)} delta(s), ${Math.round(perJoin.bytes)} bytes (meta \`{"nick":"User 123"}\`) |
+| broker messages per leave, one at a time | ${perLeave.deltas.toFixed(2)} delta(s), ${Math.round(perLeave.bytes)} bytes |
+| broker messages per join/leave under churn (several changes of one node in one event-loop turn share a delta) | ${((after3.deltas - before3.deltas) / churnOps).toFixed(2)} deltas per change; ${Math.round((after3.bytes - before3.bytes) / churnOps)} bytes per change on the presence topic |
+| heartbeats | 1 message (${Math.round(heartbeatSize)} bytes) per node per presenceHeartbeat, whatever the number of members |
+| churn | ${churnOps} joins/leaves in ${churnSeconds.toFixed(1)} s (${Math.round(churnOps / churnSeconds)}/s) over 600 sessions on 3 nodes |
+| convergence after the churn stops: all 3 nodes list exactly the members the clients hold, complete | ${converged.toFixed(0)} ms |
+| replica memory per remote member (a session in one channel, meta \`{ nick }\`; heap, after GC) | ${Math.round(bytesPerMember)} bytes |
+`;
+  writeFileSync(fileURLToPath(new URL('./RESULTS.md', import.meta.url)), report);
+  console.log(report);
+  process.exit(0);
+}
+
+const deadline = setTimeout(() => {
+  console.error('bench:presence: gave up after 10 minutes');
+  process.exit(1);
+}, 600_000);
+deadline.unref();
+await main();

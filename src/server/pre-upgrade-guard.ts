@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { RiversideStats } from '../stats/riverside-stats.js';
+import type { RefusalLog } from './refusal-log.js';
+
+/** Bytes one client may pipeline behind its upgrade request before the 101. */
+export const MAX_EARLY_BYTES_PER_SOCKET = 8 * 1024;
+/** Bytes all handshakes together may hold before their 101. */
+export const PRE_UPGRADE_BYTE_BUDGET = 16 * 1024 * 1024;
+/** A pending socket this old (ms) with no request in progress may be evicted for a newcomer. */
+export const EVICTABLE_AFTER = 2000;
+/** Idle keep-alive HTTP connections are closed after this long (ms). */
+export const KEEP_ALIVE_TIMEOUT = 5000;
+/** Requests one keep-alive HTTP connection may carry. */
+export const MAX_REQUESTS_PER_SOCKET = 1000;
+
+const kPendingSince = Symbol('riverside.pending_since');
+const kGuard = Symbol('riverside.pre_upgrade_guard');
+
+type PendingSocket = Socket & { [kPendingSince]?: number; [kGuard]?: PreUpgradeGuard; _httpMessage?: unknown };
+
+/**
+ * The default of `maxPendingSockets`: half the process's soft limit of open files (Linux), so that
+ * a flood of silent sockets leaves the other half to established connections; 1024 elsewhere.
+ */
+export function defaultMaxPendingSockets(limitsFile = '/proc/self/limits'): number {
+  try {
+    const line = readFileSync(limitsFile, 'latin1')
+      .split('\n')
+      .find((candidate) => candidate.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    if (soft === 'unlimited') return 32_768;
+    const limit = Number(soft);
+    if (Number.isInteger(limit) && limit > 0) return Math.max(64, Math.floor(limit / 2));
+  } catch {
+    // Not Linux: fall through to a conservative default.
+  }
+  return 1024;
+}
+
+function forgetPending(this: PendingSocket): void {
+  this[kGuard]?.forget(this);
+}
+
+/**
+ * What a client can make the standalone server hold before its WebSocket exists: TCP connections
+ * that are not (yet) upgraded, bounded by `maxPendingSockets` (a newcomer evicts a stale one, or
+ * is shed with 503 when every pending socket is fresh), inactivity and header timeouts, and the
+ * bytes pipelined behind upgrade requests (per socket and in total).
+ */
+export class PreUpgradeGuard {
+  /** In arrival order, so that the first evictable one is found from the front. */
+  private readonly pending = new Set<PendingSocket>();
+
+  constructor(
+    private readonly maxPendingSockets: number,
+    private readonly handshakeTimeout: number,
+    private readonly stats: RiversideStats,
+    private readonly refusals: RefusalLog,
+    /** False for TLS: a socket shed before its TLS handshake can only be closed, not answered. */
+    private readonly plaintext: boolean,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Options for `http.createServer` / `https.createServer`. */
+  serverOptions(): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number } {
+    return {
+      // A request must have sent its headers within handshakeTimeout (Node answers 408).
+      headersTimeout: this.handshakeTimeout,
+      requestTimeout: Math.max(this.handshakeTimeout, 30_000),
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT,
+      // Node checks the two timeouts above only this often (30 s by default).
+      connectionsCheckingInterval: Math.min(1000, this.handshakeTimeout),
+    };
+  }
+
+  /** Bounds the standalone server's sockets until they upgrade. */
+  attach(server: Server): void {
+    // Inactivity: a socket that never sends a byte is not covered by headersTimeout in Node.
+    server.timeout = this.handshakeTimeout;
+    server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
+    server.on('connection', this.onConnection);
+  }
+
+  detach(server: Server): void {
+    server.off('connection', this.onConnection);
+  }
+
+  /** The upgrade request is complete: from now on maxConnections and handshakeTimeout govern the socket. */
+  upgraded(socket: Duplex): void {
+    const raw = ((socket as { _parent?: Duplex })._parent ?? socket) as PendingSocket;
+    this.forget(raw);
+    // Node's inactivity timeout must not cut a socket that Riverside (or ws) now owns.
+    (socket as Socket).setTimeout?.(0);
+  }
+
+  /** @internal */
+  forget(socket: PendingSocket): void {
+    if (this.pending.delete(socket)) socket.off('close', forgetPending);
+  }
+
+  /** Takes `bytes` from the pre-upgrade budget; false (nothing taken) when it would overflow. */
+  takeEarlyBytes(bytes: number): boolean {
+    if (this.stats.preUpgradeBytes + bytes > PRE_UPGRADE_BYTE_BUDGET) return false;
+    this.stats.preUpgradeBytes += bytes;
+    return true;
+  }
+
+  giveBackEarlyBytes(bytes: number): void {
+    this.stats.preUpgradeBytes -= bytes;
+  }
+
+  /** Sockets counted against maxPendingSockets right now. */
+  get pendingSockets(): number {
+    return this.pending.size;
+  }
+
+  private readonly onConnection = (socket: PendingSocket): void => {
+    if (this.pending.size >= this.maxPendingSockets && !this.evictStale()) {
+      this.shed(socket, 503);
+      this.refusals.warn(
+        'shed',
+        `Shed a new TCP connection with 503: maxPendingSockets (${this.maxPendingSockets}) sockets are waiting for a request`,
+      );
+      return;
+    }
+    socket[kPendingSince] = this.now();
+    socket[kGuard] = this;
+    this.pending.add(socket);
+    socket.once('close', forgetPending);
+  };
+
+  /** Closes the oldest pending socket if it has waited long enough with no request in progress. */
+  private evictStale(): boolean {
+    const threshold = this.now() - EVICTABLE_AFTER;
+    for (const socket of this.pending) {
+      if ((socket[kPendingSince] ?? 0) > threshold) return false;
+      if (socket._httpMessage) continue;
+      this.forget(socket);
+      this.shed(socket, 408);
+      this.refusals.warn(
+        'evict',
+        `Closed an idle TCP connection with 408 to admit a new one: maxPendingSockets (${this.maxPendingSockets}) reached`,
+      );
+      return true;
+    }
+    return false;
+  }
+
+  private shed(socket: Socket, status: 408 | 503): void {
+    this.stats.shedSockets++;
+    const text = status === 408 ? 'Request Timeout' : 'Service Unavailable';
+    // Written straight to the socket: Node's HTTP machinery has not read a byte of it.
+    if (this.plaintext && socket.writable) {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+    }
+    socket.destroySoon();
+    // A peer that never reads must not keep the descriptor: the point is to free it.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+}
