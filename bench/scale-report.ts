@@ -24,6 +24,14 @@ export function render(results: Results): string {
       'Everything on loopback; the load generators are separate processes (at most 17,000 connections each, each from its own 127.0.0.x source address) and speak WebSocket themselves, at little CPU per message; the workers and the load generators share the same 2 cores, so every figure below is a lower bound of what the server alone could do.',
     '',
   );
+  for (const run of results.runs) {
+    if (run.transport === 'ipc' && run.connections < results.settings.connections) {
+      lines.push(
+        `The ipc run asked for ${n(results.settings.connections)} connections; ${n(run.connections)} opened within the opening budget (SCALE_OPEN_BUDGET) at the rate this machine allowed, and the run went on with those.`,
+        '',
+      );
+    }
+  }
   lines.push('### Connections, memory, drain', '');
   lines.push('| transport | workers | connections | time to open | open rate | server CPU / connection opened (workers + primary) | RSS per worker | RSS / connection (per worker) | JS heap / connection | drain on SIGTERM | close codes |');
   lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
