@@ -147,7 +147,7 @@ async function worker(): Promise<void> {
           const usage = process.memoryUsage();
           answer({
             bench: 'stats',
-            figures: { pid: process.pid, connections: stats.currentConnections, members: delivery.members(ROOM).length, rss: usage.rss, heapUsed: usage.heapUsed },
+            figures: { pid: process.pid, connections: stats.currentConnections, members: delivery.localMembers(ROOM).length, rss: usage.rss, heapUsed: usage.heapUsed },
           });
         })();
         return;
