@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { type Contender, CONTENDERS } from './contenders.js';
+import { ALL_CONTENDERS, type Contender, CONTENDERS } from './contenders.js';
 import { pinningNote } from './lib/child.js';
 import type { MicroResult } from './micro.js';
 import { formatBytes, formatRate, formatRatio, median, percent } from './lib/stats.js';
@@ -59,6 +59,8 @@ export interface Results {
   durationSeconds: number;
   /** CPU other processes used just before each measurement, in cores. */
   background: { medianCores: number; maxCores: number; waitedSeconds: number };
+  /** Scenarios not run this time, with the rows of the run of `from` (an ISO date). */
+  carriedOver?: { scenarios: string[]; from: string };
 }
 
 const ROOT = new URL('../../', import.meta.url);
@@ -103,8 +105,15 @@ export function machineFacts() {
   };
 }
 
-const labelOf = (id: string) => CONTENDERS.find((c) => c.id === id)?.label ?? id;
-const shortLabel: Record<string, string> = { 'raw-ws': 'raw ws', riverside: 'Riverside', 'nest-ws': 'Nest ws', 'socket.io': 'Socket.IO' };
+const labelOf = (id: string) => ALL_CONTENDERS.find((c) => c.id === id)?.label ?? id;
+const shortLabel: Record<string, string> = {
+  'raw-ws': 'raw ws',
+  riverside: 'Riverside',
+  'riverside-redis': 'Riverside+Redis',
+  'riverside-nats': 'Riverside+NATS',
+  'nest-ws': 'Nest ws',
+  'socket.io': 'Socket.IO',
+};
 
 function ratio(value: number, base: number | undefined): number {
   return base === undefined || base === 0 ? Number.NaN : value / base;
@@ -157,6 +166,12 @@ function verdicts(results: Results): string[][] {
     rows.push(['13.3 idle memory: within 1.5x of raw ws (JS heap)', `${formatRatio(heap)}`, heap <= 1.5 ? 'met' : 'missed']);
     rows.push(['13.3 idle memory: within 1.5x of raw ws (RSS)', `${formatRatio(rss)}`, rss <= 1.5 ? 'met' : 'missed']);
   }
+  for (const [id, name] of [['riverside-redis', 'RedisTransport'], ['riverside-nats', 'NatsTransport']] as const) {
+    const clustered = results.memory.find((row) => row.contender === id);
+    if (!raw || !clustered) continue;
+    const heap = clustered.heapPerConnection / raw.heapPerConnection;
+    rows.push([`13.3 idle memory on ${name}: within 1.5x of raw ws (JS heap)`, `${formatRatio(heap)}`, heap <= 1.5 ? 'met' : 'missed']);
+  }
   return rows;
 }
 
@@ -182,6 +197,14 @@ function markdown(results: Results): string {
       `numbers only describe this machine.`,
     '',
   );
+  if (results.carriedOver) {
+    out.push(
+      `This run measured only ${(['echo', 'fanout', 'memory', 'micro'] as const).filter((name) => !results.carriedOver!.scenarios.includes(name)).join(', ')}; ` +
+        `the ${results.carriedOver.scenarios.join(', ')} rows are carried over from the run of ${results.carriedOver.from.slice(0, 10)} ` +
+        '(each table still compares contenders measured in one run).',
+      '',
+    );
+  }
   if (results.quick) out.push('**Quick run (BENCH_QUICK=1): short rounds, not for publishing.**', '');
   if (results.errors.length > 0) out.push('**Errors:**', '', ...results.errors.map((e) => `    ${e.split('\n')[0]}`), '');
 
@@ -192,10 +215,12 @@ function markdown(results: Results): string {
       .map(([name, version]) => `${name} ${version}`)
       .join(', ')}; revision ${machine.revision}`,
     `- ${machine.pinning}; load average (1/5/15 min) ${machine.loadBefore} before, ${machine.loadAfter} after; run took ${results.durationSeconds} s`,
-    `- Other processes on the machine just before each measurement: median ${results.background.medianCores.toFixed(2)} cores, ` +
-      `max ${results.background.maxCores.toFixed(2)} (the harness waited ${results.background.waitedSeconds} s in all for quiet, ` +
-      'at most 20 s per measurement). Work that starts during a measurement shows as server CPU below 100%; the CPU per ' +
-      'message columns do not depend on it.',
+    Number.isFinite(results.background.medianCores)
+      ? `- Other processes on the machine just before each measurement: median ${results.background.medianCores.toFixed(2)} cores, ` +
+          `max ${results.background.maxCores.toFixed(2)} (the harness waited ${results.background.waitedSeconds} s in all for quiet, ` +
+          'at most 20 s per measurement). Work that starts during a measurement shows as server CPU below 100%; the CPU per ' +
+          'message columns do not depend on it.'
+      : '- Other processes on the machine: not sampled (idle memory does not depend on CPU); see the load average.',
     '',
   );
 
@@ -378,7 +403,7 @@ function svg(results: Results): string {
   const bar = (id: string, value: number, base: number | undefined): Bar => ({
     label: shortLabel[id] ?? id,
     value,
-    color: CONTENDERS.find((c) => c.id === id)?.color ?? '#999',
+    color: ALL_CONTENDERS.find((c) => c.id === id)?.color ?? '#999',
     note: id === 'raw-ws' ? 'baseline' : `${formatRatio(ratio(value, base))} raw ws`,
   });
   for (const bytes of results.settings.echo.payloadBytes) {

@@ -4,10 +4,13 @@
 // bench/results.svg and bench/results.png.
 //
 //   BENCH_ONLY=echo,fanout,memory,micro   scenarios to run (default: all)
-//   BENCH_CONTENDERS=riverside      contenders besides raw ws (default: all)
+//   BENCH_CONTENDERS=riverside      contenders besides raw ws (default: all; riverside-redis and
+//                                   riverside-nats: idle memory on a cluster transport)
+//   Scenarios left out of BENCH_ONLY keep their rows from the previous bench/results.json, and
+//   RESULTS.md says so.
 //   BENCH_QUICK=1                   short rounds, for trying the harness out
 //   BENCH_PROFILE=riverside         run that contender's server with --cpu-prof (bench/dist/profiles/)
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,7 +73,7 @@ async function startServer(contender: Contender): Promise<RunningServer> {
   const child = spawnNode(contender.label, join(DIST, contender.server), {}, {
     cpu: SERVER_CPU,
     nodeFlags,
-    env: { BENCH_PORT: String(port) },
+    env: { BENCH_PORT: String(port), ...contender.env },
   });
   await child.next<Extract<ServerReport, { type: 'ready' }>>('ready', 30_000);
   return { contender, child, port };
@@ -162,10 +165,10 @@ async function echoScenario(): Promise<EchoRow[]> {
   const servers: RunningServer[] = [];
   const rows: EchoRow[] = [];
   try {
-    for (const contender of CONTENDERS) servers.push(await startServer(contender));
+    for (const contender of CONTENDERS.filter((c) => !c.memoryOnly)) servers.push(await startServer(contender));
     for (const bytes of echo.payloadBytes) {
       const payload = jsonPayload(bytes);
-      const samples = new Map<Contender['id'], EchoLoadResult[]>(CONTENDERS.map((c) => [c.id, []]));
+      const samples = new Map<Contender['id'], EchoLoadResult[]>(CONTENDERS.filter((c) => !c.memoryOnly).map((c) => [c.id, []]));
       for (let round = 0; round < echo.rounds; round++) {
         // Contenders take turns within a round, in a rotating order, so that noise on the
         // machine (other processes, thermal) is spread over all of them.
@@ -394,12 +397,23 @@ for (const [name, run] of scenarios) {
     console.error(`[bench] FAILED ${message}`);
   }
 }
+carryOver(results);
 results.durationSeconds = Math.round((Date.now() - startedAt) / 1000);
 results.background = {
   medianCores: median(backgroundLoad),
   maxCores: Math.max(0, ...backgroundLoad),
   waitedSeconds: Math.round(waitedMs / 1000),
 };
+/** Scenarios not run this time keep the rows of the previous run (RESULTS.md says which and when). */
+function carryOver(current: Results): void {
+  const previousPath = join(BENCH_DIR, 'results.json');
+  const skipped = (['echo', 'fanout', 'memory', 'micro'] as const).filter((name) => !only.has(name));
+  if (skipped.length === 0 || !existsSync(previousPath)) return;
+  const previous = JSON.parse(readFileSync(previousPath, 'utf8')) as Results;
+  for (const name of skipped) (current as unknown as Record<string, unknown>)[name] = previous[name];
+  current.carriedOver = { scenarios: [...skipped], from: previous.carriedOver?.from ?? previous.machine.date };
+}
+
 const written = writeReports(BENCH_DIR, results);
 log(`done in ${results.durationSeconds} s; wrote ${written.join(', ')}`);
 process.exit(results.errors.length > 0 ? 1 : 0);

@@ -61,8 +61,8 @@ export {
   type RiversideTransport,
   type TransportMessageHandler,
   RIVERSIDE_TRANSPORT,
-} from './transport/transport.interface.js';
-export { LocalTransport } from './transport/local.transport.js';
+} from './cluster/transport.interface.js';
+export { LocalTransport } from './cluster/local.transport.js';
 export {
   RedisTransport,
   type RedisClientLike,
@@ -70,7 +70,7 @@ export {
   type RedisTransportUrlOptions,
   type RedisTransportClientOptions,
   type RedisTransportClientsOptions,
-} from './transport/redis.transport.js';
+} from './cluster/redis.transport.js';
 export {
   NatsTransport,
   type NatsTransportOptions,
@@ -80,8 +80,8 @@ export {
   type NatsAuthenticator,
   type NatsConnectionLike,
   type NatsSubscriptionLike,
-} from './transport/nats.transport.js';
-export { natsSubject } from './transport/nats-subjects.js';
+} from './cluster/nats.transport.js';
+export { natsSubject } from './cluster/nats-subjects.js';
 export { IpcTransport, type IpcTransportOptions } from './cluster/ipc.transport.js';
 export { IpcHub } from './cluster/ipc-hub.js';
 export type { IpcChannel } from './cluster/ipc-channel.js';

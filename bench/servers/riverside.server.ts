@@ -1,11 +1,14 @@
 // Riverside, from the built package (dist/), as an application uses it: authenticate at the
 // handshake, an echo @OnMessage returning the message, members joined to one channel in
-// @OnInit, and fan-out through DeliveryService.deliver({ channel }).
+// @OnInit, and fan-out through DeliveryService.deliver({ channel }). BENCH_TRANSPORT=redis|nats
+// puts it on a cluster transport (REDIS_URL / NATS_URL, a prefix of its own).
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   AuthError,
+  NatsTransport,
+  RedisTransport,
   type AuthRequest,
   type AuthResult,
   DeliveryService,
@@ -20,6 +23,13 @@ import {
 import { BENCH_PORT, type ContenderServer, serveBench } from './harness.js';
 
 const CHANNEL = 'bench';
+const PREFIX = `bench-${process.pid}`;
+const transport =
+  process.env.BENCH_TRANSPORT === 'redis'
+    ? new RedisTransport({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: PREFIX })
+    : process.env.BENCH_TRANSPORT === 'nats'
+      ? new NatsTransport({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', prefix: PREFIX })
+      : undefined;
 
 @RiversideHandler({ path: '/bench' })
 class BenchHandler {
@@ -49,6 +59,7 @@ class BenchHandler {
       // limit (the counter still runs). Idle members must outlive the whole run.
       transmissionLimit: { capacity: Infinity, duration: 1000 },
       idleTimeout: 600_000,
+      ...(transport ? { transport } : {}),
     }),
   ],
   providers: [BenchHandler],

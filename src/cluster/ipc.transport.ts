@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { describeValue } from '../riverside.messages.js';
-import type { RiversideTransport, TransportMessageHandler } from '../transport/transport.interface.js';
+import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
 import { type IpcChannel, type IpcHubMessage, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
 
 /**
@@ -211,7 +211,7 @@ export class IpcTransport implements RiversideTransport {
     const handler = this.handlers.get(topic);
     if (handler === undefined) return; // unsubscribed while the batch was on its way
     try {
-      handler(Buffer.from(payload, 'base64'));
+      handler(Buffer.from(payload, 'base64'), topic.slice(this.topicPrefix.length));
     } catch (error) {
       // One topic's handler must not cost the rest of the batch.
       this.logger.error(`IpcTransport: the handler of ${topic} threw: ${(error as Error).message}`);

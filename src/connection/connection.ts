@@ -275,7 +275,7 @@ export class Connection implements SessionConnection {
       this.openedAt = this.host.now();
     }
     if (value !== undefined && this.state === OPEN) this.reply(value, label);
-    if (initialized) this.outbound.flushHeld();
+    if (initialized && !this.outbound.holding) this.outbound.flushHeld();
     this.busy = false;
     this.drain();
   }
@@ -322,9 +322,14 @@ export class Connection implements SessionConnection {
     return this.outbound.send(message, this.handler.codec);
   }
 
-  /** @internal A delivery from elsewhere, already encoded; held back until @OnInit is done. */
+  /**
+   * @internal A delivery from elsewhere, already encoded; held back until @OnInit is done and
+   * while a join waits for its subscription.
+   */
   deliver(frame: OutboundFrame): boolean {
-    if (this.state === INITIALIZING) return this.outbound.hold(frame, this.queue === null ? 0 : this.queue.length);
+    if (this.state === INITIALIZING || this.outbound.holding) {
+      return this.outbound.hold(frame, this.queue === null ? 0 : this.queue.length);
+    }
     if (this.state >= CLOSING) return false;
     return this.outbound.write(frame);
   }
@@ -334,12 +339,24 @@ export class Connection implements SessionConnection {
   /**
    * Joins a channel. Throws a RiversideError (`RIVERSIDE_ERR_ID_TOO_LONG`,
    * `RIVERSIDE_ERR_TOO_MANY_CHANNELS`) past `maxIdLength` / `maxChannelsPerSession`.
+   *
+   * In a cluster, every frame written to this connection after the join waits until the broker
+   * has confirmed the channel's subscription (bounded by the relay), so that a client that heard
+   * anything after its join also hears every later broadcast from other nodes.
    */
   join(channel: string | number, meta: unknown): boolean {
     if (this.state >= CLOSING) return false;
     const id = String(channel);
     assertJoinable(this.joined, id, this.host.options, this.host.stats);
-    return this.host.registry.join(this, id, meta);
+    const registry = this.host.registry;
+    const joined = registry.join(this, id, meta);
+    const subscribed = registry.channelSubscription(id);
+    if (subscribed !== null) {
+      this.outbound.waitForSubscription(subscribed, () => {
+        if (this.state === OPEN) this.outbound.flushHeld();
+      });
+    }
+    return joined;
   }
 
   leave(channel: string | number): boolean {

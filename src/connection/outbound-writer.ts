@@ -2,7 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Codec } from '../codec/codec.interface.js';
 import { Frame } from '../codec/frame.js';
 import { encodeWith } from '../delivery/encoded-message.js';
-import { type OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
+import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-frame.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
 
@@ -13,13 +13,16 @@ export interface SlowConsumerPolicyHost {
 
 /**
  * The outbound side of one connection: writes with the slow-consumer policy (SPEC 7.4), and the
- * deliveries held back until @OnInit is done, bounded like unsent bytes.
+ * deliveries held back until @OnInit is done, or (every write) while a join waits for its
+ * channel's subscription, bounded like unsent bytes.
  *
  * Every size is in bytes as they go on the wire (UTF-8), never in UTF-16 units.
  */
 export class OutboundWriter {
   private held: OutboundFrame[] | null = null;
   private heldBytes = 0;
+  /** Joins whose channel subscription the broker has not confirmed yet. */
+  private subscriptionsPending = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -31,6 +34,19 @@ export class OutboundWriter {
   /** Deliveries held back (while @OnInit runs). */
   get heldCount(): number {
     return this.held === null ? 0 : this.held.length;
+  }
+
+  /** True while a join waits for its subscription: every write is held. */
+  get holding(): boolean {
+    return this.subscriptionsPending > 0;
+  }
+
+  /** Holds every write until `subscribed` settles (with the others pending); then `released`. */
+  waitForSubscription(subscribed: Promise<void>, released: () => void): void {
+    this.subscriptionsPending++;
+    void subscribed.then(() => {
+      if (--this.subscriptionsPending === 0) released();
+    });
   }
 
   /** Encodes with the codec (a Frame as it is) and writes; false when not written. */
@@ -52,6 +68,7 @@ export class OutboundWriter {
     } else {
       bytes = data.byteLength;
     }
+    if (this.subscriptionsPending > 0) return this.hold(new OutboundFrame(data, binary), 0);
     if (!this.canWrite(bytes)) return false;
     this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
     this.stats.framesOut++;
@@ -81,7 +98,7 @@ export class OutboundWriter {
     return true;
   }
 
-  /** @OnInit is done: writes what was held, in order. */
+  /** @OnInit is done, or the joins' subscriptions: writes what was held, in order. */
   flushHeld(): void {
     const held = this.held;
     if (held === null) return;

@@ -1,11 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { type Codec, RIVERSIDE_CODEC } from '../codec/codec.interface.js';
+import { Injectable } from '@nestjs/common';
 import { assertApplicationCloseCode } from '../connection/close-codes.js';
 import type { Connection } from '../connection/connection.js';
 import { connectionOf, type Session } from '../connection/session.js';
 import { PresenceService } from '../cluster/presence/presence.service.js';
 import type { PresenceMember, PresenceMembers, PresenceQueryOptions } from '../cluster/presence/presence.types.js';
-import { ClusterRelay } from './cluster-relay.js';
+import { ClusterRelay } from '../cluster/cluster-relay.js';
 import { assertDeliveryTarget, type DeliveryTarget, type RiversideId } from './delivery-target.js';
 import { EncodedMessage } from './encoded-message.js';
 import { LocalDelivery } from './local-delivery.js';
@@ -28,37 +27,35 @@ export class DeliveryService {
     private readonly local: LocalDelivery,
     private readonly relay: ClusterRelay,
     private readonly presence: PresenceService,
-    @Inject(RIVERSIDE_CODEC) private readonly defaultCodec: Codec,
   ) {}
 
   /**
    * Sends a message to every session behind the target, encoded once per codec in use and
-   * framed once; other nodes get it through the cluster transport. Returns how many local
-   * sockets it was written to (0, never a throw, when nobody is here): whether the user is
-   * reachable on another node is `PresenceService.isOnline()`'s question. Throws an
-   * `EncodeError`, before writing anything, when the codec cannot encode the message; a
-   * `Frame` bypasses the codec.
+   * framed once; other nodes get it through the cluster transport as data and encode it with
+   * their sessions' codecs the same way. Returns how many local sockets it was written to (0,
+   * never a throw, when nobody is here): whether the user is reachable on another node is
+   * `PresenceService.isOnline()`'s question. Throws an `EncodeError`, before writing anything,
+   * when a local session's codec cannot encode the message or (in a cluster) when it cannot
+   * cross nodes as structured-clone data; a `Frame` bypasses both.
    */
   deliver(target: DeliveryTarget, message: unknown): number {
     assertDeliveryTarget(target);
-    const encoded = new EncodedMessage(message);
-    const written = this.local.deliver(target, encoded);
-    if (this.relay.enabled) {
-      // Other nodes write these bytes as they are: they are encoded with the module's codec.
-      const frame = encoded.frameFor(this.defaultCodec);
-      this.relay.publish(target, { v: 1, kind: 'deliver', binary: frame.binary, data: frame.data });
-    }
+    const wire = this.relay.enabled ? this.relay.wireFor(target, message) : null;
+    const written = this.local.deliver(target, new EncodedMessage(message));
+    if (wire !== null) this.relay.send(target, wire);
     return written;
   }
 
   /**
    * Hands `info` to the `@OnInfo` of every session behind the target, in order with its
-   * frames; returns how many local sessions. Other nodes get a JSON copy of it.
+   * frames; returns how many local sessions. Other nodes get a structured-clone copy of it; in
+   * a cluster, an info that cannot be cloned throws an `EncodeError` before any session gets it.
    */
   info(target: DeliveryTarget, info: unknown): number {
     assertDeliveryTarget(target);
+    const wire = this.relay.enabled ? this.relay.encode(target, { kind: 'info', info }) : null;
     const reached = this.local.info(target, info);
-    if (this.relay.enabled) this.relay.publish(target, { v: 1, kind: 'info', info });
+    if (wire !== null) this.relay.send(target, wire);
     return reached;
   }
 
@@ -70,7 +67,7 @@ export class DeliveryService {
     assertDeliveryTarget(target);
     assertApplicationCloseCode(code, reason);
     const closed = this.local.close(target, code, reason);
-    if (this.relay.enabled) this.relay.publish(target, { v: 1, kind: 'close', code, reason });
+    if (this.relay.enabled) this.relay.send(target, this.relay.encode(target, { kind: 'close', code, reason }));
     return closed;
   }
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Connection } from '../connection/connection.js';
-import { channelTopic, sessionTopic, userTopic } from '../transport/topics.js';
+import { channelTopic, userTopic } from '../cluster/topics.js';
 import type { DeliveryTarget } from './delivery-target.js';
 
 /**
@@ -17,8 +17,10 @@ export interface MembershipListener {
 
 /** Told when this node gains its first session behind a topic, and when it loses the last. */
 export interface TopicListener {
-  topicOpened(topic: string, target: DeliveryTarget): void;
+  topicOpened(topic: string): void;
   topicClosed(topic: string): void;
+  /** Settles once the broker has confirmed the topic's subscription (bounded); null when it has. */
+  subscriptionPending(topic: string): Promise<void> | null;
 }
 
 const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
@@ -75,10 +77,9 @@ export class SessionRegistry {
     const { userId, id } = connection.session;
     this.connections.add(connection);
     this.membership?.sessionOpened(connection);
-    if (addTo(this.byUser, userId, connection)) this.listener?.topicOpened(userTopic(userId), { user: userId });
-    if (addTo(this.bySession, sessionKey(userId, id), connection)) {
-      this.listener?.topicOpened(sessionTopic(userId, id), { session: [userId, id] });
-    }
+    // One topic per user: deliveries to one of its sessions ride on it (see topics.ts).
+    if (addTo(this.byUser, userId, connection)) this.listener?.topicOpened(userTopic(userId));
+    addTo(this.bySession, sessionKey(userId, id), connection);
   }
 
   remove(connection: Connection): void {
@@ -87,7 +88,7 @@ export class SessionRegistry {
     this.leaveChannels(connection, true);
     this.membership?.sessionClosed(connection);
     if (removeFrom(this.byUser, userId, connection)) this.listener?.topicClosed(userTopic(userId));
-    if (removeFrom(this.bySession, sessionKey(userId, id), connection)) this.listener?.topicClosed(sessionTopic(userId, id));
+    removeFrom(this.bySession, sessionKey(userId, id), connection);
   }
 
   /** Connections behind a target; empty (never a throw) when there are none. */
@@ -110,7 +111,7 @@ export class SessionRegistry {
     let members = this.byChannel.get(channel);
     if (!members) {
       this.byChannel.set(channel, (members = new Map()));
-      this.listener?.topicOpened(channelTopic(channel), { channel });
+      this.listener?.topicOpened(channelTopic(channel));
     }
     const isNew = !members.has(connection);
     members.set(connection, meta);
@@ -163,6 +164,14 @@ export class SessionRegistry {
   private channelEmptied(channel: string): void {
     this.byChannel.delete(channel);
     this.listener?.topicClosed(channelTopic(channel));
+  }
+
+  /**
+   * Settles once other nodes' broadcasts to the channel reach this node (bounded); null when
+   * they already do, or when there is no cluster.
+   */
+  channelSubscription(channel: string): Promise<void> | null {
+    return this.listener?.subscriptionPending(channelTopic(channel)) ?? null;
   }
 
   isMember(connection: Connection, channel: string): boolean {

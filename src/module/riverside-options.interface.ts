@@ -2,7 +2,7 @@ import type { Type } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerOptions as WsServerOptions } from 'ws';
 import type { Codec } from '../codec/codec.interface.js';
-import type { RiversideTransport } from '../transport/transport.interface.js';
+import type { RiversideTransport } from '../cluster/transport.interface.js';
 import type { EnvRef } from './env.js';
 
 /**

@@ -17,7 +17,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
 import { ConnectionSweep } from '../connection/connection-sweep.js';
 import { PresenceTracker } from '../cluster/presence/presence.tracker.js';
-import { ClusterRelay } from '../delivery/cluster-relay.js';
+import { ClusterRelay } from '../cluster/cluster-relay.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
@@ -230,7 +230,7 @@ export class RiversideServer
     this.registry.add(connection);
     if (this.phase !== RUNNING) connection.closeFor('shutdown');
     // In a cluster, @OnInit waits until other nodes can reach this session (frames queue meanwhile).
-    const subscribed = this.relay.enabled ? this.relay.subscribedFor(identity.userId, identity.sessionId) : null;
+    const subscribed = this.relay.enabled ? this.relay.subscribedFor(identity.userId) : null;
     if (subscribed === null) connection.start();
     else void subscribed.then(() => connection.start());
   }

@@ -77,6 +77,11 @@ export class RiversideMetrics implements OnModuleInit, OnModuleDestroy {
     counter(`${p}invalid_frames_total`, 'Frames of the wrong type or that the codec could not decode.', () => stats.invalidFrames);
     counter(`${p}dropped_messages_total`, 'Messages not written to slow consumers.', () => stats.droppedMessages);
     counter(`${p}transport_errors_total`, 'Cluster transport failures.', () => stats.transportErrors);
+    counter(
+      `${p}rejected_cluster_messages_total`,
+      'Unreadable payloads on node-to-node topics (bad magic or length, unknown version).',
+      () => stats.rejectedClusterMessages,
+    );
     counter(`${p}refused_joins_total`, 'Joins refused by maxChannelsPerSession or maxIdLength.', () => stats.refusedJoins);
     counter(`${p}invalid_remote_closes_total`, 'Close requests from the cluster fixed (invalid code, over-long reason).', () => stats.invalidRemoteCloses);
     counter(`${p}shed_sockets_total`, 'TCP connections closed by the maxPendingSockets cap.', () => stats.shedSockets);

@@ -25,6 +25,11 @@ export class RiversideStats {
   /** Cluster transport failures (publish, subscribe, unreadable messages); local delivery goes on. */
   transportErrors = 0;
   /**
+   * Payloads on node-to-node topics that were not Riverside messages this node can read (bad
+   * magic or length, unknown major version or kind); each also counts as a transport error.
+   */
+  rejectedClusterMessages = 0;
+  /**
    * TCP connections of the standalone server closed by the `maxPendingSockets` cap: newcomers shed
    * with 503 and idle sockets evicted with 408.
    */

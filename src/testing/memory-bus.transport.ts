@@ -1,4 +1,4 @@
-import type { RiversideTransport, TransportMessageHandler } from '../transport/transport.interface.js';
+import type { RiversideTransport, TransportMessageHandler } from '../cluster/transport.interface.js';
 
 /**
  * An in-process broker: several Nest apps in one test process, each with a
@@ -7,11 +7,25 @@ import type { RiversideTransport, TransportMessageHandler } from '../transport/t
  */
 export class MemoryBus {
   private readonly subscribers = new Map<string, Set<MemoryBusTransport>>();
+  /** Transports listening on `<prefix>:ext:*`. */
+  private readonly external = new Set<MemoryBusTransport>();
 
-  /** Publishes like an external service would (`redis-cli PUBLISH <topic> <payload>`). */
+  /**
+   * Publishes like another service would (`redis-cli PUBLISH <topic> <payload>`): external
+   * services use `<prefix>:ext:user:42`, `<prefix>:ext:channel:room`...
+   */
   publish(topic: string, payload: Uint8Array | string): void {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
     for (const transport of this.subscribers.get(topic) ?? []) transport.receive(topic, bytes);
+    for (const transport of this.external) {
+      if (topic.startsWith(`${transport.prefix}:ext:`)) transport.receiveExternal(topic.slice(transport.prefix.length + 5), bytes);
+    }
+  }
+
+  /** @internal */
+  listenExternal(transport: MemoryBusTransport, listening: boolean): void {
+    if (listening) this.external.add(transport);
+    else this.external.delete(transport);
   }
 
   /** @internal */
@@ -35,6 +49,7 @@ export class MemoryBus {
  */
 export class MemoryBusTransport implements RiversideTransport {
   private readonly handlers = new Map<string, TransportMessageHandler>();
+  private externalHandler: TransportMessageHandler | null = null;
   private closed = false;
 
   constructor(
@@ -69,7 +84,15 @@ export class MemoryBusTransport implements RiversideTransport {
     this.bus.unsubscribe(`${this.prefix}:${topic}`, this);
   }
 
+  /** Receives `<prefix>:ext:*`, as RedisTransport does. */
+  async subscribeExternal(handler: TransportMessageHandler): Promise<void> {
+    this.externalHandler = handler;
+    this.bus.listenExternal(this, true);
+  }
+
   async close(): Promise<void> {
+    this.bus.listenExternal(this, false);
+    this.externalHandler = null;
     for (const topic of this.handlers.keys()) this.bus.unsubscribe(`${this.prefix}:${topic}`, this);
     this.handlers.clear();
     this.closed = true;
@@ -77,6 +100,12 @@ export class MemoryBusTransport implements RiversideTransport {
 
   /** @internal */
   receive(prefixedTopic: string, payload: Uint8Array): void {
-    this.handlers.get(prefixedTopic.slice(this.prefix.length + 1))?.(payload);
+    const topic = prefixedTopic.slice(this.prefix.length + 1);
+    this.handlers.get(topic)?.(payload, topic);
+  }
+
+  /** @internal */
+  receiveExternal(topic: string, payload: Uint8Array): void {
+    this.externalHandler?.(payload, topic);
   }
 }

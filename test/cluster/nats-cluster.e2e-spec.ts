@@ -72,10 +72,10 @@ describe.runIf(natsUp)('two Riverside processes on one NATS server (SPEC 9.6)', 
     await outsider.expectNoMessage(0);
   });
 
-  it('reaches a user in whichever process they are from a plain `nats pub` (SPEC 9.4)', async () => {
+  it('reaches a user in whichever process they are from a plain `nats pub` on the external namespace (SPEC 9.4)', async () => {
     const dee = await connectTo(nodes[1], 'dee');
     await subscribed(nodes[1], 'user:dee');
-    publisher!.publish(`${prefix}.user.dee`, '{"hello":1}');
+    publisher!.publish(`${prefix}.ext.user.dee`, '{"hello":1}');
     const frame = await dee.expectFrame();
     expect(frame.isBinary).toBe(false);
     expect(frame.data.toString()).toBe('{"hello":1}');

@@ -68,8 +68,8 @@ class SwitchableTransport implements RiversideTransport {
     return this.inner.publish(topic, payload);
   }
   subscribe(topic: string, handler: TransportMessageHandler) {
-    return this.inner.subscribe(topic, (payload) => {
-      if (!this.cut) handler(payload);
+    return this.inner.subscribe(topic, (payload, from) => {
+      if (!this.cut) handler(payload, from);
     });
   }
   unsubscribe(topic: string) {

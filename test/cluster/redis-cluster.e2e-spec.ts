@@ -71,10 +71,11 @@ describe.runIf(redisUp)('two Riverside processes on one Redis (SPEC 9.6)', () =>
     await outsider.expectNoMessage(0);
   });
 
-  it('reaches a user in whichever process they are from a plain Redis PUBLISH (SPEC 9.4)', async () => {
+  it('reaches a user in whichever process they are from a plain Redis PUBLISH on the external namespace (SPEC 9.4)', async () => {
     const dee = await connect(nodes[1], 'dee');
     await subscribed('user:dee', 1);
-    expect(await observer.publish(`${prefix}:user:dee`, '{"hello":1}')).toBe(1);
+    // Every node listens on <prefix>:ext:* (one PSUBSCRIBE each); only dee's node has dee.
+    expect(await observer.publish(`${prefix}:ext:user:dee`, '{"hello":1}')).toBe(2);
     const frame = await dee.expectFrame();
     expect(frame.isBinary).toBe(false);
     expect(frame.data.toString()).toBe('{"hello":1}');

@@ -15,7 +15,7 @@ import {
 } from 'nestjs-riverside';
 import { MemoryBus, MemoryBusTransport } from 'nestjs-riverside/testing';
 // What another node (or an older version of this library) puts on the broker.
-import { encodeWireMessage } from '../../src/transport/wire-message.js';
+import { encodeWireMessage } from '../../src/cluster/wire-message.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 /** Keeps each session by user id, and records how each ended. */
@@ -43,13 +43,8 @@ class ClosableHandler {
 }
 
 function remoteClose(bus: MemoryBus, user: string, code: number, reason: string): void {
-  const payload = Buffer.alloc(5 + 6 + 2 + Buffer.byteLength(reason));
-  // Written by hand: encodeWireMessage itself refuses what does not fit 16 bits.
-  const header = encodeWireMessage({ v: 1, kind: 'close', origin: 'node-x', code: 1000, reason: '' });
-  header.copy(payload, 0, 0, 11);
-  payload.writeUInt16BE(code & 0xffff, 11);
-  payload.write(reason, 13);
-  bus.publish(`t:user:${user}`, payload);
+  // The wire carries 16 bits of code, whatever the sending node was asked for.
+  bus.publish(`t:user:${user}`, encodeWireMessage({ origin: 'node-x', session: null, kind: 'close', code: code & 0xffff, reason }));
 }
 
 /** The longest prefix of `reason` that fits 123 bytes of UTF-8 without splitting a character. */

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AuthRequest, DeliveryService, OnAuthenticate, OnInit, RiversideHandler, RiversideStats } from 'nestjs-riverside';
+import { type AuthRequest, DeliveryService, OnAuthenticate, OnInit, RiversideHandler, RiversideStats, type TransportMessageHandler } from 'nestjs-riverside';
 import { MemoryBus, MemoryBusTransport } from 'nestjs-riverside/testing';
 import { ClusterNodeHandler, join, runClusterDeliveryContract, twoNodes } from '../cluster/cluster-delivery.contract.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
@@ -20,13 +20,39 @@ class ReadyHandler {
 
 /** A broker that takes its time to confirm a SUBSCRIBE. */
 class SlowSubscribeTransport extends MemoryBusTransport {
-  override async subscribe(topic: string, handler: (payload: Uint8Array) => void): Promise<void> {
+  override async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 300));
     return super.subscribe(topic, handler);
   }
 }
 
+/** A broker that never confirms a SUBSCRIBE of a channel (users are confirmed at once). */
+class SilentChannelTransport extends MemoryBusTransport {
+  override async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
+    if (topic.startsWith('channel:')) return new Promise(() => undefined);
+    return super.subscribe(topic, handler);
+  }
+}
+
 describe('a session in a cluster (SPEC 14.4)', () => {
+  it('holds what is written after a join until the channel subscription is confirmed, at most 2 s, counted past that', async () => {
+    const node = await startRiverside({ transport: new SilentChannelTransport(new MemoryBus(), 'silent') }, [ClusterNodeHandler]);
+    try {
+      const client = await node.connect('/', { query: { user: 'ida' } });
+      const stats = node.app.get(RiversideStats);
+      const started = Date.now();
+      client.send({ join: 'quiet' });
+      expect(await client.expectMessage(4000)).toEqual({ joined: 'quiet' });
+      const held = Date.now() - started;
+      expect(held).toBeGreaterThanOrEqual(1900);
+      expect(held).toBeLessThan(3000);
+      expect(stats.transportErrors).toBe(1);
+      expect(node.logger.errors().join('\n')).toContain('waiting for the subscription to channel:quiet: not confirmed within 2000 ms');
+    } finally {
+      await node.close();
+    }
+  });
+
   it('runs @OnInit only once other nodes can reach the session, so nothing sent after it is lost', async () => {
     const bus = new MemoryBus();
     const nodeA = await startRiverside({ transport: new MemoryBusTransport(bus, 'slow') }, [ReadyHandler]);
@@ -56,25 +82,42 @@ runClusterDeliveryContract('the in-process MemoryBus', memoryBusTransports);
 describe('delivery across nodes through the cluster transport (in-process bus)', () => {
   const cluster = twoNodes(memoryBusTransports);
 
-  it('subscribes a node only to topics it has sessions for, and unsubscribes when the last leaves', async () => {
+  it('subscribes a node only to the users and channels it has sessions for, never per session, and unsubscribes when the last leaves', async () => {
     const { a: transportA, b: transportB } = cluster.transports;
     // Besides its sessions' topics, every node listens on the presence topic (SPEC 9.3).
     expect(transportA.topics).toEqual(['presence:cluster']);
     const client = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's1' } });
+    const sibling = await cluster.nodeA.connect('/', { query: { user: 'fay', sid: 's2' } });
     await join(client, 'lobby');
-    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'presence:cluster', 'session:fay/s1', 'user:fay']);
+    expect(transportA.topics.sort()).toEqual(['channel:lobby', 'presence:cluster', 'user:fay']);
+    await sibling.close();
     expect(transportB.topics).toEqual(['presence:cluster']);
     await client.close();
     await eventually(() => expect(transportA.topics).toEqual(['presence:cluster']));
   });
 
-  it('delivers what an external publisher puts on a user topic as a text frame', async () => {
+  it('delivers what an external publisher puts on ext:user:<id> as a text frame', async () => {
     const onB = await cluster.nodeB.connect('/', { query: { user: '42' } });
     await cluster.subscribed('user:42');
-    cluster.transports.bus.publish('test:user:42', '{"hello":1}');
+    cluster.transports.bus.publish('test:ext:user:42', '{"hello":1}');
     const frame = await onB.expectFrame();
     expect(frame.isBinary).toBe(false);
     expect(frame.data.toString()).toBe('{"hello":1}');
+  });
+
+  it('rejects, counts and logs once what is not a Riverside message on a node-to-node topic; the session is untouched', async () => {
+    const { nodeB } = cluster;
+    const onB = await nodeB.connect('/', { query: { user: '43' } });
+    await cluster.subscribed('user:43');
+    cluster.transports.bus.publish('test:user:43', '{"hello":1}');
+    cluster.transports.bus.publish('test:user:43', Buffer.from([0xff, 0x01, 0x02, 0x00]));
+    const stats = nodeB.app.get(RiversideStats);
+    await eventually(() => expect(stats.rejectedClusterMessages).toBe(2));
+    await onB.expectNoMessage(100);
+    const logged = [...cluster.nodeA.logger.errors(), ...nodeB.logger.errors()].filter((line) => line.includes('(rejected)'));
+    expect(logged).toHaveLength(1);
+    onB.send({ join: 'still-open' });
+    expect(await onB.expectMessage()).toEqual({ joined: 'still-open' });
   });
 
   it('keeps delivering locally when publishing fails, and counts the failure', async () => {

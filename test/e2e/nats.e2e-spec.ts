@@ -28,26 +28,39 @@ describe.runIf(enabled)('Nest apps in one process on a real NATS server (SPEC 9.
       await publisher?.close();
     });
 
-    it('delivers what `nats pub <prefix>.user.42` publishes to user 42 as a text frame', async () => {
+    it('delivers what `nats pub <prefix>.ext.user.42` publishes to user 42 as a text frame, other bytes as binary', async () => {
       const onB = await cluster.nodeB.connect('/', { query: { user: '42' } });
       const other = await cluster.nodeB.connect('/', { query: { user: '43' } });
       await cluster.subscribed('user:42');
-      publisher.publish(`${cluster.transports.prefix}.user.42`, '{"hello":1}');
+      publisher.publish(`${cluster.transports.prefix}.ext.user.42`, '{"hello":1}');
       const frame = await onB.expectFrame();
       expect(frame.isBinary).toBe(false);
       expect(frame.data.toString()).toBe('{"hello":1}');
-      publisher.publish(`${cluster.transports.prefix}.user.42`, Uint8Array.from([0xc3, 0x28]));
+      publisher.publish(`${cluster.transports.prefix}.ext.user.42`, Uint8Array.from([0xc3, 0x28]));
       const binary = await onB.expectFrame();
       expect(binary.isBinary).toBe(true);
       expect([...binary.data]).toEqual([0xc3, 0x28]);
       await other.expectNoMessage(100);
     });
 
+    it('writes bytes that look like node-to-node commands (FF 01 02 ...) as frames: they never close or info a session', async () => {
+      const onB = await cluster.nodeB.connect('/', { query: { user: '44' } });
+      await cluster.subscribed('user:44');
+      const close = Uint8Array.from([0xff, 0x01, 0x02, 0x00, 0x00, 0x0f, 0xa1]);
+      const info = Uint8Array.from([0xff, 0x01, 0x01, 0x00, 0x00, 0x7b, 0x7d]);
+      publisher.publish(`${cluster.transports.prefix}.ext.user.44`, close);
+      publisher.publish(`${cluster.transports.prefix}.ext.user.44`, info);
+      expect([...(await onB.expectFrame()).data]).toEqual([...close]);
+      expect([...(await onB.expectFrame()).data]).toEqual([...info]);
+      onB.send({ join: 'after' });
+      expect(await onB.expectMessage()).toEqual({ joined: 'after' });
+    });
+
     it('reaches a channel whose name needs escaping, through the escaped subject', async () => {
       const member = await cluster.nodeB.connect('/', { query: { user: 'm' } });
       await join(member, 'room.1 *');
       await cluster.subscribed('channel:room.1 *');
-      publisher.publish(`${cluster.transports.prefix}.channel.room%2E1%20%2A`, 'escaped');
+      publisher.publish(`${cluster.transports.prefix}.ext.channel.room%2E1%20%2A`, 'escaped');
       expect((await member.expectFrame()).data.toString()).toBe('escaped');
     });
   });

@@ -1,8 +1,8 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidOptionsError, NatsTransport, type NatsConnectionLike, type NatsTransportOptions } from 'nestjs-riverside';
-import { channelTopic, sessionTopic, userTopic } from '../../src/transport/topics.js';
-import { escapeNatsToken, natsSubject } from '../../src/transport/nats-subjects.js';
+import { channelTopic, sessionTopic, userTopic } from '../../src/cluster/topics.js';
+import { escapeNatsToken, natsSubject } from '../../src/cluster/nats-subjects.js';
 import { uniquePrefix } from '../support/brokers.js';
 import { NATS_URL, natsAvailable } from '../support/nats.js';
 import { runTransportContract } from './transport.contract.js';

@@ -122,32 +122,56 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
       });
       afterEach(() => node?.close());
 
-      it('writes what a plain Redis client PUBLISHes on <prefix>:user:42 to user 42: text as a text frame, other bytes as binary', async () => {
+      it('writes what a plain Redis client PUBLISHes on <prefix>:ext:user:42 to user 42: text as a text frame, other bytes as binary', async () => {
         const user42 = await node.connect('/', { query: { user: '42' } });
         const other = await node.connect('/', { query: { user: '43' } });
         const publisher = ioredis();
         await eventually(async () => expect(await subscriberCount(publisher, `${prefix}:user:42`)).toBe(1));
 
-        // What `redis-cli PUBLISH <prefix>:user:42 '{"hello":1}'` sends.
-        expect(await publisher.publish(`${prefix}:user:42`, '{"hello":1}')).toBe(1);
+        // What `redis-cli PUBLISH <prefix>:ext:user:42 '{"hello":1}'` sends; the node's PSUBSCRIBE counts.
+        expect(await publisher.publish(`${prefix}:ext:user:42`, '{"hello":1}')).toBe(1);
         const text = await user42.expectFrame();
         expect(text.isBinary).toBe(false);
         expect(text.data.toString()).toBe('{"hello":1}');
 
-        await publisher.publish(`${prefix}:user:42`, Buffer.from([0x00, 0x9f, 0xfe]));
+        await publisher.publish(`${prefix}:ext:user:42`, Buffer.from([0x00, 0x9f, 0xfe]));
         const binary = await user42.expectFrame();
         expect(binary.isBinary).toBe(true);
         expect([...binary.data]).toEqual([0x00, 0x9f, 0xfe]);
         await other.expectNoMessage(100);
       });
 
-      it('reaches channel members the same way', async () => {
-        const member = await node.connect('/', { query: { user: 'm' } });
+      it('writes bytes that look like node-to-node commands (FF 01 02 ..., FF 52 ...) as frames: they never close or info a session', async () => {
+        const user42 = await node.connect('/', { query: { user: '42' } });
+        const publisher = ioredis();
+        await eventually(async () => expect(await subscriberCount(publisher, `${prefix}:user:42`)).toBe(1));
+        // A version-1 close (kind 2) and info (kind 1), and a version-2 close, as they would read on a node topic.
+        const hostile = [
+          Buffer.from([0xff, 0x01, 0x02, 0x00, 0x00, 0x0f, 0xa1]),
+          Buffer.concat([Buffer.from([0xff, 0x01, 0x01, 0x00, 0x00]), Buffer.from('{"inject":true}')]),
+          Buffer.from([0xff, 0x52, 0x02, 0x00, 0x02, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x02, 0x0f, 0xa1]),
+        ];
+        for (const bytes of hostile) await publisher.publish(`${prefix}:ext:user:42`, bytes);
+        for (const bytes of hostile) {
+          const frame = await user42.expectFrame();
+          expect(frame.isBinary).toBe(true);
+          expect([...frame.data]).toEqual([...bytes]);
+        }
+        // Still open, and no @OnInfo ran (it would have answered { info }).
+        user42.send({ join: 'after' });
+        expect(await user42.expectMessage()).toEqual({ joined: 'after' });
+        expect(node.app.get(RiversideStats).terminations).toEqual({});
+      });
+
+      it('reaches channel members and one session the same way', async () => {
+        const member = await node.connect('/', { query: { user: 'm', sid: 'tab/1' } });
         await join(member, 'news');
         const publisher = ioredis();
         await eventually(async () => expect(await subscriberCount(publisher, `${prefix}:channel:news`)).toBe(1));
-        await publisher.publish(`${prefix}:channel:news`, 'breaking');
+        await publisher.publish(`${prefix}:ext:channel:news`, 'breaking');
         expect((await member.expectFrame()).data.toString()).toBe('breaking');
+        await publisher.publish(`${prefix}:ext:session:m/tab/1`, 'just you');
+        expect((await member.expectFrame()).data.toString()).toBe('just you');
       });
     });
 

@@ -98,17 +98,20 @@ describe(RedisTransport, () => {
       }
     });
 
-    it('rejects an empty prefix, a bad readyTimeout and unknown options', () => {
+    it('rejects an empty prefix, a bad readyTimeout or maxReconnectDelay, and unknown options', () => {
       expect(invalid({ url: 'redis://localhost', prefix: '' }).message).toBe(
         'RedisTransport: invalid option "prefix": expected a non-empty string, got "".',
       );
       expect(invalid({ url: 'redis://localhost', readyTimeout: 0 }).message).toBe(
         'RedisTransport: invalid option "readyTimeout": expected a positive integer (ms), got 0.',
       );
+      expect(invalid({ url: 'redis://localhost', maxReconnectDelay: -5 }).message).toBe(
+        'RedisTransport: invalid option "maxReconnectDelay": expected a positive integer (ms), got -5.',
+      );
       const unknown = invalid({ url: 'redis://localhost', channelPrefix: 'x' });
       expect(unknown.option).toBe('channelPrefix');
       expect(unknown.message).toBe(
-        'RedisTransport: unknown option "channelPrefix" (got "x"); the known options are url, client, publisher, subscriber, prefix, readyTimeout.',
+        'RedisTransport: unknown option "channelPrefix" (got "x"); the known options are url, client, publisher, subscriber, prefix, readyTimeout, maxReconnectDelay.',
       );
     });
   });
@@ -132,7 +135,7 @@ describe(RedisTransport, () => {
         };
         return { ...actual, createRequire, default: { ...actual, createRequire } };
       });
-      return (await import('../../src/transport/redis.transport.js')).RedisTransport;
+      return (await import('../../src/cluster/redis.transport.js')).RedisTransport;
     }
 
     it('throws MissingPackageError for { url }, naming the package and the feature', async () => {

@@ -1,48 +1,98 @@
 import { describe, expect, it } from 'vitest';
-import { decodeWireMessage, encodeWireMessage } from '../../src/transport/wire-message.js';
-import { channelTopic, sessionTopic, topicOf, userTopic } from '../../src/transport/topics.js';
+import { EncodeError } from '../../src/errors/encode.error.js';
+import { decodeWireMessage, encodeWireMessage } from '../../src/cluster/wire-message.js';
+import { withNextMinor } from '../support/wire.js';
+import { channelTopic, sessionTopic, topicOf, userTopic } from '../../src/cluster/topics.js';
 
-describe('wire messages between nodes', () => {
-  it('round-trips a text delivery', () => {
-    const payload = encodeWireMessage({ v: 1, kind: 'deliver', origin: 'node-a', binary: false, data: Buffer.from('{"a":1}') });
-    expect(decodeWireMessage(payload)).toEqual({ v: 1, kind: 'deliver', origin: 'node-a', binary: false, data: Buffer.from('{"a":1}') });
+describe('wire messages between nodes (version 2)', () => {
+  const address = { origin: 'node-a', session: null };
+
+  it('carries a delivery as data, structure included: binary, BigInt, Date, Map, undefined', () => {
+    const message = { bin: Buffer.from([0xff, 0, 1]), big: 10n, at: new Date(0), map: new Map([[1, 'a']]), none: undefined };
+    const decoded = decodeWireMessage(encodeWireMessage({ ...address, kind: 'deliver', message }));
+    expect(decoded).toEqual({ ...address, kind: 'deliver', message });
+    expect(Buffer.isBuffer((decoded as { message: typeof message }).message.bin)).toBe(true);
   });
 
-  it('round-trips a binary delivery, bytes untouched', () => {
+  it('carries a raw Frame as it is, text or binary', () => {
     const data = Buffer.from([0xff, 0, 1, 2]);
-    const decoded = decodeWireMessage(encodeWireMessage({ v: 1, kind: 'deliver', origin: 'n', binary: true, data }));
-    expect(decoded).toMatchObject({ kind: 'deliver', binary: true });
-    expect([...(decoded as { data: Buffer }).data]).toEqual([...data]);
-  });
-
-  it('round-trips an info as JSON', () => {
-    const payload = encodeWireMessage({ v: 1, kind: 'info', origin: 'n', info: { refresh: [1, 2] } });
-    expect(decodeWireMessage(payload)).toEqual({ v: 1, kind: 'info', origin: 'n', info: { refresh: [1, 2] } });
-  });
-
-  it('round-trips a close with its code and reason', () => {
-    const payload = encodeWireMessage({ v: 1, kind: 'close', origin: 'n', code: 4001, reason: 'kicked' });
-    expect(decodeWireMessage(payload)).toEqual({ v: 1, kind: 'close', origin: 'n', code: 4001, reason: 'kicked' });
-  });
-
-  it('reads what an external publisher sends as a text frame when it is UTF-8', () => {
-    expect(decodeWireMessage(Buffer.from('{"hello":1}'))).toEqual({
-      v: 0,
-      kind: 'external',
+    expect(decodeWireMessage(encodeWireMessage({ ...address, kind: 'frame', binary: true, data }))).toEqual({
+      ...address,
+      kind: 'frame',
+      binary: true,
+      data,
+    });
+    expect(decodeWireMessage(encodeWireMessage({ ...address, kind: 'frame', binary: false, data: Buffer.from('hi') }))).toMatchObject({
+      kind: 'frame',
       binary: false,
-      data: Buffer.from('{"hello":1}'),
     });
   });
 
-  it('reads an external payload that is not UTF-8 as a binary frame', () => {
-    expect(decodeWireMessage(Buffer.from([0x80, 0x81]))).toMatchObject({ kind: 'external', binary: true });
+  it('carries an info as data, and a close with its code and reason, for one session of the topic\'s user', () => {
+    const session = { origin: 'n', session: 'phone.1 ✓' };
+    expect(decodeWireMessage(encodeWireMessage({ ...session, kind: 'info', info: { at: new Date(5), ids: new Set([1]) } }))).toEqual({
+      ...session,
+      kind: 'info',
+      info: { at: new Date(5), ids: new Set([1]) },
+    });
+    expect(decodeWireMessage(encodeWireMessage({ ...session, kind: 'close', code: 4001, reason: 'kicked' }))).toEqual({
+      ...session,
+      kind: 'close',
+      code: 4001,
+      reason: 'kicked',
+    });
   });
 
-  it('refuses a Riverside message of an unknown version or kind', () => {
-    const payload = encodeWireMessage({ v: 1, kind: 'info', origin: 'n', info: 1 });
-    expect(decodeWireMessage(Buffer.concat([Buffer.from([0xff, 2]), payload.subarray(2)]))).toBeNull();
-    expect(decodeWireMessage(Buffer.concat([payload.subarray(0, 2), Buffer.from([9]), payload.subarray(3)]))).toBeNull();
-    expect(decodeWireMessage(Buffer.from([0xff, 1]))).toBeNull();
+  it('throws an EncodeError for what cannot cross nodes (a function)', () => {
+    expect(() => encodeWireMessage({ ...address, kind: 'deliver', message: { f() {} } })).toThrow(EncodeError);
+    expect(() => encodeWireMessage({ ...address, kind: 'deliver', message: { f() {} } })).toThrow(/structured clone/);
+  });
+
+  it('rejects, with a reason, bytes that are not a Riverside message: external text, truncation, trailing bytes', () => {
+    const payload = encodeWireMessage({ ...address, kind: 'info', info: 1 });
+    expect(decodeWireMessage(Buffer.from('{"hello":1}'))).toMatchObject({ kind: 'rejected', reason: expect.stringContaining('magic') });
+    expect(decodeWireMessage(Buffer.from([0xff, 0x01, 0x02]))).toMatchObject({ kind: 'rejected' });
+    expect(decodeWireMessage(payload.subarray(0, payload.length - 1))).toMatchObject({ kind: 'rejected', reason: expect.stringContaining('body length') });
+    expect(decodeWireMessage(Buffer.concat([payload, Buffer.from([0])]))).toMatchObject({ kind: 'rejected' });
+    expect(decodeWireMessage(Buffer.from([0xff, 0x52, 2, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]))).toMatchObject({ kind: 'rejected' });
+    // An info body that is not structured-clone data.
+    const garbage = Buffer.from(payload);
+    garbage.fill(0xee, garbage.length - 2);
+    expect(decodeWireMessage(garbage)).toMatchObject({ kind: 'rejected' });
+  });
+
+  it('rejects an unknown major version or kind', () => {
+    const payload = encodeWireMessage({ ...address, kind: 'info', info: 1 });
+    const nextMajor = Buffer.from(payload);
+    nextMajor[2] = 3;
+    expect(decodeWireMessage(nextMajor)).toMatchObject({ kind: 'rejected', reason: expect.stringContaining('wire version 3.0') });
+    const unknownKind = Buffer.from(payload);
+    unknownKind[4] = 9;
+    expect(decodeWireMessage(unknownKind)).toMatchObject({ kind: 'rejected', reason: 'unknown kind 9' });
+  });
+
+  it('reads a message of a newer minor version, skipping its optional fields and flags', () => {
+    const message = encodeWireMessage({ origin: 'future', session: 's1', kind: 'deliver', message: { hi: 1 } });
+    expect(decodeWireMessage(withNextMinor(message))).toEqual({ origin: 'future', session: 's1', kind: 'deliver', message: { hi: 1 } });
+  });
+
+  it('reads version 1 messages of nestjs-riverside 0.1 nodes: a delivery is a frame already encoded, an info JSON', () => {
+    const v1 = (kind: number, flags: number, body: Buffer) => Buffer.concat([Buffer.from([0xff, 1, kind, flags, 3]), Buffer.from('old'), body]);
+    expect(decodeWireMessage(v1(0, 0, Buffer.from('{"a":1}')))).toEqual({
+      origin: 'old',
+      session: null,
+      kind: 'frame',
+      binary: false,
+      data: Buffer.from('{"a":1}'),
+    });
+    expect(decodeWireMessage(v1(1, 0, Buffer.from('{"refresh":true}')))).toEqual({ origin: 'old', session: null, kind: 'info', info: { refresh: true } });
+    expect(decodeWireMessage(v1(2, 0, Buffer.from([0x0f, 0xa1, 0x62, 0x79, 0x65])))).toEqual({
+      origin: 'old',
+      session: null,
+      kind: 'close',
+      code: 4001,
+      reason: 'bye',
+    });
   });
 });
 
@@ -61,7 +111,8 @@ describe('topic names (the contract external publishers rely on)', () => {
 
   it('compares ids as strings', () => {
     expect(topicOf({ user: 1 })).toBe(topicOf({ user: '1' }));
-    expect(topicOf({ session: [7, 's'] })).toBe('session:7/s');
+    // A session target rides on its user's topic.
+    expect(topicOf({ session: [7, 's'] })).toBe('user:7');
     expect(topicOf({ channel: 3 })).toBe('channel:3');
   });
 });

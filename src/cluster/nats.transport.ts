@@ -1,10 +1,10 @@
-import { Logger } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
 import { isPackageMissing } from '../optional-package.js';
 import { describeValue } from '../riverside.messages.js';
-import { isValidNatsPrefix, natsSubject } from './nats-subjects.js';
-import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
+import { BrokerTransport, within } from './broker-transport.js';
+import { isValidNatsPrefix, natsSubject, topicOfNatsSubject } from './nats-subjects.js';
+import type { TransportMessageHandler } from './transport.interface.js';
 
 const NATS_PACKAGE = '@nats-io/transport-node';
 
@@ -17,7 +17,7 @@ export interface NatsConnectionLike {
   publish(subject: string, payload?: Uint8Array | string): void;
   subscribe(
     subject: string,
-    options?: { callback?: (error: Error | null, message: { readonly data: Uint8Array }) => void },
+    options?: { callback?: (error: Error | null, message: { readonly subject: string; readonly data: Uint8Array }) => void },
   ): NatsSubscriptionLike;
   flush(): Promise<void>;
   drain(): Promise<void>;
@@ -65,7 +65,11 @@ export interface NatsConnectOptions {
    * @default -1 (never give up; the client's own default is 10)
    */
   maxReconnectAttempts?: number;
-  /** Milliseconds between reconnect attempts. @default 2000 */
+  /**
+   * Milliseconds between reconnect attempts: a node is back at most about this long (plus
+   * `reconnectJitter`) after the server is.
+   * @default 250 (the client's own default is 2000)
+   */
   reconnectTimeWait?: number;
   /** Upper bound of a random delay added to `reconnectTimeWait`. @default 100 */
   reconnectJitter?: number;
@@ -141,11 +145,6 @@ interface NatsModule {
   connect(options: NatsConnectOptions & { servers: string | string[] }): Promise<NatsConnectionLike>;
 }
 
-interface Subscribed {
-  readonly subscription: NatsSubscriptionLike;
-  handler: TransportMessageHandler;
-}
-
 const CONNECTION_KEYS = ['prefix', 'connection'];
 const CONNECTION_METHODS = ['publish', 'subscribe', 'flush', 'drain', 'close', 'isClosed', 'status'] as const;
 
@@ -158,8 +157,9 @@ const CONNECTION_METHODS = ['publish', 'subscribe', 'flush', 'drain', 'close', '
  * RiversideModule.forRoot({ transport: new NatsTransport({ connection: await connect({ servers }) }) });
  * ```
  *
- * Topics map to subjects as {@link natsSubject} describes: `nats pub riverside.user.42 '{"hello":1}'`
- * reaches every session of user 42 as a text frame.
+ * Topics map to subjects as {@link natsSubject} describes. External publishers have their own
+ * namespace, received through one `<prefix>.ext.>` subscription per node:
+ * `nats pub riverside.ext.user.42 '{"hello":1}'` reaches every session of user 42 as a text frame.
  *
  * While the server is unreachable the client reconnects by itself (with `servers`, forever unless
  * `maxReconnectAttempts` says otherwise) and restores every subscription when it is back.
@@ -169,14 +169,16 @@ const CONNECTION_METHODS = ['publish', 'subscribe', 'flush', 'drain', 'close', '
  * On a closed connection every call rejects.
  * @publicApi
  */
-export class NatsTransport implements RiversideTransport {
+export class NatsTransport extends BrokerTransport {
   /** The first token(s) of every subject. */
   readonly prefix: string;
   private readonly givenConnection: NatsConnectionLike | null;
   private readonly connectOptions: (NatsConnectOptions & { servers: string | string[] }) | null;
   private readonly closeTimeout: number;
-  private readonly subscriptions = new Map<string, Subscribed>();
-  private readonly logger = new Logger('NatsTransport');
+  /** Topic -> its NATS subscription (the client restores them after a reconnect). */
+  private readonly subscriptions = new Map<string, NatsSubscriptionLike>();
+  private externalSubscription: NatsSubscriptionLike | null = null;
+  private readonly externalPrefix: string;
   private connection: NatsConnectionLike | null = null;
   private opening: Promise<void> | null = null;
   /** Counts close() calls, so that a connect() that settles after a close() backs out. */
@@ -184,10 +186,10 @@ export class NatsTransport implements RiversideTransport {
   private statusFeed: AsyncIterable<unknown> | null = null;
   /** False from a `disconnect` status until the matching `reconnect`. */
   private reachable = false;
-  private pendingFlush: Promise<void> | null = null;
 
   /** @throws InvalidOptionsError naming the offending option. */
   constructor(options: NatsTransportOptions) {
+    super('NatsTransport');
     if (typeof options !== 'object' || options === null) {
       invalid('options', options, 'an object with either "connection" or "servers"');
     }
@@ -197,6 +199,7 @@ export class NatsTransport implements RiversideTransport {
       invalid('prefix', prefix, 'one or more "."-separated NATS subject tokens without "*", ">" or whitespace');
     }
     this.prefix = prefix;
+    this.externalPrefix = `${prefix}.ext`;
     const hasConnection = raw.connection !== undefined;
     const hasServers = raw.servers !== undefined;
     if (hasConnection === hasServers) {
@@ -237,7 +240,7 @@ export class NatsTransport implements RiversideTransport {
     const { prefix: _prefix, closeTimeout: _closeTimeout, ...connectOptions } = options as NatsTransportServersOptions;
     const given = Object.fromEntries(Object.entries(connectOptions).filter(([, value]) => value !== undefined));
     // A server node should outlive any outage, and has no use for its own messages.
-    this.connectOptions = { maxReconnectAttempts: -1, noEcho: true, ...given, servers: connectOptions.servers };
+    this.connectOptions = { maxReconnectAttempts: -1, noEcho: true, reconnectTimeWait: 250, ...given, servers: connectOptions.servers };
     this.givenConnection = null;
   }
 
@@ -274,50 +277,68 @@ export class NatsTransport implements RiversideTransport {
     connection.publish(this.subjectOf(topic), payload);
   }
 
+  /** Receives `<prefix>.ext.>`, what external services publish (one subscription, restored by the client). */
+  async subscribeExternal(handler: TransportMessageHandler): Promise<void> {
+    const connection = this.ready('subscribe to', 'ext:');
+    this.externalHandler = handler;
+    this.externalSubscription ??= connection.subscribe(`${this.externalPrefix}.>`, { callback: this.onExternalMessage });
+    if (this.reachable) await connection.flush();
+  }
+
+  /** The client keeps SUBs made while the server is unreachable and sends them on reconnect. */
+  protected canSend(): boolean {
+    return this.connection !== null && !this.connection.isClosed();
+  }
+
   /**
-   * Resolves once the server has the subscription (one ping per batch of subscribes), or at
-   * once while the server is unreachable: the client sends it again when it reconnects.
+   * One SUB per topic, then one PING for the chunk: resolves once the server has them all, or at
+   * once while it is unreachable (the client sends them when it reconnects).
    */
-  async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
-    const connection = this.ready('subscribe to', topic);
-    const existing = this.subscriptions.get(topic);
-    if (existing) {
-      existing.handler = handler;
-      return;
+  protected async sendSubscribe(topics: readonly string[]): Promise<void> {
+    const connection = this.connection as NatsConnectionLike;
+    for (const topic of topics) {
+      if (this.subscriptions.has(topic)) continue;
+      this.subscriptions.set(topic, connection.subscribe(this.subjectOf(topic), { callback: this.onNodeMessage }));
     }
-    const subject = this.subjectOf(topic);
-    const entry: Subscribed = {
-      handler,
-      subscription: connection.subscribe(subject, {
-        callback: (error, message) => {
-          if (error) {
-            if (this.subscriptions.get(topic) === entry) this.subscriptions.delete(topic);
-            this.logger.error(`NATS ended the subscription to ${subject}: ${error.message}`);
-            return;
-          }
-          try {
-            entry.handler(message.data);
-          } catch (thrown) {
-            // Never let a handler's exception into the client's read loop.
-            this.logger.error(`Handling a message on ${subject} failed: ${(thrown as Error)?.message ?? thrown}`);
-          }
-        },
-      }),
-    };
-    this.subscriptions.set(topic, entry);
-    if (this.reachable) {
-      await this.flushSoon(connection).catch((error: unknown) => {
-        if (connection.isClosed()) throw error;
-      });
+    if (!this.reachable) return;
+    await connection.flush().catch((error: unknown) => {
+      if (connection.isClosed()) throw error;
+    });
+  }
+
+  protected async sendUnsubscribe(topics: readonly string[]): Promise<void> {
+    for (const topic of topics) {
+      const subscription = this.subscriptions.get(topic);
+      // Subscribed again in the same tick: keep it.
+      if (subscription === undefined || this.topics.has(topic)) continue;
+      this.subscriptions.delete(topic);
+      subscription.unsubscribe();
     }
   }
 
-  async unsubscribe(topic: string): Promise<void> {
-    const entry = this.subscriptions.get(topic);
-    if (!entry) return;
-    this.subscriptions.delete(topic);
-    if (!this.connection?.isClosed()) entry.subscription.unsubscribe();
+  protected assertOpen(action: string, topic: string): void {
+    this.ready(action, topic);
   }
+
+  /** Every node-to-node subject: one callback, the topic read back from the subject. */
+  private readonly onNodeMessage = (error: Error | null, message: { readonly subject: string; readonly data: Uint8Array }): void => {
+    if (error) {
+      this.logger.error(`NATS ended a subscription: ${error.message}`);
+      return;
+    }
+    const topic = topicOfNatsSubject(this.prefix, message.subject);
+    const handler = topic === null ? undefined : this.handlerOf(topic);
+    if (handler !== undefined) this.dispatch(handler, message.data, topic as string);
+  };
+
+  private readonly onExternalMessage = (error: Error | null, message: { readonly subject: string; readonly data: Uint8Array }): void => {
+    if (error) {
+      this.logger.error(`NATS ended the subscription to ${this.externalPrefix}.>: ${error.message}`);
+      return;
+    }
+    const topic = topicOfNatsSubject(this.externalPrefix, message.subject);
+    if (topic !== null && this.externalHandler !== null) this.dispatch(this.externalHandler, message.data, topic);
+  };
 
   /**
    * With `servers`: drains the connection (pending publishes are sent) and closes it, within
@@ -329,16 +350,18 @@ export class NatsTransport implements RiversideTransport {
     this.generation++;
     this.connection = null;
     this.opening = null;
-    this.pendingFlush = null;
     const wasReachable = this.reachable;
     this.reachable = false;
+    this.forgetTopics();
     const subscriptions = [...this.subscriptions.values()];
+    if (this.externalSubscription !== null) subscriptions.push(this.externalSubscription);
     this.subscriptions.clear();
+    this.externalSubscription = null;
     (this.statusFeed as { stop?: () => void } | null)?.stop?.();
     this.statusFeed = null;
     if (connection === null || connection.isClosed()) return;
     if (this.givenConnection !== null) {
-      for (const { subscription } of subscriptions) {
+      for (const subscription of subscriptions) {
         try {
           subscription.unsubscribe();
         } catch {
@@ -401,6 +424,10 @@ export class NatsTransport implements RiversideTransport {
       case 'reconnect':
         this.reachable = true;
         this.logger.log(`Reconnected to the NATS server ${status.server ?? ''}; ${this.subscriptions.size} subscription(s) restored.`);
+        // Topics whose subscribe() came while the connection was being replaced.
+        if (this.subscriptions.size < this.topics.size) {
+          this.resubscribeAll().catch((error: Error) => this.logger.error(`Resubscribing failed: ${error.message}`));
+        }
         return;
       case 'close':
         this.reachable = false;
@@ -416,14 +443,6 @@ export class NatsTransport implements RiversideTransport {
     if (this.connection === null) throw new Error(`NatsTransport: cannot ${action} ${topic} before connect() or after close()`);
     return this.connection;
   }
-
-  /** One flush for every subscribe of the same tick: its PING follows all their SUBs. */
-  private flushSoon(connection: NatsConnectionLike): Promise<void> {
-    return (this.pendingFlush ??= Promise.resolve().then(() => {
-      this.pendingFlush = null;
-      return connection.flush();
-    }));
-  }
 }
 
 function invalid(option: string, value: unknown, expected: string): never {
@@ -438,11 +457,4 @@ async function loadNats(): Promise<NatsModule> {
     if (isPackageMissing(error, NATS_PACKAGE)) throw new MissingPackageError(NATS_PACKAGE, 'NatsTransport');
     throw error;
   }
-}
-
-/** Waits for `work`, at most `ms` milliseconds. */
-async function within(ms: number, work: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }

@@ -1,3 +1,5 @@
+import { sessionTopic, unescapeUserId } from './topics.js';
+
 /**
  * How `NatsTransport` turns a Riverside topic (built in `topics.ts`) into a NATS subject.
  *
@@ -10,6 +12,8 @@
  * | `user:<id>`               | `<prefix>.user.<escaped id>`             |
  * | `channel:<id>`            | `<prefix>.channel.<escaped id>`          |
  * | `session:<userId>/<sid>`  | `<prefix>.session.<escaped userId>.<escaped sid>` |
+ * | `ext:<any of the above>`  | `<prefix>.ext.` + the subject of that topic without the prefix |
+ * | `bridge`                  | `<prefix>.bridge`                        |
  *
  * Escaping is percent-encoding of the UTF-8 bytes of `%` (the escape character itself), `.`,
  * `*`, `>`, whitespace and control characters, with upper-case hex: user `ann.b` is
@@ -20,6 +24,8 @@
  * @publicApi
  */
 export function natsSubject(prefix: string, topic: string): string {
+  if (topic === 'bridge') return `${prefix}.bridge`;
+  if (topic.startsWith('ext:')) return natsSubject(`${prefix}.ext`, topic.slice(4));
   const colon = topic.indexOf(':');
   if (colon <= 0) throw new Error(`NatsTransport: "${topic}" is not a Riverside topic (kind:name)`);
   const kind = topic.slice(0, colon);
@@ -29,7 +35,7 @@ export function natsSubject(prefix: string, topic: string): string {
   // the subject carries the plain ids as two tokens instead.
   const slash = name.indexOf('/');
   if (slash < 0) throw new Error(`NatsTransport: "${topic}" is not a Riverside session topic (session:userId/sessionId)`);
-  const userId = name.slice(0, slash).replace(/%2F|%25/g, (escape) => (escape === '%2F' ? '/' : '%'));
+  const userId = unescapeUserId(name.slice(0, slash));
   return `${prefix}.session.${escapeNatsToken(userId)}.${escapeNatsToken(name.slice(slash + 1))}`;
 }
 
@@ -48,4 +54,25 @@ export function escapeNatsToken(id: string): string {
 /** A prefix is one or more tokens without wildcards or whitespace, e.g. `riverside` or `acme.rv`. */
 export function isValidNatsPrefix(prefix: string): boolean {
   return /^[^.*>\s\u0000-\u001f\u007f]+(\.[^.*>\s\u0000-\u001f\u007f]+)*$/u.test(prefix);
+}
+
+/**
+ * The Riverside topic of a subject under `prefix` (the reverse of {@link natsSubject} for
+ * `kind:name` topics, session topics and `bridge`); null for any other subject.
+ */
+export function topicOfNatsSubject(prefix: string, subject: string): string | null {
+  if (!subject.startsWith(`${prefix}.`)) return null;
+  const tokens = subject.slice(prefix.length + 1).split('.');
+  const [kind] = tokens;
+  if (kind === 'bridge' && tokens.length === 1) return 'bridge';
+  if (kind === 'session' && tokens.length === 3) return sessionTopic(unescapeNatsToken(tokens[1]), unescapeNatsToken(tokens[2]));
+  // user:<id>, channel:<id>, presence:cluster...
+  if (kind !== 'session' && tokens.length === 2) return `${unescapeNatsToken(kind)}:${unescapeNatsToken(tokens[1])}`;
+  return null;
+}
+
+/** The id of a token made by {@link escapeNatsToken} (or typed by hand, unescaped). */
+export function unescapeNatsToken(token: string): string {
+  if (token === '%') return '';
+  return token.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString());
 }

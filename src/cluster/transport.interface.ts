@@ -1,8 +1,9 @@
 /**
- * Receives the payloads published on a topic by other nodes.
+ * Receives the payloads published on a topic, with the topic (unprefixed, e.g. `user:42`), so
+ * that one handler can serve every topic.
  * @publicApi
  */
-export type TransportMessageHandler = (payload: Uint8Array) => void;
+export type TransportMessageHandler = (payload: Uint8Array, topic: string) => void;
 
 /**
  * Carries deliveries between nodes. `DeliveryService` always serves local sessions itself
@@ -22,6 +23,13 @@ export interface RiversideTransport {
   unsubscribe(topic: string): Promise<void>;
   /** Called once at shutdown, after every socket is closed. */
   close(): Promise<void>;
+  /**
+   * Optional: receives everything external services publish under `ext:` (`ext:user:42`...),
+   * through one wildcard subscription per node, kept across reconnects. The handler gets the
+   * topic without `ext:` (`user:42`, `session:<userId>/<sessionId>`, `channel:room`). A
+   * transport without it offers no external namespace.
+   */
+  subscribeExternal?(handler: TransportMessageHandler): Promise<void>;
 }
 
 /**

@@ -1,9 +1,9 @@
-import { Logger } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
 import { requireOptional } from '../optional-package.js';
 import { describeValue } from '../riverside.messages.js';
-import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
+import { BrokerTransport, TOPIC_CHUNK, within } from './broker-transport.js';
+import type { TransportMessageHandler } from './transport.interface.js';
 
 /**
  * The part of an ioredis client that `RedisTransport` uses. An ioredis `Redis` (v5 or v6)
@@ -16,10 +16,15 @@ export interface RedisClientLike {
   publish(channel: string, message: Buffer): Promise<unknown>;
   subscribe(...channels: string[]): Promise<unknown>;
   unsubscribe(...channels: string[]): Promise<unknown>;
+  /** Used for the external namespace (`<prefix>:ext:*`); without it, there is none. */
+  psubscribe?(...patterns: string[]): Promise<unknown>;
+  punsubscribe?(...patterns: string[]): Promise<unknown>;
   on(event: 'messageBuffer', listener: (channel: Buffer, message: Buffer) => void): unknown;
+  on(event: 'pmessageBuffer', listener: (pattern: Buffer, channel: Buffer, message: Buffer) => void): unknown;
   on(event: 'ready' | 'close', listener: () => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
   off(event: 'messageBuffer', listener: (channel: Buffer, message: Buffer) => void): unknown;
+  off(event: 'pmessageBuffer', listener: (pattern: Buffer, channel: Buffer, message: Buffer) => void): unknown;
   off(event: 'ready' | 'close', listener: () => void): unknown;
   off(event: 'error', listener: (error: Error) => void): unknown;
   duplicate(override?: RedisConnectionOverrides): RedisClientLike;
@@ -35,6 +40,7 @@ interface RedisConnectionOverrides {
   autoResubscribe?: boolean;
   autoResendUnfulfilledCommands?: boolean;
   maxRetriesPerRequest?: number;
+  retryStrategy?: (attempt: number) => number;
 }
 
 interface RedisTransportCommonOptions {
@@ -50,6 +56,13 @@ interface RedisTransportCommonOptions {
    * @default 10000
    */
   readyTimeout?: number;
+  /**
+   * Longest wait between two reconnection attempts of the connections RedisTransport creates
+   * (`url` and the subscriber of `client`), in ms: attempt n waits min(50 * n, this). A node is
+   * back at most this long after Redis is. Clients you pass keep their own `retryStrategy`.
+   * @default 500
+   */
+  maxReconnectDelay?: number;
 }
 
 /**
@@ -108,7 +121,7 @@ export type RedisTransportOptions = RedisTransportClientsOptions | RedisTranspor
 type RedisConstructor = new (url: string, options: RedisConnectionOverrides) => RedisClientLike;
 type Role = 'publisher' | 'subscriber';
 
-const KNOWN_OPTIONS = ['url', 'client', 'publisher', 'subscriber', 'prefix', 'readyTimeout'] as const;
+const KNOWN_OPTIONS = ['url', 'client', 'publisher', 'subscriber', 'prefix', 'readyTimeout', 'maxReconnectDelay'] as const;
 const CLIENT_METHODS: Record<'client' | Role, readonly string[]> = {
   client: ['publish', 'duplicate', 'on', 'off', 'connect', 'quit', 'disconnect'],
   publisher: ['publish', 'on', 'off', 'connect', 'quit', 'disconnect'],
@@ -129,14 +142,17 @@ const OWN_CONNECTION: RedisConnectionOverrides = {
 };
 /** How long close() lets QUIT (or a final UNSUBSCRIBE) take before cutting the connection. */
 const CLOSE_TIMEOUT = 1000;
+/** Characters with a meaning in a PSUBSCRIBE pattern, escaped in the prefix. */
+const GLOB_SPECIAL = /[*?[\]\\]/g;
 
 const noop = (): void => {};
 
 /**
  * Carries deliveries between nodes over Redis pub/sub, with ioredis. Each topic is the Redis
- * channel `<prefix>:<topic>` (`riverside:user:42`), which is also the contract for external
- * publishers: `redis-cli PUBLISH riverside:user:42 '{"hello":1}'` reaches user 42 as a text
- * frame (binary when the payload is not UTF-8).
+ * channel `<prefix>:<topic>` (`riverside:user:42`). External publishers have their own
+ * namespace, received through one `PSUBSCRIBE <prefix>:ext:*` per node:
+ * `redis-cli PUBLISH riverside:ext:user:42 '{"hello":1}'` reaches user 42 as a text frame
+ * (binary when the payload is not UTF-8).
  *
  * ```ts
  * RiversideModule.forRoot({ transport: new RedisTransport({ url: process.env.REDIS_URL }) });
@@ -147,21 +163,23 @@ const noop = (): void => {};
  * While Redis is down, local delivery goes on: `publish()` rejects at once (counted in
  * `RiversideStats.transportErrors`) rather than queueing, whatever the client's offline-queue
  * setting. On every reconnect the subscriber resubscribes to every topic this node needs,
- * including those that failed during the outage. `close()` never waits more than about a
- * second, Redis up or not.
+ * including those that failed during the outage, 1000 channels per SUBSCRIBE. `close()` never
+ * waits more than about a second, Redis up or not.
  *
  * Throws an `InvalidOptionsError` for invalid options, and a `MissingPackageError` when
  * `url` is given and `ioredis` is not installed.
  * @publicApi
  */
-export class RedisTransport implements RiversideTransport {
+export class RedisTransport extends BrokerTransport {
   /** Put in front of every topic: `<prefix>:user:42`. */
   readonly prefix: string;
   private readonly channelPrefix: string;
+  private readonly externalPattern: string;
+  private readonly externalChannelPrefix: string;
   private readonly readyTimeout: number;
   private readonly options: RedisTransportOptions;
+  private readonly ownConnection: RedisConnectionOverrides;
   private readonly Redis: RedisConstructor | null;
-  private readonly logger = new Logger('Riverside');
 
   private publisher: RedisClientLike | null = null;
   private subscriber: RedisClientLike | null = null;
@@ -172,14 +190,17 @@ export class RedisTransport implements RiversideTransport {
   private lastError: Error | null = null;
   /** Where each connection stands, to log an outage and a recovery once each. */
   private readonly state: Record<Role, 'connecting' | 'up' | 'down'> = { publisher: 'connecting', subscriber: 'connecting' };
-  /** Redis channel -> the handler of its topic: every channel this node wants to receive. */
-  private readonly handlers = new Map<string, TransportMessageHandler>();
 
   constructor(options: RedisTransportOptions) {
+    super('RedisTransport');
     this.options = validateOptions(options);
     this.prefix = options.prefix ?? 'riverside';
     this.channelPrefix = `${this.prefix}:`;
+    this.externalChannelPrefix = `${this.prefix}:ext:`;
+    this.externalPattern = `${this.prefix.replace(GLOB_SPECIAL, '\\$&')}:ext:*`;
     this.readyTimeout = options.readyTimeout ?? 10_000;
+    const maxDelay = options.maxReconnectDelay ?? 500;
+    this.ownConnection = { ...OWN_CONNECTION, retryStrategy: (attempt) => Math.min(50 * attempt, maxDelay) };
     this.Redis = options.url !== undefined ? loadIoredis() : null;
   }
 
@@ -197,24 +218,34 @@ export class RedisTransport implements RiversideTransport {
     await publisher.publish(this.channelPrefix + topic, toBuffer(payload));
   }
 
-  async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
+  /**
+   * Receives `<prefix>:ext:*` (one PSUBSCRIBE, renewed on every reconnect): what external
+   * services publish. Needs a subscriber with psubscribe() (every ioredis client has it).
+   */
+  async subscribeExternal(handler: TransportMessageHandler): Promise<void> {
     const subscriber = this.subscriber;
     if (subscriber === null) throw notConnected();
-    const channel = this.channelPrefix + topic;
-    const known = this.handlers.has(channel);
-    this.handlers.set(channel, handler);
-    if (known) return;
-    if (subscriber.status !== 'ready') {
-      throw new Error(`Redis subscriber connection is ${subscriber.status}, not ready; subscribing when it is back`);
+    if (typeof subscriber.psubscribe !== 'function') {
+      throw new Error('RedisTransport: the subscriber client has no psubscribe(); the external namespace is not available');
     }
-    await subscriber.subscribe(channel);
+    this.externalHandler = handler;
+    if (subscriber.status === 'ready') await subscriber.psubscribe(this.externalPattern);
   }
 
-  async unsubscribe(topic: string): Promise<void> {
-    const channel = this.channelPrefix + topic;
-    if (!this.handlers.delete(channel)) return;
-    // A connection that is down holds no subscription, and the channel is not resubscribed.
-    if (this.subscriber?.status === 'ready') await this.subscriber.unsubscribe(channel);
+  protected canSend(): boolean {
+    return this.subscriber?.status === 'ready';
+  }
+
+  protected async sendSubscribe(topics: readonly string[]): Promise<void> {
+    await (this.subscriber as RedisClientLike).subscribe(...topics.map((topic) => this.channelPrefix + topic));
+  }
+
+  protected async sendUnsubscribe(topics: readonly string[]): Promise<void> {
+    await (this.subscriber as RedisClientLike).unsubscribe(...topics.map((topic) => this.channelPrefix + topic));
+  }
+
+  protected assertOpen(): void {
+    if (this.subscriber === null) throw notConnected();
   }
 
   /**
@@ -228,15 +259,15 @@ export class RedisTransport implements RiversideTransport {
     this.publisher = this.subscriber = null;
     this.connecting = null;
     this.abortConnect?.(new Error('RedisTransport was closed while connecting'));
-    const channels = [...this.handlers.keys()];
-    this.handlers.clear();
+    const hadExternal = this.externalHandler !== null;
+    const channels = this.forgetTopics().map((topic) => this.channelPrefix + topic);
     this.detach(publisher, subscriber);
     await Promise.all([
       this.ownsPublisher ? release(publisher) : undefined,
       this.ownsSubscriber
         ? release(subscriber)
-        : subscriber.status === 'ready' && channels.length > 0
-          ? within(CLOSE_TIMEOUT, subscriber.unsubscribe(...channels).then(noop, noop))
+        : subscriber.status === 'ready'
+          ? within(CLOSE_TIMEOUT, leave(subscriber, channels, hadExternal ? this.externalPattern : null))
           : undefined,
     ]);
   }
@@ -246,12 +277,12 @@ export class RedisTransport implements RiversideTransport {
     if (options.url !== undefined) {
       // Non-null: the constructor loads ioredis whenever url is given.
       const Redis = this.Redis as RedisConstructor;
-      this.publisher = new Redis(options.url, OWN_CONNECTION);
-      this.subscriber = new Redis(options.url, OWN_CONNECTION);
+      this.publisher = new Redis(options.url, this.ownConnection);
+      this.subscriber = new Redis(options.url, this.ownConnection);
       this.ownsPublisher = this.ownsSubscriber = true;
     } else if (options.client !== undefined) {
       this.publisher = options.client;
-      this.subscriber = options.client.duplicate(OWN_CONNECTION);
+      this.subscriber = options.client.duplicate(this.ownConnection);
       this.ownsPublisher = false;
       this.ownsSubscriber = true;
     } else {
@@ -267,6 +298,7 @@ export class RedisTransport implements RiversideTransport {
     subscriber.on('ready', this.onSubscriberReady);
     subscriber.on('close', this.onSubscriberClose);
     subscriber.on('messageBuffer', this.onMessage);
+    subscriber.on('pmessageBuffer', this.onPatternMessage);
     // Only on our own connections: on yours, an 'error' listener would change what ioredis does
     // with errors (it prints them when nobody listens).
     if (this.ownsPublisher) publisher.on('error', this.onError);
@@ -322,36 +354,44 @@ export class RedisTransport implements RiversideTransport {
     subscriber.off('ready', this.onSubscriberReady);
     subscriber.off('close', this.onSubscriberClose);
     subscriber.off('messageBuffer', this.onMessage);
+    subscriber.off('pmessageBuffer', this.onPatternMessage);
     // The 'error' listener stays on our own connections: an error while they close would
     // otherwise be printed by ioredis.
   }
 
   private readonly onMessage = (channel: Buffer, message: Buffer): void => {
     const name = channel.toString();
-    const handler = this.handlers.get(name);
+    const topic = name.startsWith(this.channelPrefix) ? name.slice(this.channelPrefix.length) : null;
+    const handler = topic === null ? undefined : this.handlerOf(topic);
     if (handler === undefined) {
       // A channel of ours that nobody here needs any more: typically resubscribed by the
       // autoResubscribe of a client you gave after we unsubscribed while Redis was down.
-      if (name.startsWith(this.channelPrefix) && this.subscriber?.status === 'ready') {
-        this.subscriber.unsubscribe(name).catch(noop);
-      }
+      if (topic !== null && this.subscriber?.status === 'ready') this.subscriber.unsubscribe(name).catch(noop);
       return;
     }
-    try {
-      handler(message);
-    } catch (error) {
-      // Thrown inside ioredis' reply parser, it would break the connection for every topic.
-      this.logger.error(`RedisTransport: the handler of ${name} threw: ${(error as Error).message}`);
-    }
+    // Thrown inside ioredis' reply parser, an exception would break the connection for every topic.
+    this.dispatch(handler, message, topic as string);
+  };
+
+  private readonly onPatternMessage = (_pattern: Buffer, channel: Buffer, message: Buffer): void => {
+    const handler = this.externalHandler;
+    const name = channel.toString();
+    if (handler === null || !name.startsWith(this.externalChannelPrefix)) return;
+    this.dispatch(handler, message, name.slice(this.externalChannelPrefix.length));
   };
 
   private readonly onSubscriberReady = (): void => {
     this.restored('subscriber');
     const subscriber = this.subscriber;
-    if (subscriber === null || this.handlers.size === 0) return;
-    const channels = [...this.handlers.keys()];
-    subscriber.subscribe(...channels).then(
-      () => this.logger.log(`RedisTransport: resubscribed to ${channels.length} topic(s)`),
+    if (subscriber === null) return;
+    if (this.externalHandler !== null && subscriber.psubscribe) {
+      subscriber.psubscribe(this.externalPattern).catch((error: Error) =>
+        this.logger.error(`RedisTransport: subscribing to ${this.externalPattern} failed (retried on the next reconnect): ${error.message}`),
+      );
+    }
+    if (this.topics.size === 0) return;
+    this.resubscribeAll().then(
+      (count) => this.logger.log(`RedisTransport: resubscribed to ${count} topic(s)`),
       (error: Error) => this.logger.error(`RedisTransport: resubscribing failed (retried on the next reconnect): ${error.message}`),
     );
   };
@@ -391,14 +431,12 @@ async function release(client: RedisClientLike): Promise<void> {
   client.disconnect();
 }
 
-/** True when `work` settled within `ms`. */
-function within(ms: number, work: Promise<void>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-  });
-  return Promise.race([work.then(() => true), timeout]).finally(() => clearTimeout(timer));
+/** Unsubscribes a client that is yours from our channels (chunked) and pattern; never throws. */
+async function leave(subscriber: RedisClientLike, channels: string[], pattern: string | null): Promise<void> {
+  for (let start = 0; start < channels.length; start += TOPIC_CHUNK) {
+    await subscriber.unsubscribe(...channels.slice(start, start + TOPIC_CHUNK)).catch(noop);
+  }
+  if (pattern !== null) await subscriber.punsubscribe?.(pattern).catch(noop);
 }
 
 function loadIoredis(): RedisConstructor {
@@ -467,6 +505,12 @@ function validateOptions(options: RedisTransportOptions): RedisTransportOptions 
     (typeof raw.readyTimeout !== 'number' || !Number.isInteger(raw.readyTimeout) || raw.readyTimeout <= 0)
   ) {
     invalid('readyTimeout', raw.readyTimeout, 'a positive integer (ms)');
+  }
+  if (
+    raw.maxReconnectDelay !== undefined &&
+    (typeof raw.maxReconnectDelay !== 'number' || !Number.isInteger(raw.maxReconnectDelay) || raw.maxReconnectDelay <= 0)
+  ) {
+    invalid('maxReconnectDelay', raw.maxReconnectDelay, 'a positive integer (ms)');
   }
   return options;
 }

@@ -1,0 +1,216 @@
+import { deserialize, serialize } from 'node:v8';
+import { EncodeError } from '../errors/encode.error.js';
+
+/**
+ * What nodes send each other on the node-to-node topics (`user:<id>`, `channel:<id>`). External
+ * publishers have their own namespace (`ext:`, see topics.ts), so nothing here ever has to be
+ * told apart from their bytes.
+ *
+ * Layout of version 2.x, integers big-endian:
+ *
+ * | offset | bytes | field                                                                 |
+ * |--------|-------|-----------------------------------------------------------------------|
+ * | 0      | 2     | magic `FF 52`                                                         |
+ * | 2      | 1     | major version (2)                                                     |
+ * | 3      | 1     | minor version (0)                                                     |
+ * | 4      | 1     | kind: 0 deliver, 1 info, 2 close                                      |
+ * | 5      | 1     | flags: 1 raw binary frame, 2 raw text frame, 4 for one session        |
+ * | 6      | 2     | H, the length of the header fields that follow                        |
+ * | 8      | H     | origin (u8 length + latin1), session id when flag 4 (u16 length + UTF-8), then optional fields (u8 tag, u16 length, value) |
+ * | 8+H    | 4     | body length B                                                         |
+ * | 12+H   | B     | body; the message ends exactly here                                   |
+ *
+ * Bodies: a deliver is the raw frame's bytes (flags 1/2: a `Frame`) or the message as data in V8's
+ * structured-clone serialization, encoded by each receiving node with its sessions' codecs; an
+ * info is structured-clone data; a close is a u16 code then the UTF-8 reason.
+ *
+ * Upgrade rule: a node reads every major version it knows (1 and 2). Within its major version,
+ * a newer minor only adds optional fields and flags, which an older node skips. Anything a node
+ * must understand gets a new major version, which older nodes reject (counted, logged).
+ */
+export type WireMessage =
+  | (WireAddress & { readonly kind: 'frame'; readonly binary: boolean; readonly data: Buffer })
+  | (WireAddress & { readonly kind: 'deliver'; readonly message: unknown })
+  | (WireAddress & { readonly kind: 'info'; readonly info: unknown })
+  | (WireAddress & { readonly kind: 'close'; readonly code: number; readonly reason: string });
+
+interface WireAddress {
+  /** The node that published it. */
+  readonly origin: string;
+  /** One session of the topic's user (session targets ride on the user topic); null for all. */
+  readonly session: string | null;
+}
+
+/** Why a payload on a node-to-node topic was not read. */
+export interface WireRejection {
+  readonly kind: 'rejected';
+  readonly reason: string;
+}
+
+export const WIRE_MAJOR = 2;
+export const WIRE_MINOR = 0;
+
+const MAGIC_0 = 0xff;
+const MAGIC_1 = 0x52;
+/** Version 1 (nestjs-riverside 0.1): `FF 01 kind flags originLength origin body`. */
+const V1_MARK = 0x01;
+const KIND_DELIVER = 0;
+const KIND_INFO = 1;
+const KIND_CLOSE = 2;
+const FLAG_RAW_BINARY = 1;
+const FLAG_RAW_TEXT = 2;
+const FLAG_SESSION = 4;
+const FIXED = 8;
+
+/**
+ * The bytes of a message. Throws an EncodeError when the message (or info) cannot be carried
+ * as structured-clone data (functions, symbols, class instances of native types).
+ */
+export function encodeWireMessage(message: WireMessage): Buffer {
+  let kind: number;
+  let flags = 0;
+  let body: Buffer;
+  switch (message.kind) {
+    case 'frame':
+      kind = KIND_DELIVER;
+      flags = message.binary ? FLAG_RAW_BINARY : FLAG_RAW_TEXT;
+      body = message.data;
+      break;
+    case 'deliver':
+      kind = KIND_DELIVER;
+      body = structured(message.message);
+      break;
+    case 'info':
+      kind = KIND_INFO;
+      body = structured(message.info);
+      break;
+    case 'close':
+      kind = KIND_CLOSE;
+      body = Buffer.alloc(2 + Buffer.byteLength(message.reason));
+      body.writeUInt16BE(message.code, 0);
+      body.write(message.reason, 2);
+      break;
+  }
+  const originLength = Buffer.byteLength(message.origin, 'latin1');
+  const sessionLength = message.session === null ? -1 : Buffer.byteLength(message.session);
+  if (originLength > 0xff) throw new RangeError('wire message origin longer than 255 bytes');
+  if (sessionLength > 0xffff) throw new RangeError('wire message session id longer than 65535 bytes');
+  if (sessionLength >= 0) flags |= FLAG_SESSION;
+  const headerFields = 1 + originLength + (sessionLength >= 0 ? 2 + sessionLength : 0);
+  const head = Buffer.allocUnsafe(FIXED + headerFields + 4);
+  head[0] = MAGIC_0;
+  head[1] = MAGIC_1;
+  head[2] = WIRE_MAJOR;
+  head[3] = WIRE_MINOR;
+  head[4] = kind;
+  head[5] = flags;
+  head.writeUInt16BE(headerFields, 6);
+  let offset = FIXED;
+  head[offset++] = originLength;
+  offset += head.write(message.origin, offset, 'latin1');
+  if (message.session !== null) {
+    head.writeUInt16BE(sessionLength, offset);
+    offset += 2;
+    offset += head.write(message.session, offset);
+  }
+  head.writeUInt32BE(body.length, offset);
+  return Buffer.concat([head, body]);
+}
+
+/** Reads a payload of a node-to-node topic; a rejection says why it is not a message this node can read. */
+export function decodeWireMessage(payload: Uint8Array): WireMessage | WireRejection {
+  const buffer = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  if (buffer.length < 2 || buffer[0] !== MAGIC_0) return rejected('no Riverside magic (external publishers use the ext: namespace)');
+  if (buffer[1] === V1_MARK) return decodeV1(buffer);
+  if (buffer[1] !== MAGIC_1 || buffer.length < FIXED + 4) return rejected('no Riverside magic, or shorter than a header');
+  const major = buffer[2];
+  if (major !== WIRE_MAJOR) return rejected(`wire version ${major}.${buffer[3]}, this node reads 1.x and ${WIRE_MAJOR}.x`);
+  const kind = buffer[4];
+  const flags = buffer[5];
+  const headerEnd = FIXED + buffer.readUInt16BE(6);
+  if (headerEnd + 4 > buffer.length) return rejected('header longer than the message');
+  let offset = FIXED;
+  const originEnd = offset + 1 + buffer[offset];
+  if (originEnd > headerEnd) return rejected('origin overruns the header');
+  const origin = buffer.toString('latin1', offset + 1, originEnd);
+  offset = originEnd;
+  let session: string | null = null;
+  if ((flags & FLAG_SESSION) !== 0) {
+    if (offset + 2 > headerEnd) return rejected('session id overruns the header');
+    const sessionEnd = offset + 2 + buffer.readUInt16BE(offset);
+    if (sessionEnd > headerEnd) return rejected('session id overruns the header');
+    session = buffer.toString('utf8', offset + 2, sessionEnd);
+    offset = sessionEnd;
+  }
+  // Optional fields of this or a newer minor version: none is read by 2.0; each is skipped.
+  while (offset < headerEnd) {
+    if (offset + 3 > headerEnd) return rejected('optional field overruns the header');
+    offset += 3 + buffer.readUInt16BE(offset + 1);
+    if (offset > headerEnd) return rejected('optional field overruns the header');
+  }
+  const bodyLength = buffer.readUInt32BE(headerEnd);
+  const bodyStart = headerEnd + 4;
+  if (bodyStart + bodyLength !== buffer.length) {
+    return rejected(`body length ${bodyLength} does not match the ${buffer.length - bodyStart} bytes that follow`);
+  }
+  const body = buffer.subarray(bodyStart);
+  switch (kind) {
+    case KIND_DELIVER:
+      if ((flags & (FLAG_RAW_BINARY | FLAG_RAW_TEXT)) !== 0) {
+        return { kind: 'frame', origin, session, binary: (flags & FLAG_RAW_BINARY) !== 0, data: body };
+      }
+      return readStructured(body, (message) => ({ kind: 'deliver', origin, session, message }));
+    case KIND_INFO:
+      return readStructured(body, (info) => ({ kind: 'info', origin, session, info }));
+    case KIND_CLOSE:
+      if (body.length < 2) return rejected('close without a code');
+      return { kind: 'close', origin, session, code: body.readUInt16BE(0), reason: body.toString('utf8', 2) };
+    default:
+      return rejected(`unknown kind ${kind}`);
+  }
+}
+
+/** Version 1, as nestjs-riverside 0.1 nodes publish it: deliveries are already encoded frames, infos JSON. */
+function decodeV1(buffer: Buffer): WireMessage | WireRejection {
+  const HEADER = 5;
+  if (buffer.length < HEADER || buffer.length < HEADER + buffer[4]) return rejected('version 1 message shorter than its header');
+  const origin = buffer.toString('latin1', HEADER, HEADER + buffer[4]);
+  const body = buffer.subarray(HEADER + buffer[4]);
+  switch (buffer[2]) {
+    case KIND_DELIVER:
+      return { kind: 'frame', origin, session: null, binary: (buffer[3] & 1) !== 0, data: body };
+    case KIND_INFO:
+      try {
+        return { kind: 'info', origin, session: null, info: JSON.parse(body.toString()) };
+      } catch {
+        return rejected('version 1 info that is not JSON');
+      }
+    case KIND_CLOSE:
+      if (body.length < 2) return rejected('close without a code');
+      return { kind: 'close', origin, session: null, code: body.readUInt16BE(0), reason: body.toString('utf8', 2) };
+    default:
+      return rejected(`unknown version 1 kind ${buffer[2]}`);
+  }
+}
+
+function structured(value: unknown): Buffer {
+  try {
+    return serialize(value);
+  } catch (error) {
+    throw new EncodeError('the cluster wire format (structured clone)', error);
+  }
+}
+
+function readStructured(body: Buffer, wrap: (value: unknown) => WireMessage): WireMessage | WireRejection {
+  let value: unknown;
+  try {
+    value = deserialize(body);
+  } catch (error) {
+    return rejected(`unreadable structured-clone body: ${(error as Error).message}`);
+  }
+  return wrap(value);
+}
+
+function rejected(reason: string): WireRejection {
+  return { kind: 'rejected', reason };
+}
