@@ -7,6 +7,8 @@
 //
 // It reaches into dist/ internals (Connection, SessionRegistry, LocalDelivery): that is what it
 // measures, and it has to be kept in step with them.
+import { type CanActivate, type PipeTransform, UseGuards, UsePipes } from '@nestjs/common';
+import { ApplicationConfig, NestContainer } from '@nestjs/core';
 import { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { boundLifetime, childConfig, send } from './lib/process.js';
@@ -19,6 +21,7 @@ type EncodedMessageModule = typeof import('../dist/delivery/encoded-message.js')
 type OptionsModule = typeof import('../dist/module/riverside-options.resolver.js');
 type CodecModule = typeof import('../dist/codec/json.codec.js');
 type StatsModule = typeof import('../dist/stats/riverside-stats.js');
+type ContextCreatorModule = typeof import('../dist/handler/riverside-context.creator.js');
 type ConnectionHost = import('../dist/connection/connection.js').ConnectionHost;
 type HandlerDefinition = import('../dist/handler/handler-definition.js').HandlerDefinition;
 type HandlerExplorer = import('../dist/handler/handler.explorer.js').HandlerExplorer;
@@ -32,6 +35,7 @@ const { EncodedMessage } = await load<EncodedMessageModule>('delivery/encoded-me
 const { resolveRiversideOptions } = await load<OptionsModule>('module/riverside-options.resolver.js');
 const { JsonCodec } = await load<CodecModule>('codec/json.codec.js');
 const { RiversideStats } = await load<StatsModule>('stats/riverside-stats.js');
+const { RiversideContextCreator } = await load<ContextCreatorModule>('handler/riverside-context.creator.js');
 
 export interface MicroResult {
   name: string;
@@ -88,15 +92,17 @@ const handler: HandlerDefinition = {
   authenticate: null,
   init: null,
   message: (message: unknown) => message,
+  router: null,
   info: null,
+  handshakeGuards: null,
   terminate: null,
   labels: { authenticate: 'a', init: 'i', message: 'm', info: 'n', terminate: 't' },
 };
 let sessions = 0;
-function riversideConnection(channel?: string) {
+function riversideConnection(channel?: string, definition: HandlerDefinition = handler) {
   const ws = sinkWebSocket();
   const id = String(sessions++);
-  const connection = new Connection(ws, handler, host, {
+  const connection = new Connection(ws, definition, host, {
     userId: `u${id}`,
     sessionId: id.padStart(40, '0'),
     peer: { address: '127.0.0.1', port: 1, forwardedFor: '' },
@@ -138,6 +144,32 @@ function compare(raw: () => void, riverside: () => void, perBatch: number): [num
   return [median(rates[0]), median(rates[1])];
 }
 
+/** opsPerSec for a batch that must be awaited. */
+async function opsPerSecAsync(batch: () => Promise<void>, perBatch: number): Promise<number> {
+  const run = async (ms: number) => {
+    const end = performance.now() + ms;
+    let done = 0;
+    while (performance.now() < end) {
+      await batch();
+      done += perBatch;
+    }
+    return done;
+  };
+  await run(durationMs / 4);
+  const start = performance.now();
+  const done = await run(durationMs);
+  return done / ((performance.now() - start) / 1000);
+}
+
+/** compare() for several awaited batches, in turns, the median of each. */
+async function compareAsync(batches: (() => Promise<void>)[], perBatch: number): Promise<number[]> {
+  const rates: number[][] = batches.map(() => []);
+  for (let turn = 0; turn < 3; turn++) {
+    for (let i = 0; i < batches.length; i++) rates[i].push(await opsPerSecAsync(batches[i], perBatch));
+  }
+  return rates.map(median);
+}
+
 const results: MicroResult[] = [];
 
 // Frame dispatch: a decoded text frame in, the echo out (what ws's Receiver hands over).
@@ -166,6 +198,55 @@ for (const bytes of [64, 1024, 16 * 1024]) {
     per,
   );
   results.push({ name: 'dispatch (decode, handler, encode, send)', size: `${bytes} B`, rawOpsPerSec: rawRate, riversideOpsPerSec: riversideRate });
+}
+
+// Dispatch through Nest enhancers (issue 9): the same echo with one guard and one pipe, built
+// once as the explorer builds it. An enhanced callback is async (guards and pipes may be), so
+// frames are dispatched in batches and each batch is awaited until every frame was handled; the
+// plain handler and raw ws go through the same loop, for a like-for-like figure.
+{
+  let handled = 0;
+  class AllowGuard implements CanActivate {
+    canActivate(): boolean {
+      return true;
+    }
+  }
+  class SamePipe implements PipeTransform {
+    transform(value: unknown): unknown {
+      return value;
+    }
+  }
+  class EnhancedHandler {
+    onMessage(message: unknown): unknown {
+      handled++;
+      return message;
+    }
+  }
+  const descriptor = Object.getOwnPropertyDescriptor(EnhancedHandler.prototype, 'onMessage') as PropertyDescriptor;
+  UseGuards(new AllowGuard())(EnhancedHandler.prototype, 'onMessage', descriptor);
+  UsePipes(new SamePipe())(EnhancedHandler.prototype, 'onMessage', descriptor);
+  const creator = new RiversideContextCreator(new NestContainer(new ApplicationConfig()));
+  const enhanced = creator.create(new EnhancedHandler(), 'onMessage', '', { pattern: 'onMessage', replyRef: null });
+  if (enhanced === null) throw new Error('the bench handler should have been wrapped');
+  const plain = new EnhancedHandler();
+  const plainWs = riversideConnection(undefined, { ...handler, message: (message: unknown) => plain.onMessage(message) }).ws;
+  const enhancedWs = riversideConnection(undefined, { ...handler, message: enhanced }).ws;
+  const raw = sinkWebSocket();
+  raw.on('message', (data: Buffer) => {
+    handled++;
+    raw.send(JSON.stringify(JSON.parse(data.toString())));
+  });
+  const base = JSON.stringify({ type: 'chat', seq: 1, text: '' }).length;
+  const frame = Buffer.from(JSON.stringify({ type: 'chat', seq: 1, text: 'x'.repeat(64 - base) }));
+  const per = 100;
+  const batchOn = (ws: WebSocket) => async () => {
+    const target = handled + per;
+    for (let i = 0; i < per; i++) ws.emit('message', frame, false);
+    while (handled < target) await new Promise((resolve) => setImmediate(resolve));
+  };
+  const [rawRate, plainRate, enhancedRate] = await compareAsync([batchOn(raw), batchOn(plainWs), batchOn(enhancedWs)], per);
+  results.push({ name: 'dispatch, batches awaited: no enhancer', size: '64 B', rawOpsPerSec: rawRate, riversideOpsPerSec: plainRate });
+  results.push({ name: 'dispatch, batches awaited: one guard + one pipe', size: '64 B', rawOpsPerSec: rawRate, riversideOpsPerSec: enhancedRate });
 }
 
 // Fan-out: one 64 B message to every member of a channel; ops are deliveries.

@@ -613,7 +613,15 @@ export function writeReports(dir: string, results: Results): string[] {
     written.push(`bench/${name}`);
   };
   write('results.json', `${JSON.stringify(results, null, 2)}\n`);
-  write('RESULTS.md', markdown(results) + presenceSection(dir));
+  // The section `npm run bench:scale` writes (between its markers) stays.
+  let previous = '';
+  try {
+    previous = readFileSync(join(dir, 'RESULTS.md'), 'utf8');
+  } catch {
+    // First run.
+  }
+  const scaleSection = /<!-- bench:scale start -->[\s\S]*<!-- bench:scale end -->/.exec(previous)?.[0];
+  write('RESULTS.md', `${(markdown(results) + presenceSection(dir)).trimEnd()}\n${scaleSection ? `\n${scaleSection}\n` : ''}`);
   write('results.svg', svg(results));
   // librsvg's rsvg-convert, else ImageMagick (which needs an SVG delegate, often librsvg).
   const svgPath = join(dir, 'results.svg');

@@ -1,4 +1,18 @@
-import { Logger, type OnModuleInit } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  type CanActivate,
+  Catch,
+  type ExceptionFilter,
+  type ExecutionContext,
+  Injectable,
+  Logger,
+  type OnModuleInit,
+  UseFilters,
+  UseGuards,
+  ValidationPipe,
+} from '@nestjs/common';
+import { ConnectedSocket, MessageBody } from '@nestjs/websockets';
+import { IsString, ValidateIf } from 'class-validator';
 import {
   AuthError,
   type AuthRequest,
@@ -18,7 +32,8 @@ import {
 /**
  * The chat protocol: plain JSON frames, one object per frame, told apart by their keys.
  *
- * What the browser sends:
+ * What the browser sends (each key is an `@OnMessage` route of ChatHandler; any other frame
+ * closes the connection with 3000, the app's `invalidMessage: 'close'`):
  *
  * | frame                           | effect                                                    |
  * |---------------------------------|-----------------------------------------------------------|
@@ -31,16 +46,35 @@ import {
  * What the server pushes: `{ welcome, channels }` once connected, `{ event: 'joined' | 'left',
  * channel, user, members, at }` to a channel's members when its membership changes, `{ from,
  * channel, say, at }` in a channel, `{ from, toUser, say, at }` direct, `{ undelivered }` when
- * the recipient of a direct message is connected to no node, `{ error }` for a bad command that does not
- * warrant a disconnect, and `{ kicked }` just before an administrator closes the connection.
+ * the recipient of a direct message is connected to no node, `{ error }` for a bad command that
+ * does not warrant a disconnect (a string for a bad channel name; `{ status: 400, message: [...] }`,
+ * the validation messages, for a malformed `say`), and `{ kicked }` just before an administrator
+ * closes the connection.
  * `at` is the server's clock in milliseconds since the epoch.
  */
-export type ChatCommand =
-  | { join: string }
-  | { leave: string }
-  | { say: string; to: string }
-  | { say: string; toUser: string }
-  | { heartbeat: true };
+export type ChatCommand = JoinCommand | LeaveCommand | SayCommand | { heartbeat: true };
+
+/** `{ join }` and `{ leave }`: checked by the channel pipes below. */
+export interface JoinCommand {
+  join: string;
+}
+export interface LeaveCommand {
+  leave: string;
+}
+
+/** `{ say, to }` into a channel or `{ say, toUser }` to a user: validated by a ValidationPipe. */
+export class SayCommand {
+  @IsString()
+  say!: string;
+
+  @ValidateIf((command: SayCommand) => command.toUser === undefined)
+  @IsString()
+  to?: string;
+
+  @ValidateIf((command: SayCommand) => command.to === undefined)
+  @IsString()
+  toUser?: string;
+}
 
 /** What the server pushes to a session through @OnInfo (see ChatController's kick route). */
 export interface KickInfo {
@@ -53,6 +87,55 @@ const NAME_RULE = '1-32 letters, digits, _ . -';
 /** Every connection starts in this channel. */
 export const LOBBY = 'lobby';
 
+/** A channel name the client got wrong: a typo, not an attack. */
+class InvalidChannelError extends Error {
+  constructor(
+    readonly command: 'join' | 'leave',
+    readonly channel: unknown,
+  ) {
+    super(`invalid channel name for ${command}`);
+  }
+}
+
+/** Checks the channel name of `{ join }` / `{ leave }` and lets the message through as it is. */
+function channelPipe(command: 'join' | 'leave') {
+  return {
+    transform(message: Record<string, unknown>) {
+      if (!isChannelName(message[command])) throw new InvalidChannelError(command, message[command]);
+      return message;
+    },
+  };
+}
+
+/**
+ * Answers a bad channel name with `{ error, join | leave }` and keeps the connection: a filter's
+ * return value is the reply. (Other exceptions keep Riverside's defaults.)
+ */
+@Catch(InvalidChannelError)
+class InvalidChannelFilter implements ExceptionFilter {
+  catch(error: InvalidChannelError, _host: ArgumentsHost) {
+    return invalidChannel(error.command, error.channel);
+  }
+}
+
+/**
+ * Only members may speak in a channel: anything else is a misbehaving client, closed with 3000
+ * (the guard closes before refusing, so the refusal's error frame is never sent). A direct
+ * message (`toUser`) passes.
+ */
+@Injectable()
+export class ChannelMemberGuard implements CanActivate {
+  constructor(private readonly delivery: DeliveryService) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    const session = context.switchToWs().getClient<Session>();
+    const { to } = context.switchToWs().getData<Partial<SayCommand>>();
+    if (to === undefined || this.delivery.isMember(session, String(to))) return true;
+    session.close(3000, 'cannot send to channel');
+    return false;
+  }
+}
+
 /**
  * The chat endpoint, `ws://host/chat?name=ann`. The name in the query string is the user id
  * (a real app would check a token or a session cookie here). A user may be connected from
@@ -61,6 +144,7 @@ export const LOBBY = 'lobby';
  * direct messages span them all.
  */
 @RiversideHandler({ path: '/chat' })
+@UseFilters(InvalidChannelFilter)
 export class ChatHandler implements OnModuleInit {
   private readonly logger = new Logger('Chat');
 
@@ -98,16 +182,45 @@ export class ChatHandler implements OnModuleInit {
     return { welcome: session.userId, channels: session.channels() };
   }
 
-  /** One call per frame, in arrival order; a returned value is sent back to this connection. */
-  @OnMessage()
-  onMessage(command: ChatCommand, session: Session) {
-    if (typeof command !== 'object' || command === null) return session.close(3000, 'invalid payload');
-    if ('join' in command) return this.join(session, command.join);
-    if ('leave' in command) return this.leave(session, command.leave);
-    if ('say' in command && 'to' in command) return this.sayInChannel(session, String(command.to), String(command.say));
-    if ('say' in command && 'toUser' in command) return this.sayToUser(session, String(command.toUser), String(command.say));
-    if ('heartbeat' in command) return undefined; // any frame counts as activity for the idle timeout
-    return session.close(3000, 'invalid payload');
+  /**
+   * One route per command, chosen by its key; frames of a connection are handled one at a time
+   * in arrival order, and a returned value is sent back to this connection.
+   */
+  @OnMessage('join')
+  onJoin(@MessageBody(channelPipe('join')) command: JoinCommand, @ConnectedSocket() session: Session) {
+    try {
+      session.join(command.join);
+    } catch (error) {
+      // The module's maxChannelsPerSession option bounds what one client can make us hold.
+      if (error instanceof RiversideError && error.code === 'RIVERSIDE_ERR_TOO_MANY_CHANNELS') {
+        return { error: `cannot join "${command.join}": you are in as many channels as allowed; leave one first`, join: command.join };
+      }
+      throw error;
+    }
+    return this.memberNames(command.join).then((members) => ({ joined: command.join, members }));
+  }
+
+  @OnMessage('leave')
+  onLeave(@MessageBody(channelPipe('leave')) command: LeaveCommand, @ConnectedSocket() session: Session) {
+    // Once left, the session no longer hears the channel: its ack is the `{ left }` reply.
+    session.leave(command.leave);
+    return { left: command.leave };
+  }
+
+  @OnMessage('say')
+  @UseGuards(ChannelMemberGuard)
+  onSay(@MessageBody(new ValidationPipe()) command: SayCommand, @ConnectedSocket() session: Session) {
+    if (command.to !== undefined) {
+      this.delivery.deliver({ channel: command.to }, { from: session.userId, channel: command.to, say: command.say, at: Date.now() });
+      return undefined;
+    }
+    return this.sayToUser(session, String(command.toUser), command.say);
+  }
+
+  /** Any frame counts as activity for the idle timeout: this one does nothing else. */
+  @OnMessage('heartbeat')
+  onHeartbeat() {
+    return undefined;
   }
 
   /** Infos come from the server side (DeliveryService.info), never from the client. */
@@ -125,34 +238,6 @@ export class ChatHandler implements OnModuleInit {
   terminate(reason: TerminateReason, session: Session) {
     const why = typeof reason === 'string' ? reason : reason.kind;
     this.logger.debug(`${session.userId} left the chat (${why}) after ${session.channels().length} channel(s)`);
-  }
-
-  private join(session: Session, channel: unknown) {
-    if (!isChannelName(channel)) return invalidChannel('join', channel);
-    try {
-      session.join(channel);
-    } catch (error) {
-      // The module's maxChannelsPerSession option bounds what one client can make us hold.
-      if (error instanceof RiversideError && error.code === 'RIVERSIDE_ERR_TOO_MANY_CHANNELS') {
-        return { error: `cannot join "${channel}": you are in as many channels as allowed; leave one first`, join: channel };
-      }
-      throw error;
-    }
-    return this.memberNames(channel).then((members) => ({ joined: channel, members }));
-  }
-
-  private leave(session: Session, channel: unknown) {
-    if (!isChannelName(channel)) return invalidChannel('leave', channel);
-    // Once left, the session no longer hears the channel: its ack is the `{ left }` reply.
-    session.leave(channel);
-    return { left: channel };
-  }
-
-  private sayInChannel(session: Session, channel: string, text: string) {
-    // Only members may speak in a channel: anything else is a misbehaving client.
-    if (!this.delivery.isMember(session, channel)) return session.close(3000, 'cannot send to channel');
-    this.delivery.deliver({ channel }, { from: session.userId, channel, say: text, at: Date.now() });
-    return undefined;
   }
 
   private async sayToUser(session: Session, user: string, text: string) {
@@ -185,7 +270,7 @@ function isChannelName(value: unknown): value is string {
   return typeof value === 'string' && NAME.test(value);
 }
 
-/** A bad channel name is a user's typo, not an attack: answer with an error, keep the connection. */
+/** The answer to a bad channel name: an error, and the connection stays. */
 function invalidChannel(command: 'join' | 'leave', channel: unknown) {
   const shown = typeof channel === 'string' ? JSON.stringify(channel.slice(0, 40)) : typeof channel;
   return { error: `cannot ${command} ${shown}: a channel name is ${NAME_RULE}`, [command]: channel };

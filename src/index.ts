@@ -16,12 +16,15 @@ export {
   OnAuthenticate,
   OnInit,
   OnMessage,
+  type MessageRoute,
   OnInfo,
   OnTerminate,
 } from './handler/decorators/index.js';
 
 export { AuthRequest, type PeerAddress, type BasicCredentials } from './auth/auth-request.js';
 export { AuthError } from './auth/auth-error.js';
+export { bearerTokenFromSubprotocol } from './auth/bearer-subprotocol.js';
+export { HandshakeResponse } from './server/handshake-guards.js';
 export type { AuthResult } from './auth/auth-result.interface.js';
 
 export { Session, type ScheduledInfo } from './connection/session.js';
@@ -38,6 +41,7 @@ export {
   RawBinaryCodec,
   MessagePackCodec,
   Frame,
+  FrameList,
 } from './codec/index.js';
 
 export { DeliveryService } from './delivery/delivery.service.js';
@@ -82,6 +86,10 @@ export {
   type NatsSubscriptionLike,
 } from './cluster/nats.transport.js';
 export { natsSubject } from './cluster/nats-subjects.js';
+export { IpcTransport, type IpcTransportOptions } from './cluster/ipc.transport.js';
+export { IpcHub } from './cluster/ipc-hub.js';
+export type { IpcChannel } from './cluster/ipc-channel.js';
+export { runRiversideWorkers, type RiversideWorkersOptions, type RiversideWorkers } from './cluster/run-riverside-workers.js';
 
 export { RiversideServer } from './server/riverside.server.js';
 export { RiversideAdapter } from './server/riverside.adapter.js';

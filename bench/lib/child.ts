@@ -100,7 +100,7 @@ export function spawnNode(
   options: { cpu: number; nodeFlags?: string[]; env?: Record<string, string> },
 ): Child {
   const args = [...(options.nodeFlags ?? []), script, JSON.stringify(config)];
-  const [command, commandArgs] = CAN_PIN
+  const [command, commandArgs] = CAN_PIN && options.cpu >= 0
     ? ['taskset', ['-c', String(options.cpu), process.execPath, ...args]]
     : [process.execPath, args];
   const child = spawn(command, commandArgs, {

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { clientFrame, FrameReader, OP_CLOSE, OP_PING, pongFrame, upgrade } from './wire.js';
+import { clientFrame, FrameReader, OP_CLOSE, OP_PING, pongFrame, rawUpgrade, upgrade } from './wire.js';
 
 /**
  * What goes over the wire differs per contender: raw frames (raw ws, Riverside), Nest's
@@ -41,6 +41,8 @@ export interface ConnectOptions {
   /** 'member' joins the fan-out channel / room; 'idle' and 'echo' do not. */
   role: string;
   localAddress?: string;
+  /** Upgrade on a bare TCP socket (`rawUpgrade`) rather than through node:http. */
+  rawHandshake?: boolean;
 }
 
 /** One client connection of a load generator. */
@@ -50,6 +52,8 @@ export class BenchSocket {
   collect = true;
   /** Called after every chunk read, with the reader's count already updated. */
   onData: (() => void) | null = null;
+  /** With `collect` on, receives each data frame's payload instead of counting it (bench:scale reads timestamps). */
+  onText: ((payload: Buffer) => void) | null = null;
   closeCode = 0;
   private waiting: ((text: string) => void) | null = null;
 
@@ -72,7 +76,7 @@ export class BenchSocket {
   }
 
   static async connect(options: ConnectOptions): Promise<BenchSocket> {
-    const { socket, head } = await upgrade({
+    const { socket, head } = await (options.rawHandshake ? rawUpgrade : upgrade)({
       host: options.host,
       port: options.port,
       path: pathFor(options.protocol, options.path, options.user, options.role),
@@ -141,5 +145,6 @@ export class BenchSocket {
       return;
     }
     this.reader.count++;
+    this.onText?.(payload);
   }
 }

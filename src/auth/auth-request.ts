@@ -88,6 +88,14 @@ export class AuthRequest {
     return scheme === 'bearer' ? token : '';
   }
 
+  /**
+   * What an HTTP guard on `@OnAuthenticate` set as `req.user` (passport's `AuthGuard` does),
+   * or undefined.
+   */
+  get user(): unknown {
+    return (this.raw as IncomingMessage & { user?: unknown }).user;
+  }
+
   /** Cookies of the `Cookie` header, values percent-decoded; the first of a repeated name wins. */
   get cookies(): Readonly<Record<string, string>> {
     return (this.cookiesCache ??= parseCookies(this.headers.cookie));

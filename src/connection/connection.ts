@@ -1,8 +1,11 @@
 import type { WebSocket } from 'ws';
 import { INVALID_MESSAGE } from '../codec/codec.interface.js';
+import { FrameList } from '../codec/frame.js';
 import type { OutboundFrame } from '../delivery/outbound-frame.js';
 import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
+import { errorFrameOf } from '../handler/error-frame.js';
+import { isObservableLike, type ObservableLike, type ObservableReply, sendEach } from '../handler/observable-reply.js';
 import { assertJoinable } from './channel-limits.js';
 import { CLOSE_FRAMES } from './close-codes.js';
 import { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
@@ -81,6 +84,8 @@ export class Connection implements SessionConnection, TransmissionWindow {
   windowCount = 0;
   private scheduled: ScheduledInfos | null = null;
   private closeDeadline: NodeJS.Timeout | null = null;
+  /** A returned Observable being sent; unsubscribed when the connection closes. */
+  private stream: ObservableReply | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -215,12 +220,20 @@ export class Connection implements SessionConnection, TransmissionWindow {
         return;
       }
     }
-    if (message === INVALID_MESSAGE) {
-      this.host.stats.invalidFrames++;
-      if (this.host.options.invalidMessage === 'close') this.closeFor('invalidMessage');
-      return;
+    if (message === INVALID_MESSAGE) return this.invalidFrame();
+    if (handler.router !== null) {
+      // A routed handler: a message no route takes is as invalid as an undecodable one.
+      const route = handler.router.match(message);
+      if (route === null) return this.invalidFrame();
+      this.invoke(route.callback, message, route.label);
+    } else if (handler.message !== null) {
+      this.invoke(handler.message, message, handler.labels.message);
     }
-    if (handler.message !== null) this.invoke(handler.message, message, handler.labels.message);
+  }
+
+  private invalidFrame(): void {
+    this.host.stats.invalidFrames++;
+    if (this.host.options.invalidMessage === 'close') this.closeFor('invalidMessage');
   }
 
   private handleInfo(info: unknown): void {
@@ -238,9 +251,11 @@ export class Connection implements SessionConnection, TransmissionWindow {
       result = callback(value, this.session);
     } catch (error) {
       this.busy = false;
-      this.fail(error, label);
+      this.callbackFailed(error, label);
       return;
     }
+    // A returned Observable is sent value by value; the connection waits for its completion.
+    if (isObservableLike(result)) result = this.sendEach(result, null);
     if (isPromiseLike(result)) {
       this.busyLabel = label;
       this.awaitCallback(result);
@@ -261,7 +276,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
       (this.onRejected ??= (error) => {
         // A callback given up on (handlerTimeout) has no say any more.
         if (this.terminated) return;
-        this.fail(error, this.busyLabel);
+        this.callbackFailed(error, this.busyLabel);
         this.settle(undefined);
       }),
     );
@@ -271,6 +286,10 @@ export class Connection implements SessionConnection, TransmissionWindow {
   private settle(value: unknown): void {
     // The late result of a callback given up on (handlerTimeout) is discarded.
     if (this.terminated) return;
+    if (isObservableLike(value)) {
+      this.awaitCallback(this.sendEach(value, null));
+      return;
+    }
     const label = this.busyLabel;
     const initialized = this.state === INITIALIZING;
     if (initialized) {
@@ -322,7 +341,35 @@ export class Connection implements SessionConnection, TransmissionWindow {
   /** Encodes with the handler's codec (a Frame as it is) and writes; false when not written. */
   send(message: unknown): boolean {
     if (this.state >= CLOSING) return false;
+    if (message instanceof FrameList) return this.sendList(message);
     return this.outbound.send(message, this.handler.codec);
+  }
+
+  /**
+   * Sends each value of a returned Observable in order; resolves when it completes, or when the
+   * connection closes (then it is unsubscribed: an endless stream must not hold the connection).
+   */
+  sendEach(observable: ObservableLike, map: ((value: unknown) => unknown) | null): Promise<undefined> {
+    if (this.state >= CLOSING) return Promise.resolve(undefined);
+    const reply = sendEach(observable, (message) => this.send(message), map);
+    this.stream = reply;
+    return reply.done.finally(() => {
+      if (this.stream === reply) this.stream = null;
+    });
+  }
+
+  private cancelStream(): void {
+    const stream = this.stream;
+    this.stream = null;
+    stream?.cancel();
+  }
+
+  /** Each message of a `Frame.list()` in order, then its close if any; false if one was not written. */
+  private sendList(list: FrameList): boolean {
+    let written = true;
+    for (const message of list.messages) written = this.send(message) && written;
+    if (list.close !== null) this.close(list.close.code, list.close.reason);
+    return written;
   }
 
   /**
@@ -402,6 +449,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
     // The closing handshake needs the client's close frame to be read.
     if (this.readPaused) this.resumeReading();
     this.clearTimers();
+    this.cancelStream();
     this.debug(`closing with ${code}`);
     try {
       this.ws.close(code, text);
@@ -418,6 +466,16 @@ export class Connection implements SessionConnection, TransmissionWindow {
       this.closeDeadline = setTimeout(() => ws.terminate(), SLOW_CONSUMER_CLOSE_MS);
       this.closeDeadline.unref();
     }
+  }
+
+  /**
+   * A message or info callback threw. A `WsException` (or a client-caused `HttpException`) is
+   * answered with the error frame, as the enhancer wrapper answers it; anything else is a bug.
+   */
+  private callbackFailed(error: unknown, label: string): void {
+    const frame = this.state === OPEN ? errorFrameOf(error) : null;
+    if (frame === null) this.fail(error, label);
+    else this.reply(frame, label);
   }
 
   /** A callback threw: log once with class and method, close this connection only, with 1011. */
@@ -443,6 +501,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
     const wasClosing = this.state === CLOSING;
     this.state = CLOSED;
     this.clearTimers();
+    this.cancelStream();
     this.queue?.clear();
     this.outbound.dropHeld();
     if (this.closeDeadline !== null) clearTimeout(this.closeDeadline);

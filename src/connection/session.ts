@@ -1,4 +1,5 @@
 import type { PeerAddress } from '../auth/auth-request.js';
+import type { ObservableLike } from '../handler/observable-reply.js';
 import { assertApplicationCloseCode } from './close-codes.js';
 import { MAX_TIMER_DELAY_MS } from './scheduled-infos.js';
 
@@ -12,6 +13,8 @@ export interface SessionConnection {
   leaveAll(): number;
   channels(): string[];
   schedule(ms: number, info: unknown): ScheduledInfo;
+  /** Sends each value of an Observable in order; resolves on completion or when the connection closes. */
+  sendEach(observable: ObservableLike, map: ((value: unknown) => unknown) | null): Promise<undefined>;
 }
 
 const kConnection = Symbol('riverside.session_connection');

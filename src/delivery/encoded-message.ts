@@ -1,5 +1,5 @@
 import type { Codec } from '../codec/codec.interface.js';
-import { Frame } from '../codec/frame.js';
+import { Frame, FrameList } from '../codec/frame.js';
 import { EncodeError } from '../errors/encode.error.js';
 import { OutboundFrame } from './outbound-frame.js';
 
@@ -15,6 +15,12 @@ export class EncodedMessage {
   private others: Map<Codec, OutboundFrame> | null = null;
 
   constructor(private readonly message: unknown) {
+    if (message instanceof FrameList) {
+      throw new TypeError(
+        'A FrameList (Frame.list() / Frame.close()) is returned by a callback or passed to session.send(); ' +
+          'it cannot be delivered: deliver each message, and close with delivery.close().',
+      );
+    }
     this.raw = message instanceof Frame ? new OutboundFrame(message.data, message.type === 'binary') : null;
   }
 

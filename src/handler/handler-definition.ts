@@ -4,9 +4,14 @@ import type { Codec } from '../codec/codec.interface.js';
 import type { Session } from '../connection/session.js';
 import type { TerminateReason } from '../connection/terminate-reason.js';
 
+import type { MessageRouter } from './message-router.js';
+
 type Callback<A extends unknown[]> = ((...args: A) => unknown) | null;
 
-/** A handler's methods bound once at bootstrap: per frame, a lookup and a direct call. */
+/**
+ * A handler's methods bound once at bootstrap: per frame, a lookup and a direct call (or the
+ * Nest enhancer wrapper built at boot for a method that has enhancers).
+ */
 export interface HandlerDefinition {
   readonly className: string;
   readonly path: string;
@@ -15,7 +20,12 @@ export interface HandlerDefinition {
   readonly subprotocols: readonly string[];
   readonly authenticate: ((req: AuthRequest) => AuthResult | Promise<AuthResult>) | null;
   readonly init: Callback<[Session]>;
+  /** The one unrouted `@OnMessage`; null when there is none or when `router` is set. */
   readonly message: Callback<[unknown, Session]>;
+  /** Set when the class has routed `@OnMessage` methods; a frame no route takes is invalid. */
+  readonly router: MessageRouter | null;
+  /** The guards of `@OnAuthenticate`, run on the upgrade request ('http' context) before it. */
+  readonly handshakeGuards: ((request: unknown, response: unknown) => Promise<void>) | null;
   readonly info: Callback<[unknown, Session]>;
   readonly terminate: Callback<[TerminateReason, Session]>;
   /** 'ChatHandler.onMessage()' and friends, for logs. */

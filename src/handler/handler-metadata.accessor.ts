@@ -8,6 +8,7 @@ import {
   ON_TERMINATE_METADATA,
   RIVERSIDE_HANDLER_METADATA,
 } from '../riverside.constants.js';
+import type { MessageRoute, OnMessageMetadata } from './decorators/on-message.decorator.js';
 import type { RiversideHandlerOptions } from './decorators/riverside-handler.decorator.js';
 
 export type CallbackKind = 'authenticate' | 'init' | 'message' | 'info' | 'terminate';
@@ -38,6 +39,10 @@ export class HandlerMetadataAccessor {
   }
 
   isCallback(kind: CallbackKind, method: Function): boolean {
-    return this.reflector.get(CALLBACK_METADATA[kind], method) === true;
+    return this.reflector.get(CALLBACK_METADATA[kind], method) !== undefined;
+  }
+
+  getMessageRoute(method: Function): MessageRoute | null {
+    return (this.reflector.get(ON_MESSAGE_METADATA, method) as OnMessageMetadata | undefined)?.route ?? null;
   }
 }

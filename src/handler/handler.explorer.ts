@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
+import { DiscoveryService, MetadataScanner, ModuleRef, type NestContainer } from '@nestjs/core';
 import { RIVERSIDE_CODEC, type Codec } from '../codec/codec.interface.js';
 import { resolveCodec } from '../codec/codec.resolver.js';
 import { InvalidHandlerClassError } from '../errors/invalid-handler-class.error.js';
@@ -8,6 +8,8 @@ import { resolvePath, resolveSubprotocols } from '../module/riverside-options.re
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
 import { handlerMethodLabel } from '../riverside.messages.js';
 import type { HandlerDefinition } from './handler-definition.js';
+import { type DeclaredRoute, MessageRouter, routePattern } from './message-router.js';
+import { RiversideContextCreator } from './riverside-context.creator.js';
 import {
   CALLBACK_DECORATOR,
   CALLBACK_METADATA,
@@ -27,6 +29,7 @@ export class HandlerExplorer implements OnModuleInit {
   private table: ReadonlyMap<string, HandlerDefinition> = new Map();
   private onlyCodec: Codec | null = null;
   private exploring: Promise<ReadonlyMap<string, HandlerDefinition>> | null = null;
+  private contextCreator: RiversideContextCreator | null = null;
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -73,7 +76,13 @@ export class HandlerExplorer implements OnModuleInit {
             'A Riverside handler lives as long as the application: make it and its dependencies singletons.',
         );
       }
-      const definition = await this.define(metatype.name, instance as object, handlerOptions, this.moduleRefOf(wrapper));
+      const definition = await this.define(
+        metatype.name,
+        instance as object,
+        handlerOptions,
+        this.moduleRefOf(wrapper),
+        wrapper.host?.token ?? '',
+      );
       const existing = table.get(definition.path);
       if (existing) {
         if (classByPath.get(definition.path) === metatype) continue; // one class listed in two modules' providers
@@ -98,7 +107,7 @@ export class HandlerExplorer implements OnModuleInit {
    * The ModuleRef of the module that declares the handler: a codec class named by the handler
    * is resolved there, so it can inject that module's providers (not only RiversideModule's).
    */
-  private moduleRefOf(wrapper: { host?: { providers: Map<unknown, { instance: unknown }> } }): ModuleRef {
+  private moduleRefOf(wrapper: { host?: { providers: Map<unknown, { instance: unknown }> } | null }): ModuleRef {
     const own = wrapper.host?.providers.get(ModuleRef)?.instance;
     return own instanceof ModuleRef ? own : this.moduleRef;
   }
@@ -106,16 +115,24 @@ export class HandlerExplorer implements OnModuleInit {
   private async define(
     className: string,
     instance: object,
-    handlerOptions: { path?: unknown; codec?: unknown; subprotocols?: unknown },
+    handlerOptions: { path?: unknown; codec?: unknown; subprotocols?: unknown; replyRef?: unknown },
     moduleRef: ModuleRef,
+    moduleKey: string,
   ): Promise<HandlerDefinition> {
     const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
     const found: Partial<Record<CallbackKind, string>> = {};
+    const messageMethods: string[] = [];
     for (const methodName of this.scanner.getAllMethodNames(prototype)) {
       const method = prototype[methodName];
       if (typeof method !== 'function') continue;
       for (const kind of CALLBACK_KINDS) {
         if (!this.accessor.isCallback(kind, method)) continue;
+        if (kind === 'message') {
+          // Several @OnMessage methods are routes; MessageRouter.compile checks them.
+          messageMethods.push(methodName);
+          found.message ??= methodName;
+          continue;
+        }
         if (found[kind]) {
           throw new InvalidHandlerClassError(
             `Handler class "${className}" has two ${CALLBACK_DECORATOR[kind]} methods, "${found[kind]}" and "${methodName}". ` +
@@ -125,11 +142,33 @@ export class HandlerExplorer implements OnModuleInit {
         found[kind] = methodName;
       }
     }
+    const replyRef = resolveReplyRef(className, handlerOptions.replyRef);
+    const direct = (name: string) => (prototype[name] as (...args: unknown[]) => unknown).bind(instance);
     const bind = (kind: CallbackKind) => {
       const name = found[kind];
-      return name ? (prototype[name] as (...args: unknown[]) => unknown).bind(instance) : null;
+      return name ? direct(name) : null;
     };
+    // @OnMessage and @OnInfo get Nest's enhancers; a method without any keeps the direct call.
+    const enhanced = (name: string, pattern: string) =>
+      this.contextCreatorOf().create(instance, name, moduleKey, { pattern, replyRef }) ?? direct(name);
     const label = (kind: CallbackKind) => handlerMethodLabel(className, found[kind] ?? kind);
+    const routed = messageMethods.length > 1 || messageMethods.some((name) => this.routeOf(prototype, name) !== null);
+    const router = routed
+      ? MessageRouter.compile(
+          className,
+          messageMethods.map((name): DeclaredRoute => {
+            const route = this.routeOf(prototype, name);
+            return {
+              methodName: name,
+              route,
+              target: { callback: enhanced(name, routePattern(route, name)), label: handlerMethodLabel(className, name) },
+            };
+          }),
+        )
+      : null;
+    const handshakeGuards = found.authenticate
+      ? this.contextCreatorOf().createHandshakeGuards(instance, found.authenticate, moduleKey)
+      : null;
     const codec =
       handlerOptions.codec === undefined
         ? this.defaultCodec
@@ -145,8 +184,10 @@ export class HandlerExplorer implements OnModuleInit {
           : resolveSubprotocols(`@RiversideHandler({ subprotocols }) of ${className}`, handlerOptions.subprotocols),
       authenticate: bind('authenticate') as HandlerDefinition['authenticate'],
       init: bind('init'),
-      message: bind('message'),
-      info: bind('info'),
+      message: router === null && found.message ? enhanced(found.message, found.message) : null,
+      router,
+      info: found.info ? enhanced(found.info, found.info) : null,
+      handshakeGuards,
       terminate: bind('terminate'),
       labels: Object.freeze({
         authenticate: label('authenticate'),
@@ -157,4 +198,31 @@ export class HandlerExplorer implements OnModuleInit {
       }),
     });
   }
+
+  private routeOf(prototype: Record<string, unknown>, methodName: string) {
+    return this.accessor.getMessageRoute(prototype[methodName] as Function);
+  }
+
+  /**
+   * Built on first use, at boot. A provider cannot inject Nest's container; @nestjs/websockets
+   * is handed it by NestApplication, and ModuleRef holds it (as a protected field).
+   */
+  private contextCreatorOf(): RiversideContextCreator {
+    if (this.contextCreator === null) {
+      const container = (this.moduleRef as unknown as { container?: NestContainer }).container;
+      if (!container) throw new Error('Riverside could not reach the Nest container to build enhancers: unsupported @nestjs/core version.');
+      this.contextCreator = new RiversideContextCreator(container);
+    }
+    return this.contextCreator;
+  }
+}
+
+function resolveReplyRef(className: string, value: unknown): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || value === '') {
+    throw new InvalidHandlerClassError(
+      `@RiversideHandler({ replyRef }) of ${className} must be a non-empty field name (e.g. 'ref'), got ${JSON.stringify(value)}.`,
+    );
+  }
+  return value;
 }

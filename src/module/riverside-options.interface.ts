@@ -89,6 +89,12 @@ export interface RiversideModuleOptions {
   codec?: Codec | Type<Codec>;
   /** Connections accepted at once (handshakes in flight included); past it, HTTP 503. @default 65536 */
   maxConnections?: number;
+  /**
+   * Handshakes admitted per second (per process); past it, HTTP 503 with a `Retry-After` that
+   * spreads the refused clients over the next seconds. Keeps a reconnect storm (the clients of
+   * a worker or node that died) from overloading the survivors. @default Infinity
+   */
+  maxHandshakesPerSecond?: number;
   /** A connection is closed with 3002 this many ms after @OnInit. @default Infinity */
   maxConnectionAge?: number;
   /** A connection that sends nothing (pings included) for this long is closed with 3003. `0` or `Infinity` disables it. @default 60000 */

@@ -25,6 +25,7 @@ export interface ResolvedRiversideOptions {
   readonly path: string;
   readonly codec: Codec | Type<Codec>;
   readonly maxConnections: number;
+  readonly maxHandshakesPerSecond: number;
   readonly maxConnectionAge: number;
   readonly idleTimeout: number;
   readonly reusePort: boolean;
@@ -62,7 +63,7 @@ export interface ResolvedRiversideOptions {
 }
 
 const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
-  'port', 'host', 'path', 'codec', 'maxConnections', 'maxConnectionAge', 'idleTimeout', 'reusePort',
+  'port', 'host', 'path', 'codec', 'maxConnections', 'maxHandshakesPerSecond', 'maxConnectionAge', 'idleTimeout', 'reusePort',
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
   'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics', 'bridge',
   'handlerTimeout', 'maxQueuedMessages', 'maxChannelsPerSession', 'maxIdLength',
@@ -345,6 +346,7 @@ export function resolveRiversideOptions(
     path: resolvePath('path', options.path, '/'),
     codec: resolveCodec(options.codec),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, 65_536),
+    maxHandshakesPerSecond: positiveInteger('maxHandshakesPerSecond', options.maxHandshakesPerSecond, Infinity, true),
     maxConnectionAge: positiveInteger('maxConnectionAge', options.maxConnectionAge, Infinity, true),
     idleTimeout,
     reusePort,

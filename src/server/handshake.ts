@@ -12,6 +12,7 @@ import type { ResolvedRiversideOptions } from '../module/riverside-options.resol
 import { describeValue } from '../riverside.messages.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
 import type { HandshakeDeadlines } from './handshake-deadlines.js';
+import { runHandshakeGuards } from './handshake-guards.js';
 import { rejectUpgrade } from './http-responses.js';
 import { MAX_EARLY_BYTES_PER_SOCKET, type PreUpgradeGuard } from './pre-upgrade-guard.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -182,6 +183,8 @@ async function authenticate(host: HandshakeHost, handler: HandlerDefinition, req
   }
   let result: AuthResult | undefined;
   try {
+    // HTTP guards of @OnAuthenticate (@UseGuards), on the upgrade request, before it runs.
+    if (handler.handshakeGuards !== null) await runHandshakeGuards(handler.handshakeGuards, request);
     const returned: unknown = handler.authenticate(request);
     result = (isThenable(returned) ? await returned : returned) as AuthResult | undefined;
   } catch (error) {

@@ -30,6 +30,7 @@ import { RiversideStats } from '../stats/riverside-stats.js';
 import { HandshakeDeadlines } from './handshake-deadlines.js';
 import { GatewayAdmission, type GatewayHost, normalizeGatewayPath } from './gateway-admission.js';
 import { type HandshakeHost, kSelectedProtocol, performHandshake } from './handshake.js';
+import { HandshakeAdmission } from './handshake-admission.js';
 import { rejectUpgrade, splitTarget } from './http-responses.js';
 import { HttpSurface } from './http-surface.js';
 import { PreUpgradeGuard } from './pre-upgrade-guard.js';
@@ -77,6 +78,7 @@ export class RiversideServer
   readonly guard: PreUpgradeGuard;
   private readonly surface: HttpSurface;
   private readonly sweep: ConnectionSweep;
+  private readonly admission: HandshakeAdmission | null;
   private readonly pendingTerminations = new Set<Promise<unknown>>();
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
@@ -100,6 +102,7 @@ export class RiversideServer
       clientTracking: false,
       handleProtocols: selectProtocol,
     });
+    this.admission = Number.isFinite(options.maxHandshakesPerSecond) ? new HandshakeAdmission(options.maxHandshakesPerSecond) : null;
     this.deadlines = new HandshakeDeadlines(options.handshakeTimeout);
     this.guard = new PreUpgradeGuard(options.maxPendingSockets, options.handshakeTimeout, stats, this.refusals, !options.tls);
     this.surface = new HttpSurface(
@@ -263,6 +266,11 @@ export class RiversideServer
     const handler = this.explorer.handlers.get(path);
     if (handler !== undefined) {
       if (this.phase !== RUNNING) return rejectUpgrade(socket, 503);
+      const retryAfter = this.admission?.admit(this.now()) ?? 0;
+      if (retryAfter > 0) {
+        this.stats.countRejection(503);
+        return rejectUpgrade(socket, 503, { 'Retry-After': String(retryAfter) });
+      }
       performHandshake(this, handler, req, socket, head, path, query).catch((error: unknown) => {
         const cause = error instanceof Error ? error : new Error(String(error));
         this.logger.error(`Handshake on ${path} failed: ${cause.message}`, cause.stack);

@@ -244,7 +244,7 @@ describe('handler discovery', () => {
     );
   });
 
-  it('rejects a handler class with two @OnMessage methods, naming the class and both methods', async () => {
+  it('rejects a handler class with two bare @OnMessage() methods (two fallbacks), naming the class and both methods', async () => {
     @RiversideHandler()
     class TwoMessagesHandler {
       @OnMessage()
@@ -257,8 +257,8 @@ describe('handler discovery', () => {
     const error = await bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidHandlerClassError);
     expect(error.message).toBe(
-      'Handler class "TwoMessagesHandler" has two @OnMessage methods, "first" and "second". ' +
-        'Keep one @OnMessage per handler class.',
+      'Handler class "TwoMessagesHandler" has two fallback @OnMessage() methods, "first" and "second". ' +
+        "Keep one bare @OnMessage(); give the other a route: @OnMessage('join') or @OnMessage({ type: 'join' }).",
     );
   });
 

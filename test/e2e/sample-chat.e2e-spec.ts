@@ -161,6 +161,20 @@ describe('the sample chat', () => {
     expect(await ann.expectClose(3000)).toEqual({ code: 3000, reason: 'invalid message' });
   });
 
+  it('answers a malformed say with the ValidationPipe messages as an error frame, and keeps the connection', async () => {
+    const ann = await connect('ann');
+    ann.send({ say: 42, to: 'lobby' });
+    expect(await ann.expectMessage()).toEqual({ error: { status: 400, message: ['say must be a string'] } });
+    ann.send({ say: 'still here', to: 'lobby' });
+    expect(await ann.expectMessage()).toEqual({ from: 'ann', channel: 'lobby', say: 'still here', at });
+  });
+
+  it('closes with 3000 "invalid message" on a JSON frame that is no command (no route takes it)', async () => {
+    const ann = await connect('ann');
+    ann.send({ shout: 'hi' });
+    expect(await ann.expectClose(3000)).toEqual({ code: 3000, reason: 'invalid message' });
+  });
+
   it('delivers a direct message to every device of the recipient and the sender\'s other devices', async () => {
     const annPhone = await connect('ann');
     const annLaptop = await connect('ann');

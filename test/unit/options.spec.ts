@@ -18,7 +18,7 @@ const CERT_PEM = readFileSync(CERT_PATH, 'utf8');
 const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 
 const KNOWN_OPTIONS =
-  'port, host, path, codec, maxConnections, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
+  'port, host, path, codec, maxConnections, maxHandshakesPerSecond, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
   'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport, ' +
   'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength, presenceHeartbeat, presenceTimeout, maxMetaSize, ' +
   'handshakeTimeout, maxPendingSockets, trustProxy';
@@ -411,6 +411,13 @@ describe('resolveRiversideOptions', () => {
       expect(rejectionOf({ maxConnections: '10' }).message).toBe(
         'RiversideModule: invalid option "maxConnections": expected a positive integer, got "10".',
       );
+    });
+
+    it('rejects a maxHandshakesPerSecond that is not a positive integer', () => {
+      expect(rejectionOf({ maxHandshakesPerSecond: 0 }).message).toBe(
+        'RiversideModule: invalid option "maxHandshakesPerSecond": expected a positive integer or Infinity, got 0.',
+      );
+      expect(resolveUntyped({}).maxHandshakesPerSecond).toBe(Infinity);
     });
 
     it('rejects a negative maxConnections', () => {

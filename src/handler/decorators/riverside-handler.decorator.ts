@@ -13,6 +13,12 @@ export interface RiversideHandlerOptions {
   codec?: Codec | Type<Codec>;
   /** Subprotocols this handler speaks, in order of preference. @default the module's `subprotocols` option */
   subprotocols?: readonly string[];
+  /**
+   * A correlation field: when an inbound message object has it, the reply object (return value,
+   * each value of a returned Observable, or error frame) gets the same field and value.
+   * @default none
+   */
+  replyRef?: string;
 }
 
 /**

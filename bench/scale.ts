@@ -1,0 +1,402 @@
+// `npm run bench:scale` (issue 11): Riverside on several cluster workers sharing one port, at
+// scale, on this machine's loopback only. Load generators are their own processes, each from its
+// own 127.0.0.x source address (one process may hold 20,000 files; one source address has ~28k
+// ephemeral ports), and every child process stops by itself. Measures, over IpcTransport and
+// over Redis: connections opened and their rate, RSS per connection per worker, cross-worker
+// user deliveries at steady rates (p50/p99/p999 and server CPU per delivery, next to deliveries
+// that stay on one worker), channel fan-out across workers, a reconnect storm after a worker is
+// killed (with maxHandshakesPerSecond), and the drain on SIGTERM; then fan-out throughput with 1
+// and 2 workers next to a single-process raw `ws` server. Writes bench/scale-results.json and
+// the scale section of bench/RESULTS.md.
+//
+//   SCALE_SMOKE=1            2 workers, 2,000 connections, 1 s per rate, IpcTransport only, no storm;
+//                            writes only SCALE_OUT (the suite's smoke test)
+//   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
+//   SCALE_REDIS_CONNECTIONS=n  connections of the Redis run (default: SCALE_CONNECTIONS)
+//   SCALE_OPEN_BUDGET=s      seconds the load generators may spend opening connections (default 600)
+//   SCALE_WORKERS=n          workers of the main run (default 6)
+//   SCALE_SECONDS=n          seconds per steady rate (default 10)
+//   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
+//   SCALE_TRANSPORTS=ipc,redis
+//   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
+//   REDIS_URL                (default redis://127.0.0.1:6379)
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Child, freePort, sourceAddress, spawnNode } from './lib/child.js';
+import { cpuSecondsOf, sleep } from './lib/process.js';
+import type { ScaleLoadConfig, ScaleLoadReport } from './load/scale.load.js';
+import type { ServerReport } from './servers/harness.js';
+import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from './servers/scale-cluster.server.js';
+
+const DIST = fileURLToPath(new URL('.', import.meta.url));
+const BENCH_DIR = join(DIST, '..');
+const smoke = process.env.SCALE_SMOKE === '1';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Connections per load-generator process (the per-process file limit is 20,000). */
+const PER_LOAD_GEN = 17_000;
+
+const SETTINGS = smoke
+  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, scaling: [] as number[], scalingMembers: 0, raw: false }
+  : {
+      workers: Number(process.env.SCALE_WORKERS ?? 6),
+      connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
+      members: Math.min(10_000, Number(process.env.SCALE_CONNECTIONS ?? 100_000)),
+      rates: [5000, 20_000],
+      seconds: Number(process.env.SCALE_SECONDS ?? 10),
+      broadcasts: 20,
+      storm: true,
+      stormHandshakesPerSecond: 300,
+      scaling: [1, 2],
+      scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
+      raw: true,
+    };
+const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
+const MAX_LIFETIME = smoke ? 120_000 : 30 * 60_000;
+/** Opening stops after this long: on a busy machine the run reports the connections it has. */
+const OPEN_BUDGET_S = Number(process.env.SCALE_OPEN_BUDGET ?? 600);
+
+const log = (line: string) => console.log(`[bench:scale] ${line}`);
+
+// ---- children ------------------------------------------------------------------------------
+
+interface Cluster {
+  child: Child;
+  port: number;
+  primaryPid: number;
+  workers: number;
+}
+
+async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local', maxHandshakesPerSecond?: number): Promise<Cluster> {
+  const port = await freePort();
+  const config: ScaleServerConfig = {
+    port,
+    workers,
+    transport,
+    redisUrl: REDIS_URL,
+    prefix: `bench-scale-${process.pid}-${Date.now()}`,
+    maxHandshakesPerSecond,
+    maxLifetimeMs: MAX_LIFETIME,
+  };
+  // No pinning: the workers are meant to spread over every core.
+  const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc'] });
+  const ready = await child.next<Extract<ScaleReport, { type: 'ready' }>>('ready', 60_000);
+  return { child, port, primaryPid: ready.primaryPid, workers };
+}
+
+async function clusterStats(cluster: Cluster, gc = true) {
+  cluster.child.send({ type: 'stats', gc });
+  return cluster.child.next<Extract<ScaleReport, { type: 'stats' }>>('stats', 30_000);
+}
+
+function serverCpu(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+}
+
+interface LoadGens {
+  children: Child[];
+  /** The users connected: `[first id, count]` per load generator (each opens its ids in order). */
+  users: UserRanges;
+  openRate: number;
+  openSeconds: number;
+  connected: number;
+}
+
+async function openConnections(port: number, path: string, connections: number, members: number, reconnect: boolean): Promise<LoadGens> {
+  const count = Math.ceil(connections / PER_LOAD_GEN);
+  const children: Child[] = [];
+  for (let i = 0; i < count; i++) {
+    const share = Math.min(PER_LOAD_GEN, connections - i * PER_LOAD_GEN);
+    const config: ScaleLoadConfig = {
+      host: '127.0.0.1',
+      port,
+      path,
+      offset: i * PER_LOAD_GEN,
+      count: share,
+      members: Math.round((members * share) / connections),
+      localAddress: sourceAddress(),
+      concurrency: 64,
+      maxLifetimeMs: MAX_LIFETIME,
+      reconnect,
+      openDeadlineNs: Number(process.hrtime.bigint()) + OPEN_BUDGET_S * 1e9,
+    };
+    children.push(spawnNode(`load ${i}`, join(DIST, 'load/scale.load.js'), config, { cpu: -1 }));
+  }
+  const readies = await Promise.all(children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'ready' }>>('ready', MAX_LIFETIME)));
+  const startNs = Math.min(...readies.map((r) => r.startNs));
+  const endNs = Math.max(...readies.map((r) => r.endNs));
+  const connected = readies.reduce((n, r) => n + r.connected, 0);
+  const openSeconds = (endNs - startNs) / 1e9;
+  const users: UserRanges = readies.map((r, i) => [i * PER_LOAD_GEN, r.connected]);
+  return { children, users, connected, openSeconds, openRate: connected / openSeconds };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function gather(loads: LoadGens) {
+  for (const child of loads.children) child.send({ type: 'report' });
+  const reports = await Promise.all(loads.children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'latencies' }>>('latencies', 30_000)));
+  const micros = reports.flatMap((r) => r.micros).sort((a, b) => a - b);
+  return {
+    micros,
+    open: reports.reduce((n, r) => n + r.open, 0),
+    closed: reports.reduce((n, r) => n + r.closed, 0),
+    refused: reports.reduce((n, r) => n + r.refused, 0),
+    attempts: reports.reduce((n, r) => n + r.attempts, 0),
+  };
+}
+
+// ---- scenarios -----------------------------------------------------------------------------
+
+interface RateRow {
+  transport: string;
+  where: 'remote' | 'local';
+  rate: number;
+  sent: number;
+  received: number;
+  missedTargets: number;
+  achieved: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  cpuMicrosPerDelivery: number;
+}
+
+async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
+  for (const child of loads.children) child.send({ type: 'measure' });
+  await sleep(100);
+  const cpuBefore = serverCpu(pids);
+  cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
+  const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
+  await sleep(1000); // stragglers
+  const cpu = serverCpu(pids) - cpuBefore;
+  const { micros } = await gather(loads);
+  const row: RateRow = {
+    transport,
+    where,
+    rate,
+    sent: driven.sent,
+    received: micros.length,
+    missedTargets: driven.missed,
+    achieved: driven.sent / SETTINGS.seconds,
+    p50: percentile(micros, 50) / 1000,
+    p99: percentile(micros, 99) / 1000,
+    p999: percentile(micros, 99.9) / 1000,
+    max: (micros[micros.length - 1] ?? Number.NaN) / 1000,
+    cpuMicrosPerDelivery: (cpu * 1e6) / driven.sent,
+  };
+  log(`${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery`);
+  return row;
+}
+
+async function fanout(send: (count: number) => Promise<number>, loads: LoadGens, broadcasts: number) {
+  for (const child of loads.children) child.send({ type: 'arm', perMember: broadcasts });
+  const armed = await Promise.all(loads.children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'armed' }>>('armed', 10_000)));
+  const members = armed.reduce((n, a) => n + a.members, 0);
+  const startNs = await send(broadcasts);
+  const reached = await Promise.all(loads.children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'reached' }>>('reached', 120_000)));
+  const seconds = (Math.max(...reached.map((r) => r.atNs)) - startNs) / 1e9;
+  return { members, broadcasts, deliveries: members * broadcasts, seconds, rate: (members * broadcasts) / seconds };
+}
+
+const clusterBroadcast = (cluster: Cluster) => async (count: number) => {
+  cluster.child.send({ type: 'broadcast', count });
+  return (await cluster.child.next<Extract<ScaleReport, { type: 'broadcast-done' }>>('broadcast-done', 120_000)).startNs;
+};
+
+async function closeLoads(loads: LoadGens): Promise<void> {
+  for (const child of loads.children) child.send({ type: 'close' });
+  await Promise.all(loads.children.map((child) => child.stop(10_000)));
+}
+
+interface TransportRun {
+  transport: string;
+  workers: number;
+  connections: number;
+  openSeconds: number;
+  openRate: number;
+  handshakeCpu: { primaryMicros: number; workersMicros: number };
+  perWorker: { pid: number; connections: number; rssMiB: number; rssBytesPerConnection: number; heapBytesPerConnection: number }[];
+  primaryRssMiB: number;
+  rates: RateRow[];
+  fanout: Awaited<ReturnType<typeof fanout>>;
+  storm?: { killedConnections: number; maxHandshakesPerSecond: number; seconds: number; refused: number; attempts: number; stillOpen: number; dropped: number };
+  drain: { seconds: number; clientsClosedSeconds: number; closeCodes: Record<string, number> };
+}
+
+async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
+  const { workers } = SETTINGS;
+  const connections = transport === 'redis' ? Number(process.env.SCALE_REDIS_CONNECTIONS ?? SETTINGS.connections) : SETTINGS.connections;
+  const members = Math.min(SETTINGS.members, connections);
+  const storm = SETTINGS.storm && transport === 'ipc';
+  log(`${transport}: ${workers} workers, ${connections} connections`);
+  const cluster = await startCluster(workers, transport, storm ? SETTINGS.stormHandshakesPerSecond : undefined);
+  try {
+    const before = await clusterStats(cluster);
+    const pidsBefore = [cluster.primaryPid, ...before.workers.map((w) => w.pid)];
+    const cpuBeforeOpen = pidsBefore.map(cpuSecondsOf);
+    const loads = await openConnections(cluster.port, '/bench', connections, members, storm);
+    log(`${transport}: ${loads.connected} connections in ${loads.openSeconds.toFixed(1)} s (${Math.round(loads.openRate)}/s)`);
+    const cpuOpen = pidsBefore.map((pid, i) => cpuSecondsOf(pid) - cpuBeforeOpen[i]);
+    const handshakeCpu = { primaryMicros: (cpuOpen[0] * 1e6) / loads.connected, workersMicros: (cpuOpen.slice(1).reduce((a, b) => a + b, 0) * 1e6) / loads.connected };
+    log(`${transport}: server CPU per connection opened: ${handshakeCpu.workersMicros.toFixed(0)} µs in the workers, ${handshakeCpu.primaryMicros.toFixed(0)} µs in the primary`);
+    const after = await clusterStats(cluster);
+    const perWorker = after.workers.map((w: WorkerFigures) => {
+      const base = before.workers.find((b) => b.pid === w.pid)!;
+      return {
+        pid: w.pid,
+        connections: w.connections,
+        rssMiB: w.rss / 2 ** 20,
+        rssBytesPerConnection: (w.rss - base.rss) / w.connections,
+        heapBytesPerConnection: (w.heapUsed - base.heapUsed) / w.connections,
+      };
+    });
+    const pids = [cluster.primaryPid, ...after.workers.map((w) => w.pid)];
+    // Warm-up (JIT, buffers), not measured: both kinds of delivery once.
+    for (const where of ['local', 'remote'] as const) {
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where });
+      await cluster.child.next('driven', 60_000);
+    }
+    await sleep(500);
+    const rates: RateRow[] = [];
+    rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local', loads.users));
+    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote', loads.users));
+    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
+    log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
+
+    let stormResult: TransportRun['storm'];
+    if (storm) {
+      const startedAt = Date.now();
+      cluster.child.send({ type: 'kill-worker' });
+      const killed = await cluster.child.next<Extract<ScaleReport, { type: 'killed' }>>('killed', 60_000);
+      let open = 0;
+      for (let i = 0; i < 240; i++) {
+        await sleep(250);
+        open = (await clusterStats(cluster, false)).workers.reduce((n, w) => n + w.connections, 0);
+        if (open >= loads.connected) break;
+      }
+      const seconds = (Date.now() - startedAt) / 1000;
+      const counts = await gather(loads);
+      stormResult = {
+        killedConnections: killed.connections,
+        maxHandshakesPerSecond: SETTINGS.stormHandshakesPerSecond,
+        seconds,
+        refused: counts.refused,
+        attempts: counts.attempts,
+        stillOpen: open,
+        dropped: counts.closed,
+      };
+      log(`${transport}: killed a worker with ${killed.connections} connections; all ${open} back in ${seconds.toFixed(1)} s, ${counts.refused} handshakes refused with 503`);
+    }
+
+    // Drain: SIGTERM to the primary; every session is closed with 1001 and every process exits.
+    for (const child of loads.children) child.send({ type: 'drain' });
+    const drainStart = process.hrtime.bigint();
+    cluster.child.process.kill('SIGTERM');
+    const drained = Promise.all(loads.children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'drained' }>>('drained', 120_000)));
+    await cluster.child.stop(120_000);
+    const seconds = Number(process.hrtime.bigint() - drainStart) / 1e9;
+    const reports = await drained;
+    const clientsClosedSeconds = (Math.max(...reports.map((r) => r.atNs)) - Number(drainStart)) / 1e9;
+    const closeCodes: Record<string, number> = {};
+    for (const report of reports) for (const [code, n] of Object.entries(report.closeCodes)) closeCodes[code] = (closeCodes[code] ?? 0) + n;
+    log(`${transport}: drained in ${seconds.toFixed(1)} s (close codes ${JSON.stringify(closeCodes)})`);
+    await closeLoads(loads);
+    return {
+      transport,
+      workers,
+      connections: loads.connected,
+      openSeconds: loads.openSeconds,
+      openRate: loads.openRate,
+      handshakeCpu,
+      perWorker,
+      primaryRssMiB: after.primary.rss / 2 ** 20,
+      rates,
+      fanout: fan,
+      storm: stormResult,
+      drain: { seconds, clientsClosedSeconds, closeCodes },
+    };
+  } finally {
+    cluster.child.process.kill('SIGKILL');
+  }
+}
+
+/**
+ * Fan-out throughput with `workers` workers (1: LocalTransport, the single-node baseline; more:
+ * IpcTransport), every connection a member; with one worker also the CPU of a local delivery.
+ */
+async function scalingRun(workers: number) {
+  const transport = workers === 1 ? 'local' : 'ipc';
+  const cluster = await startCluster(workers, transport);
+  try {
+    const loads = await openConnections(cluster.port, '/bench', SETTINGS.scalingMembers, SETTINGS.scalingMembers, false);
+    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts * 5);
+    log(`${workers} worker(s), ${transport}: fan-out ${Math.round(fan.rate)} deliveries/s`);
+    let local: RateRow | null = null;
+    if (workers === 1) {
+      const stats = await clusterStats(cluster, false);
+      const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where: 'local' });
+      await cluster.child.next('driven', 60_000);
+      local = await steadyRate(cluster, loads, pids, 'single node (LocalTransport)', SETTINGS.rates[0], 'local', loads.users);
+    }
+    await closeLoads(loads);
+    return { workers, transport, ...fan, local };
+  } finally {
+    cluster.child.process.kill('SIGKILL');
+    await cluster.child.stop(5000);
+  }
+}
+
+async function rawWsRun() {
+  const port = await freePort();
+  const child = spawnNode('raw ws', join(DIST, 'servers/raw-ws.server.js'), {}, { cpu: -1, nodeFlags: ['--expose-gc'], env: { BENCH_PORT: String(port) } });
+  try {
+    await child.next<Extract<ServerReport, { type: 'ready' }>>('ready', 30_000);
+    child.send({ type: 'memory' });
+    const before = await child.next<Extract<ServerReport, { type: 'memory' }>>('memory', 30_000);
+    const loads = await openConnections(port, '/bench', SETTINGS.scalingMembers, SETTINGS.scalingMembers, false);
+    child.send({ type: 'memory' });
+    const after = await child.next<Extract<ServerReport, { type: 'memory' }>>('memory', 30_000);
+    const fan = await fanout(
+      async (count) => {
+        child.send({ type: 'burst', broadcasts: count, text: 'x'.repeat(16) });
+        return (await child.next<Extract<ServerReport, { type: 'burst-done' }>>('burst-done', 120_000)).startNs;
+      },
+      loads,
+      SETTINGS.broadcasts * 5,
+    );
+    log(`raw ws (1 process): fan-out ${Math.round(fan.rate)} deliveries/s, ${Math.round((after.rss - before.rss) / after.connections)} B RSS per connection`);
+    await closeLoads(loads);
+    return { ...fan, openRate: loads.openRate, rssBytesPerConnection: (after.rss - before.rss) / after.connections };
+  } finally {
+    child.send({ type: 'stop' });
+    await child.stop(5000);
+  }
+}
+
+// ---- run -----------------------------------------------------------------------------------
+
+const started = Date.now();
+const loadBefore = loadavg();
+const runs: TransportRun[] = [];
+for (const transport of TRANSPORTS) runs.push(await mainRun(transport));
+const scaling = [];
+for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
+const rawWs = SETTINGS.raw ? await rawWsRun() : null;
+const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: SETTINGS, seconds: (Date.now() - started) / 1000, runs, scaling, rawWs };
+const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
+writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+if (!smoke) {
+  const { renderScaleSection } = await import('./scale-report.js');
+  const file = join(BENCH_DIR, 'RESULTS.md');
+  const current = readFileSync(file, 'utf8');
+  writeFileSync(file, renderScaleSection(current, results));
+}
+log(`done in ${Math.round((Date.now() - started) / 1000)} s; results in ${out}`);
+process.exit(0);

@@ -1,0 +1,262 @@
+import { Logger } from '@nestjs/common';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { describeValue } from '../riverside.messages.js';
+import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
+import { type IpcChannel, type IpcHubMessage, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
+
+/**
+ * Options of {@link IpcTransport}.
+ * @publicApi
+ */
+export interface IpcTransportOptions {
+  /**
+   * Put in front of every topic on the hub: `<prefix>:user:42`. Apps sharing one primary stay
+   * apart with different prefixes.
+   * @default 'riverside'
+   */
+  prefix?: string;
+  /**
+   * The channel to the primary's {@link IpcHub}.
+   * @default process (the IPC channel of a `cluster` worker)
+   */
+  channel?: IpcChannel;
+  /** How long `connect()` (at bootstrap) waits for the hub to answer, in ms. @default 5000 */
+  readyTimeout?: number;
+}
+
+const KNOWN_OPTIONS = ['prefix', 'channel', 'readyTimeout'] as const;
+/** What one turn did goes in one IPC message, up to this many list entries (then one more message). */
+const MAX_OPS = 1536;
+
+/**
+ * Carries deliveries between the `cluster` workers of one machine through an {@link IpcHub} in
+ * the primary, over the workers' IPC channels: all cores on one port, no broker to run.
+ * `runRiversideWorkers()` forks the workers and runs the hub.
+ *
+ * ```ts
+ * RiversideModule.forRoot({ transport: new IpcTransport() });   // in each worker
+ * ```
+ *
+ * For several machines, use `RedisTransport` or `NatsTransport` instead: the app is the same.
+ * What a worker does in one event-loop turn (publications, subscriptions of new sessions)
+ * travels in one IPC message. `connect()` fails (and with it
+ * the boot) when the process has no IPC channel or no hub answers within `readyTimeout`.
+ * @publicApi
+ */
+export class IpcTransport implements RiversideTransport {
+  /** Put in front of every topic: `<prefix>:user:42`. */
+  readonly prefix: string;
+  private readonly topicPrefix: string;
+  private readonly readyTimeout: number;
+  private readonly givenChannel: IpcChannel | undefined;
+  private readonly logger = new Logger('Riverside');
+  private channel: IpcChannel | null = null;
+  private connecting: Promise<void> | null = null;
+  /** Prefixed topic -> its handler. */
+  private readonly handlers = new Map<string, TransportMessageHandler>();
+  /** Requests waiting for the hub's ack, by id. */
+  private readonly acks = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private nextId = 1;
+  /** This turn's operations for the hub: `'s'|'u', topic` and `'p', topic, base64 payload`. */
+  private ops: string[] = [];
+  /** The subscribe() calls waiting for this turn's batch to be acknowledged. */
+  private opsWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  private flushScheduled = false;
+
+  constructor(options: IpcTransportOptions = {}) {
+    validateOptions(options);
+    this.prefix = options.prefix ?? 'riverside';
+    this.topicPrefix = `${this.prefix}:`;
+    this.readyTimeout = options.readyTimeout ?? 5000;
+    this.givenChannel = options.channel;
+  }
+
+  /** Says hello to the hub and waits for its answer, up to `readyTimeout`. */
+  connect(): Promise<void> {
+    return (this.connecting ??= this.open());
+  }
+
+  async publish(topic: string, payload: Uint8Array): Promise<void> {
+    if (this.channel === null) throw notConnected();
+    if (this.channel.connected === false) throw channelClosed();
+    const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    this.queue('p', this.topicPrefix + topic, bytes.toString('base64'));
+  }
+
+  /** Resolves once the hub holds the subscription (sent with this turn's other operations). */
+  async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
+    if (this.channel === null) throw notConnected();
+    if (this.channel.connected === false) throw channelClosed();
+    const prefixed = this.topicPrefix + topic;
+    const known = this.handlers.has(prefixed);
+    this.handlers.set(prefixed, handler);
+    if (known) return;
+    const held = new Promise<void>((resolve, reject) => this.opsWaiters.push({ resolve, reject }));
+    this.queue('s', prefixed);
+    await held;
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const prefixed = this.topicPrefix + topic;
+    if (!this.handlers.delete(prefixed) || this.channel === null) return;
+    this.queue('u', prefixed);
+  }
+
+  /** Sends what is still queued, tells the hub to forget this worker's topics, stops listening. */
+  async close(): Promise<void> {
+    const channel = this.channel;
+    if (channel === null) return;
+    this.flush();
+    sendQuietly(channel, { riverside: 'bye' });
+    channel.off('message', this.onMessage);
+    this.channel = null;
+    this.connecting = null;
+    this.handlers.clear();
+    const closed = new Error('IpcTransport was closed');
+    for (const { reject } of this.acks.values()) reject(closed);
+    this.acks.clear();
+    for (const { reject } of this.opsWaiters) reject(closed);
+    this.opsWaiters = [];
+  }
+
+  private async open(): Promise<void> {
+    const channel = this.givenChannel ?? processChannel();
+    this.channel = channel;
+    channel.on('message', this.onMessage);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `IpcTransport: no IpcHub answered within readyTimeout (${this.readyTimeout} ms). Start the workers with ` +
+                'runRiversideWorkers(), or attach each worker to an IpcHub in the primary.',
+            ),
+          ),
+        this.readyTimeout,
+      );
+    });
+    try {
+      await Promise.race([this.request(channel, (id) => ({ riverside: 'hello', id })), timeout]);
+    } catch (error) {
+      await this.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private request(channel: IpcChannel, message: (id: number) => IpcHubMessage): Promise<void> {
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.acks.set(id, { resolve, reject });
+      if (!sendQuietly(channel, message(id))) {
+        this.acks.delete(id);
+        reject(channelClosed());
+      }
+    });
+  }
+
+  private queue(...entries: string[]): void {
+    this.ops.push(...entries);
+    if (this.ops.length >= MAX_OPS) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
+  private readonly flushNow = (): void => this.flush();
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const channel = this.channel;
+    if (this.ops.length === 0 || channel === null) return;
+    const ops = this.ops;
+    const waiters = this.opsWaiters;
+    this.ops = [];
+    this.opsWaiters = [];
+    if (waiters.length === 0) {
+      sendQuietly(channel, { riverside: 'ops', id: 0, ops });
+      return;
+    }
+    const id = this.nextId++;
+    this.acks.set(id, {
+      resolve: () => {
+        for (const waiter of waiters) waiter.resolve();
+      },
+      reject: (error) => {
+        for (const waiter of waiters) waiter.reject(error);
+      },
+    });
+    if (!sendQuietly(channel, { riverside: 'ops', id, ops })) {
+      this.acks.delete(id);
+      for (const waiter of waiters) waiter.reject(channelClosed());
+    }
+  }
+
+  private readonly onMessage = (message: unknown): void => {
+    if (!isIpcHubMessage(message)) return;
+    if (message.riverside === 'msg') {
+      const batch = message.batch;
+      for (let i = 0; i + 1 < batch.length; i += 2) this.dispatch(batch[i], batch[i + 1]);
+    } else if (message.riverside === 'ack') {
+      const waiter = this.acks.get(message.id);
+      this.acks.delete(message.id);
+      waiter?.resolve();
+    }
+  };
+
+  private dispatch(topic: string, payload: string): void {
+    const handler = this.handlers.get(topic);
+    if (handler === undefined) return; // unsubscribed while the batch was on its way
+    try {
+      handler(Buffer.from(payload, 'base64'), topic.slice(this.topicPrefix.length));
+    } catch (error) {
+      // One topic's handler must not cost the rest of the batch.
+      this.logger.error(`IpcTransport: the handler of ${topic} threw: ${(error as Error).message}`);
+    }
+  }
+}
+
+function processChannel(): IpcChannel {
+  if (typeof process.send !== 'function') {
+    throw new Error(
+      'IpcTransport: this process has no IPC channel (process.send is undefined): it carries deliveries between ' +
+        'cluster workers only. Start the app with runRiversideWorkers(), or use LocalTransport (one process) or ' +
+        'RedisTransport / NatsTransport (several machines).',
+    );
+  }
+  return process as unknown as IpcChannel;
+}
+
+function notConnected(): Error {
+  return new Error('IpcTransport is not connected (connect() was not called, or close() was)');
+}
+
+function channelClosed(): Error {
+  return new Error('IpcTransport: the IPC channel to the primary is closed');
+}
+
+function validateOptions(options: IpcTransportOptions): void {
+  const invalid = (option: string, value: unknown, expected: string): never => {
+    throw new InvalidOptionsError(option, `IpcTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
+  };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', options, 'an object');
+  for (const key of Object.keys(options)) {
+    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
+      invalid(key, (options as Record<string, unknown>)[key], `one of the known options (${KNOWN_OPTIONS.join(', ')})`);
+    }
+  }
+  const { prefix, channel, readyTimeout } = options;
+  if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '')) invalid('prefix', prefix, 'a non-empty string');
+  if (
+    channel !== undefined &&
+    (typeof channel !== 'object' || channel === null || !['send', 'on', 'off'].every((m) => typeof (channel as unknown as Record<string, unknown>)[m] === 'function'))
+  ) {
+    invalid('channel', channel, 'an IPC channel with send(), on() and off() (process, a cluster Worker)');
+  }
+  if (readyTimeout !== undefined && !(Number.isInteger(readyTimeout) && readyTimeout > 0)) {
+    invalid('readyTimeout', readyTimeout, 'a positive integer (ms)');
+  }
+}

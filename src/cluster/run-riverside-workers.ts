@@ -1,0 +1,162 @@
+import { Logger } from '@nestjs/common';
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { describeValue } from '../riverside.messages.js';
+import { IpcHub } from './ipc-hub.js';
+
+/**
+ * Options of {@link runRiversideWorkers}.
+ * @publicApi
+ */
+export interface RiversideWorkersOptions {
+  /**
+   * Starts the app in a worker (e.g. `NestFactory.create(AppModule)` then `app.listen(3000)`).
+   * Every worker listens on the same port; the primary accepts the connections and hands
+   * them out (round-robin). Call `app.enableShutdownHooks()` in it so that a worker closes its
+   * sessions (1001) when the primary stops it.
+   */
+  main: () => unknown;
+  /** Worker processes to run. @default os.availableParallelism() */
+  workers?: number;
+  /**
+   * How long after a worker died its replacement is forked, in ms. A worker that dies within
+   * 5 s of its start doubles the delay (up to 30 s), so a crash at boot cannot spin the CPU.
+   * @default 1000
+   */
+  restartDelay?: number;
+  /** How long `stop()` (and SIGTERM/SIGINT of the primary) waits for workers to exit before SIGKILL, in ms. @default 10000 */
+  stopTimeout?: number;
+  /**
+   * Stop the workers and exit on SIGTERM (sent on to the workers) and SIGINT (Ctrl-C: the workers
+   * have it from the terminal already) of the primary. Under systemd, use `KillMode=mixed` so that
+   * only the primary gets SIGTERM. @default true
+   */
+  handleSignals?: boolean;
+}
+
+/**
+ * The primary's handle on its workers.
+ * @publicApi
+ */
+export interface RiversideWorkers {
+  /** The hub that carries `IpcTransport` deliveries between the workers. */
+  readonly hub: IpcHub;
+  /** The workers alive now. */
+  workers(): Worker[];
+  /** Stops replacing workers, SIGTERMs them, and resolves once all exited (SIGKILL after `stopTimeout`). */
+  stop(): Promise<void>;
+}
+
+const KNOWN_OPTIONS = ['main', 'workers', 'restartDelay', 'stopTimeout', 'handleSignals'] as const;
+/** A worker that lived less than this counts as a crash at start (backoff doubles). */
+const SHORT_LIFE_MS = 5000;
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/**
+ * Runs an app on every core of the machine, on one port: in the primary, forks `workers`
+ * processes, runs the {@link IpcHub} of `IpcTransport` and replaces a worker that dies; in a
+ * worker, runs `main`. Call it as the whole of your entry file:
+ *
+ * ```ts
+ * await runRiversideWorkers({
+ *   workers: Number(process.env.WORKERS ?? os.availableParallelism()),
+ *   main: async () => {
+ *     const app = await NestFactory.create(AppModule);   // transport: new IpcTransport()
+ *     app.enableShutdownHooks();
+ *     await app.listen(3000);
+ *   },
+ * });
+ * ```
+ *
+ * Resolves, in the primary, with a {@link RiversideWorkers} handle once the workers are forked;
+ * in a worker, with `null` once `main` has resolved. Clients of a worker that dies see their
+ * socket close (1006) and reconnect to the others. Works on Node 20 (no `reusePort` needed).
+ * @publicApi
+ */
+export async function runRiversideWorkers(options: RiversideWorkersOptions): Promise<RiversideWorkers | null> {
+  const resolved = validate(options);
+  if (!cluster.isPrimary) {
+    await resolved.main();
+    return null;
+  }
+  return supervise(resolved);
+}
+
+function supervise(options: Required<RiversideWorkersOptions>): RiversideWorkers {
+  const logger = new Logger('Riverside');
+  const hub = new IpcHub();
+  const started = new Map<Worker, number>();
+  let stopping: Promise<void> | null = null;
+  let restartDelay = options.restartDelay;
+
+  const fork = (): void => {
+    const worker = cluster.fork();
+    hub.attach(worker);
+    started.set(worker, Date.now());
+  };
+
+  const onExit = (worker: Worker, code: number | null, signal: string | null): void => {
+    if (!started.has(worker)) return; // not one of ours
+    hub.detach(worker);
+    const lived = Date.now() - (started.get(worker) ?? 0);
+    started.delete(worker);
+    if (stopping !== null) return;
+    restartDelay = lived < SHORT_LIFE_MS ? Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS) : options.restartDelay;
+    logger.warn(`Worker ${worker.process.pid} died (${signal ?? `exit code ${code}`}); starting a replacement in ${restartDelay} ms`);
+    setTimeout(() => {
+      if (stopping === null) fork();
+    }, restartDelay);
+  };
+  cluster.on('exit', onExit);
+
+  /** `signal`: what to send each worker (none: wait for them, they were signalled already). */
+  const stopWith = (signal: NodeJS.Signals | null): Promise<void> =>
+    (stopping ??= (async () => {
+      const alive = [...started.keys()];
+      await Promise.all(
+        alive.map(
+          (worker) =>
+            new Promise<void>((resolve) => {
+              if (worker.isDead()) return resolve();
+              const timer = setTimeout(() => worker.process.kill('SIGKILL'), options.stopTimeout);
+              worker.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              if (signal !== null) worker.process.kill(signal);
+            }),
+        ),
+      );
+      cluster.off('exit', onExit);
+    })());
+  const stop = (): Promise<void> => stopWith('SIGTERM');
+
+  if (options.handleSignals) {
+    // Ctrl-C signals the whole process group: the workers have their SIGINT already, and a
+    // second signal would cut short the graceful close Nest's shutdown hooks started.
+    process.once('SIGINT', () => void stopWith(null).then(() => process.exit(0)));
+    process.once('SIGTERM', () => void stop().then(() => process.exit(0)));
+  }
+  for (let i = 0; i < options.workers; i++) fork();
+  return { hub, workers: () => [...started.keys()], stop };
+}
+
+function validate(options: RiversideWorkersOptions): Required<RiversideWorkersOptions> {
+  const invalid = (option: string, value: unknown, expected: string): never => {
+    throw new InvalidOptionsError(option, `runRiversideWorkers: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
+  };
+  if (typeof options !== 'object' || options === null) invalid('options', options, 'an object with main');
+  for (const key of Object.keys(options)) {
+    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
+      invalid(key, (options as unknown as Record<string, unknown>)[key], `one of the known options (${KNOWN_OPTIONS.join(', ')})`);
+    }
+  }
+  const { main, workers = availableParallelism(), restartDelay = 1000, stopTimeout = 10_000, handleSignals = true } = options;
+  if (typeof main !== 'function') invalid('main', main, 'a function that starts the app');
+  if (!(Number.isInteger(workers) && workers >= 1)) invalid('workers', workers, 'an integer >= 1');
+  if (!(Number.isInteger(restartDelay) && restartDelay >= 0)) invalid('restartDelay', restartDelay, 'an integer >= 0 (ms)');
+  if (!(Number.isInteger(stopTimeout) && stopTimeout > 0)) invalid('stopTimeout', stopTimeout, 'a positive integer (ms)');
+  if (typeof handleSignals !== 'boolean') invalid('handleSignals', handleSignals, 'true or false');
+  return { main, workers, restartDelay, stopTimeout, handleSignals };
+}

@@ -1,0 +1,37 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+// Issue 11: `npm run bench:scale` scaled down (2 workers, 2,000 connections, IpcTransport), so the
+// benchmark cannot rot. The figures are not asserted (the machine is shared); what every client
+// observes is: every connection opened, every delivery arrived, and SIGTERM closed every session
+// with 1001. (The reconnect storm runs in the full benchmark only.)
+describe('npm run bench:scale (smoke)', () => {
+  it('runs 2 workers with 2,000 connections and loses nothing', async () => {
+    const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
+    await run(process.execPath, [tsc, '-p', 'bench/tsconfig.json'], { cwd: ROOT, timeout: 60_000 });
+    const out = join(tmpdir(), `scale-smoke-${process.pid}.json`);
+    await run(process.execPath, ['bench/dist/scale.js'], { cwd: ROOT, timeout: 110_000, env: { ...process.env, SCALE_SMOKE: '1', SCALE_OUT: out } });
+
+    const results = JSON.parse(readFileSync(out, 'utf8'));
+    const [ipc] = results.runs;
+    expect(ipc).toMatchObject({ transport: 'ipc', workers: 2, connections: 2000 });
+    expect(ipc.perWorker.map((w: { connections: number }) => w.connections).reduce((a: number, b: number) => a + b, 0)).toBe(2000);
+    for (const row of ipc.rates) {
+      expect(row.sent).toBeGreaterThan(0);
+      expect(row.received).toBe(row.sent);
+      expect(row.missedTargets).toBe(0);
+    }
+    expect(ipc.rates.map((row: { where: string }) => row.where)).toEqual(['local', 'remote']);
+    expect(ipc.fanout.deliveries).toBe(1000 * 5);
+    expect(ipc.drain.closeCodes['1001']).toBe(2000);
+  }, 180_000);
+});
