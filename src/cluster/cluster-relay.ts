@@ -15,6 +15,7 @@ import { LocalTransport } from './local.transport.js';
 import { BRIDGE_TOPIC, targetOfTopic, topicOf, userTopic } from './topics.js';
 import type { RiversideTransport } from './transport.interface.js';
 import { decodeWireMessage, encodeWireMessage, type WireMessage } from './wire-message.js';
+import { TransportFailures } from './transport-failures.js';
 
 /** Transport failures are logged at most this often; all of them are counted. */
 const LOG_INTERVAL_MS = 5000;
@@ -46,8 +47,7 @@ export class ClusterRelay implements TopicListener {
   readonly enabled: boolean;
   private readonly transport: RiversideTransport;
   private readonly logger = new Logger('Riverside');
-  private lastLoggedAt = -Infinity;
-  private unlogged = 0;
+  private failures: TransportFailures | undefined;
   private lastWarnedAt = -Infinity;
   /** Subscriptions sent to the broker and not yet confirmed, by topic. */
   private readonly subscribing = new Map<string, Promise<void>>();
@@ -229,19 +229,12 @@ export class ClusterRelay implements TopicListener {
     }
   }
 
-  /** Counted every time; logged at most once per LOG_INTERVAL_MS, so an outage cannot flood the log. */
+  /** Counted every time; logged at most once per interval (see TransportFailures). */
   private transportFailed(what: string, error: unknown): void {
-    this.stats.transportErrors++;
-    const now = Date.now();
-    if (now - this.lastLoggedAt < LOG_INTERVAL_MS) {
-      this.unlogged++;
-      return;
-    }
-    const more = this.unlogged > 0 ? ` (and ${this.unlogged} more failure(s) since the last report)` : '';
-    this.lastLoggedAt = now;
-    this.unlogged = 0;
-    this.logger.error(`Cluster transport failed ${what}: ${error instanceof Error ? error.message : String(error)}${more}`);
+    // Made on first use: the stats and logger fields are set by then, whatever the field order.
+    (this.failures ??= new TransportFailures(this.stats, this.logger, 'Cluster transport failed')).report(what, error);
   }
+
 }
 
 function toBuffer(data: string | Uint8Array): Buffer {

@@ -14,9 +14,8 @@ import { NodeReplica, type ReplicaChange } from './node-replica.js';
 import { decodePresence, encodePresence, packOps, type PresenceMessage, type PresenceOp } from './presence-message.js';
 import { PresenceEvents } from './presence-events.js';
 import type { PresenceLeaveReason, PresenceMember } from './presence.types.js';
+import { TransportFailures } from '../transport-failures.js';
 
-/** Transport failures are logged at most this often; all of them are counted. */
-const LOG_INTERVAL_MS = 5000;
 /** A node heard from within this many heartbeats is live; later, it is suspect (reported missing). */
 export const SUSPECT_AFTER_HEARTBEATS = 3;
 /** Deltas kept while a node's state is awaited; past it they are dropped and the state asked again. */
@@ -69,8 +68,7 @@ export class PresenceTracker implements MembershipListener {
   /** The JSON of the meta checked last: checkMeta and joined see the same meta, in a row. */
   private checkedMeta: { meta: unknown; json: string | undefined } | null = null;
   private readonly logger = new Logger('Riverside');
-  private lastLoggedAt = -Infinity;
-  private unlogged = 0;
+  private failures: TransportFailures | undefined;
 
   constructor(
     @Inject(RIVERSIDE_RESOLVED_OPTIONS) private readonly options: ResolvedRiversideOptions,
@@ -470,17 +468,10 @@ export class PresenceTracker implements MembershipListener {
     this.transport.publish(PRESENCE_TOPIC, payload).catch((error: unknown) => this.transportFailed(`publishing on ${PRESENCE_TOPIC}`, error));
   }
 
-  /** Counted every time; logged at most once per LOG_INTERVAL_MS, so an outage cannot flood the log. */
+  /** Counted every time; logged at most once per interval (see TransportFailures). */
   private transportFailed(what: string, error: unknown): void {
-    this.stats.transportErrors++;
-    const now = Date.now();
-    if (now - this.lastLoggedAt < LOG_INTERVAL_MS) {
-      this.unlogged++;
-      return;
-    }
-    const more = this.unlogged > 0 ? ` (and ${this.unlogged} more failure(s) since the last report)` : '';
-    this.lastLoggedAt = now;
-    this.unlogged = 0;
-    this.logger.error(`Presence: cluster transport failed ${what}: ${error instanceof Error ? error.message : String(error)}${more}`);
+    // Made on first use: the stats and logger fields are set by then, whatever the field order.
+    (this.failures ??= new TransportFailures(this.stats, this.logger, 'Presence: cluster transport failed')).report(what, error);
   }
+
 }
