@@ -9,7 +9,7 @@ import { isObservableLike, type ObservableLike, type ObservableReply, sendEach }
 import { assertJoinable } from './channel-limits.js';
 import { CLOSE_FRAMES } from './close-codes.js';
 import { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
-import { InboundQueue, TASK_FRAME, TASK_INFO } from './inbound-queue.js';
+import { InboundQueue, TASK_FRAME } from './inbound-queue.js';
 import { OutboundWriter } from './outbound-writer.js';
 import { ScheduledInfos } from './scheduled-infos.js';
 import { listenTo } from './socket-listeners.js';
@@ -24,9 +24,6 @@ const INITIALIZING = 0;
 const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
-
-/** What a queued frame costs beyond its payload, so that empty frames are bounded too. */
-const QUEUED_FRAME_OVERHEAD = 64;
 
 const NOTHING_SCHEDULED: ScheduledInfo = Object.freeze({ cancel() {} });
 
@@ -159,7 +156,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
    */
   private queueFrame(data: Buffer, isBinary: boolean): void {
     const queue = (this.queue ??= new InboundQueue());
-    queue.push(TASK_FRAME, data, isBinary, data.length + QUEUED_FRAME_OVERHEAD);
+    queue.pushFrame(data, isBinary);
     const { maxBackpressure, maxQueuedMessages } = this.host.options;
     if (!this.readPaused && (queue.bytes > maxBackpressure || queue.length >= maxQueuedMessages)) {
       this.readPaused = true;
@@ -192,7 +189,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
         this.outbound.refuse();
         return false;
       }
-      queue.push(TASK_INFO, info, false, 0);
+      queue.pushInfo(info);
     } else {
       this.handleInfo(info);
       if (this.queue !== null && !this.queue.isEmpty) this.drain();
@@ -324,9 +321,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
       while (!this.busy && !queue.isEmpty && this.state < CLOSING) {
         if (queue.peekKind() === TASK_FRAME) {
           const isBinary = queue.peekBinary();
-          const data = queue.take() as Buffer;
-          queue.bytes -= data.length + QUEUED_FRAME_OVERHEAD;
-          this.handleFrame(data, isBinary);
+          this.handleFrame(queue.takeFrame(), isBinary);
         } else {
           this.handleInfo(queue.take());
         }

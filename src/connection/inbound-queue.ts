@@ -2,6 +2,9 @@
 export const TASK_FRAME = 0;
 export const TASK_INFO = 1;
 
+/** What a queued frame costs beyond its payload, so that empty frames are bounded too. */
+const QUEUED_FRAME_OVERHEAD = 64;
+
 /** Reclaim the handled prefix of the array once it is this long and at least half of it. */
 const COMPACT_AFTER = 3 * 1024;
 
@@ -16,8 +19,12 @@ const COMPACT_AFTER = 3 * 1024;
 export class InboundQueue {
   private tasks: unknown[] = [];
   private head = 0;
-  /** Payload bytes of the queued frames, with a fixed overhead each (see the connection). */
-  bytes = 0;
+  /** Payload bytes of the queued frames, with a fixed overhead each; infos count nothing. */
+  private queuedBytes = 0;
+
+  get bytes(): number {
+    return this.queuedBytes;
+  }
 
   /** Tasks waiting. */
   get length(): number {
@@ -28,9 +35,20 @@ export class InboundQueue {
     return this.head === this.tasks.length;
   }
 
-  push(kind: number, value: unknown, isBinary: boolean, bytes: number): void {
-    this.tasks.push(kind, value, isBinary);
-    this.bytes += bytes;
+  pushFrame(data: Buffer, isBinary: boolean): void {
+    this.tasks.push(TASK_FRAME, data, isBinary);
+    this.queuedBytes += data.length + QUEUED_FRAME_OVERHEAD;
+  }
+
+  pushInfo(info: unknown): void {
+    this.tasks.push(TASK_INFO, info, false);
+  }
+
+  /** Removes the next task, a frame, and returns its payload. */
+  takeFrame(): Buffer {
+    const data = this.take() as Buffer;
+    this.queuedBytes -= data.length + QUEUED_FRAME_OVERHEAD;
+    return data;
   }
 
   /** The kind of the next task; call before take(). */
@@ -43,7 +61,7 @@ export class InboundQueue {
     return this.tasks[this.head + 2] as boolean;
   }
 
-  /** Removes the next task and returns its value; the caller accounts for its bytes. */
+  /** Removes the next task and returns its value (takeFrame for frames, which count bytes). */
   take(): unknown {
     const tasks = this.tasks;
     const head = this.head;
@@ -51,7 +69,7 @@ export class InboundQueue {
     tasks[head + 1] = undefined;
     this.head = head + 3;
     if (this.head === tasks.length) {
-      // Emptied: the array is reused from its start (its bytes are the caller's to account).
+      // Emptied: the array is reused from its start.
       tasks.length = 0;
       this.head = 0;
     } else if (this.head >= COMPACT_AFTER && this.head * 2 >= tasks.length) {
@@ -65,6 +83,6 @@ export class InboundQueue {
   clear(): void {
     this.tasks.length = 0;
     this.head = 0;
-    this.bytes = 0;
+    this.queuedBytes = 0;
   }
 }
