@@ -41,6 +41,8 @@ export interface ConnectOptions {
   /** 'member' joins the fan-out channel / room; 'idle' and 'echo' do not. */
   role: string;
   localAddress?: string;
+  /** Source port (with `localAddress`, `rawHandshake` only): see `Target.localPort`. */
+  localPort?: number;
   /** Upgrade on a bare TCP socket (`rawUpgrade`) rather than through node:http. */
   rawHandshake?: boolean;
 }
@@ -81,6 +83,7 @@ export class BenchSocket {
       port: options.port,
       path: pathFor(options.protocol, options.path, options.user, options.role),
       localAddress: options.localAddress,
+      localPort: options.localPort,
     });
     const client = new BenchSocket(socket, options.protocol);
     if (options.protocol === 'socket.io') {
