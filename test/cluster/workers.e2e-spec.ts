@@ -31,8 +31,11 @@ function httpDeliver(url: string, user: string, text: string): Promise<{ pid: nu
   });
 }
 
-function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'standalone' | 'http'): void {
-  describe(`${workers} workers on one port, ${mode === 'http' ? "port: 'http'" : 'standalone'}, over ${transport === 'ipc' ? 'the embedded IpcTransport' : 'Redis'}`, () => {
+function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'standalone' | 'http', schedulingPolicy?: 'none'): void {
+  const accepting = schedulingPolicy === 'none' ? ', each accepting its own connections' : '';
+  // With schedulingPolicy 'none' the kernel picks the worker: no even spread, more tries to reach each.
+  const maxAttempts = schedulingPolicy === 'none' ? 40 * workers : 4 * workers;
+  describe(`${workers} workers on one port${accepting}, ${mode === 'http' ? "port: 'http'" : 'standalone'}, over ${transport === 'ipc' ? 'the embedded IpcTransport' : 'Redis'}`, () => {
     let app: NodeProcess;
     /** pids of the workers that reported listening since the app started (replacements included). */
     const listening: number[] = [];
@@ -41,7 +44,14 @@ function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'sta
     beforeAll(async () => {
       app = await startNodeProcess(
         WORKERS_APP,
-        { WORKERS: String(workers), RIVERSIDE_TRANSPORT: transport, MODE: mode, REDIS_URL, RIVERSIDE_PREFIX: uniquePrefix(`workers-${transport}`) },
+        {
+          WORKERS: String(workers),
+          RIVERSIDE_TRANSPORT: transport,
+          MODE: mode,
+          REDIS_URL,
+          RIVERSIDE_PREFIX: uniquePrefix(`workers-${transport}`),
+          ...(schedulingPolicy && { SCHEDULING: schedulingPolicy }),
+        },
         20_000,
       );
       createInterface({ input: app.child.stdout! }).on('line', (line) => {
@@ -79,7 +89,7 @@ function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'sta
             break;
           }
           candidate.client.ws.close();
-          if (attempt > 4 * workers) throw new Error(`no connection of ${user} landed on a new worker`);
+          if (attempt > maxAttempts) throw new Error(`no connection of ${user} landed on a new worker`);
         }
       }
       return placed;
@@ -133,7 +143,7 @@ function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'sta
         const [cat, , ] = await onDistinctWorkers(['cat', 'dan', 'eve']);
         const servedBy: number[] = [];
         for (let i = 0; !servedBy.some((pid) => pid !== cat.pid) || servedBy.length < 2; i++) {
-          if (i > 4 * workers) throw new Error(`no HTTP request landed on a worker other than ${cat.pid}: ${servedBy.join(', ')}`);
+          if (i > maxAttempts) throw new Error(`no HTTP request landed on a worker other than ${cat.pid}: ${servedBy.join(', ')}`);
           const answer = await httpDeliver(app.url, 'cat', `n${i}`);
           servedBy.push(answer.pid);
           expect(answer.delivered).toBe(answer.pid === cat.pid ? 1 : 0);
@@ -159,7 +169,7 @@ function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'sta
           again = await connect('fay');
           if (again.pid === replacement) break;
           again.client.ws.close();
-          if (attempt > 4 * workers) throw new Error('no reconnection landed on the replacement worker');
+          if (attempt > maxAttempts) throw new Error('no reconnection landed on the replacement worker');
         }
         gus.client.send({ deliver: { user: 'fay' }, message: { welcome: 'back' } });
         expect(await gus.client.expectMessage()).toEqual({ delivered: 0, pid: gus.pid });
@@ -179,6 +189,7 @@ function describeWorkers(transport: 'ipc' | 'redis', workers: number, mode: 'sta
 
 describeWorkers('ipc', 2, 'standalone');
 describeWorkers('ipc', 3, 'http');
+describeWorkers('ipc', 2, 'standalone', 'none');
 describe.runIf(redisUp)('on Redis', () => {
   describeWorkers('redis', 3, 'http');
 });
