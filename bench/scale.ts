@@ -18,6 +18,11 @@
 //   SCALE_SECONDS=n          seconds per steady rate (default 10)
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
 //   SCALE_TRANSPORTS=ipc,redis
+//   SCALE_SCHEDULING=none|round-robin  runRiversideWorkers' schedulingPolicy (default none: each
+//                            worker accepts its own connections; round-robin: the primary hands them out)
+//   SCALE_STORM_HANDSHAKES=n maxHandshakesPerSecond of every worker in the ipc run (default 1000:
+//                            the opening, spread over the workers, stays about under it; the storm,
+//                            one worker's clients at once, is well over it)
 //   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
 //   REDIS_URL                (default redis://127.0.0.1:6379)
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -47,11 +52,12 @@ const SETTINGS = smoke
       seconds: Number(process.env.SCALE_SECONDS ?? 10),
       broadcasts: 20,
       storm: true,
-      stormHandshakesPerSecond: 300,
+      stormHandshakesPerSecond: Number(process.env.SCALE_STORM_HANDSHAKES ?? 1000),
       scaling: [1, 2],
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
       raw: true,
     };
+const SCHEDULING = process.env.SCALE_SCHEDULING === 'round-robin' ? 'round-robin' : 'none';
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
 const MAX_LIFETIME = smoke ? 120_000 : 30 * 60_000;
 /** Opening stops after this long: on a busy machine the run reports the connections it has. */
@@ -77,6 +83,7 @@ async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local
     redisUrl: REDIS_URL,
     prefix: `bench-scale-${process.pid}-${Date.now()}`,
     maxHandshakesPerSecond,
+    schedulingPolicy: SCHEDULING,
     maxLifetimeMs: MAX_LIFETIME,
   };
   // No pinning: the workers are meant to spread over every core.
@@ -152,6 +159,65 @@ async function gather(loads: LoadGens) {
 
 // ---- scenarios -----------------------------------------------------------------------------
 
+/** How often the storm samples the workers' connections and CPU, in ms. */
+const STORM_SAMPLE_MS = 500;
+/** The storm gives up waiting for every client to be back after this long, in s. */
+const STORM_BUDGET_S = 120;
+
+/**
+ * Reconnect storm: SIGKILL the first worker (about 1/workers of the connections), whose clients
+ * all reconnect at once (honouring Retry-After). Counts the 503s of this phase only, the time
+ * until every client is back, the connections the other workers dropped (none expected), and
+ * the CPU of each worker over the storm (its busiest STORM_SAMPLE_MS, and on average).
+ */
+async function reconnectStorm(cluster: Cluster, loads: LoadGens) {
+  const before = await gather(loads); // refusals of the opening, not of the storm
+  const survivors = (await clusterStats(cluster, false)).workers.map((w) => w.pid);
+  const startedAt = Date.now();
+  cluster.child.send({ type: 'kill-worker' });
+  const killed = await cluster.child.next<Extract<ScaleReport, { type: 'killed' }>>('killed', 60_000);
+  const pids = [...survivors.filter((pid) => pid !== killed.pid), killed.replacement];
+  const cpuAtKill = pids.map(cpuSecondsOf);
+  let last = cpuAtKill;
+  let lastAt = startedAt;
+  let peakCpuShare = 0;
+  let open = 0;
+  while (Date.now() - startedAt < STORM_BUDGET_S * 1000) {
+    await sleep(STORM_SAMPLE_MS);
+    const now = Date.now();
+    const cpu = pids.map(cpuSecondsOf);
+    for (let i = 0; i < pids.length; i++) peakCpuShare = Math.max(peakCpuShare, (cpu[i] - last[i]) / ((now - lastAt) / 1000));
+    [last, lastAt] = [cpu, now];
+    open = (await clusterStats(cluster, false)).workers.reduce((n, w) => n + w.connections, 0);
+    if (open >= loads.connected) break;
+  }
+  const seconds = (Date.now() - startedAt) / 1000;
+  const cpuShares = pids.map((pid, i) => (cpuSecondsOf(pid) - cpuAtKill[i]) / seconds);
+  const after = await gather(loads);
+  const dropped = after.closed - before.closed;
+  const result = {
+    workers: cluster.workers,
+    killedConnections: killed.connections,
+    maxHandshakesPerSecond: SETTINGS.stormHandshakesPerSecond,
+    seconds,
+    refused: after.refused - before.refused,
+    attempts: after.attempts - before.attempts,
+    stillOpen: open,
+    expected: loads.connected,
+    dropped,
+    otherWorkersDropped: dropped - killed.connections,
+    /** Each worker's CPU over the storm, in cores (survivors, then the replacement). */
+    busiestMeanCpuShare: Math.max(...cpuShares),
+    peakCpuShare,
+  };
+  log(
+    `storm: killed a worker with ${killed.connections} connections; ${open} of ${loads.connected} open again after ${seconds.toFixed(1)} s, ` +
+      `${result.refused} handshakes refused with 503 (${result.attempts} retries), ${result.otherWorkersDropped} other connections dropped, ` +
+      `busiest worker ${(result.busiestMeanCpuShare * 100).toFixed(0)}% of a core on average, ${(peakCpuShare * 100).toFixed(0)}% at peak (${STORM_SAMPLE_MS} ms)`,
+  );
+  return result;
+}
+
 interface RateRow {
   transport: string;
   where: 'remote' | 'local';
@@ -225,7 +291,7 @@ interface TransportRun {
   primaryRssMiB: number;
   rates: RateRow[];
   fanout: Awaited<ReturnType<typeof fanout>>;
-  storm?: { killedConnections: number; maxHandshakesPerSecond: number; seconds: number; refused: number; attempts: number; stillOpen: number; dropped: number };
+  storm?: Awaited<ReturnType<typeof reconnectStorm>>;
   drain: { seconds: number; clientsClosedSeconds: number; closeCodes: Record<string, number> };
 }
 
@@ -270,29 +336,7 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
     log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
 
     let stormResult: TransportRun['storm'];
-    if (storm) {
-      const startedAt = Date.now();
-      cluster.child.send({ type: 'kill-worker' });
-      const killed = await cluster.child.next<Extract<ScaleReport, { type: 'killed' }>>('killed', 60_000);
-      let open = 0;
-      for (let i = 0; i < 240; i++) {
-        await sleep(250);
-        open = (await clusterStats(cluster, false)).workers.reduce((n, w) => n + w.connections, 0);
-        if (open >= loads.connected) break;
-      }
-      const seconds = (Date.now() - startedAt) / 1000;
-      const counts = await gather(loads);
-      stormResult = {
-        killedConnections: killed.connections,
-        maxHandshakesPerSecond: SETTINGS.stormHandshakesPerSecond,
-        seconds,
-        refused: counts.refused,
-        attempts: counts.attempts,
-        stillOpen: open,
-        dropped: counts.closed,
-      };
-      log(`${transport}: killed a worker with ${killed.connections} connections; all ${open} back in ${seconds.toFixed(1)} s, ${counts.refused} handshakes refused with 503`);
-    }
+    if (storm) stormResult = await reconnectStorm(cluster, loads);
 
     // Drain: SIGTERM to the primary; every session is closed with 1001 and every process exits.
     for (const child of loads.children) child.send({ type: 'drain' });
@@ -389,7 +433,7 @@ for (const transport of TRANSPORTS) runs.push(await mainRun(transport));
 const scaling = [];
 for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
 const rawWs = SETTINGS.raw ? await rawWsRun() : null;
-const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: SETTINGS, seconds: (Date.now() - started) / 1000, runs, scaling, rawWs };
+const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 if (!smoke) {

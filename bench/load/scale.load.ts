@@ -121,12 +121,14 @@ async function open1(index: number): Promise<void> {
         if (++portsTaken > 2 * (LAST_SOURCE_PORT - FIRST_SOURCE_PORT)) throw error;
         continue;
       }
-      // Transient on a saturated machine (a timeout, a reset, a worker gone) or a 503 from
-      // maxHandshakesPerSecond: back after Retry-After (else a second) plus up to a second of
-      // jitter, as a well-behaved client does; up to 10 times.
-      if (++failures[index] > 10 || !/HTTP 503|timed out|ECONNRESET|ECONNREFUSED|socket hang up|EPIPE/.test(message)) throw error;
+      // A 503 from maxHandshakesPerSecond or maxConnections, or transient on a saturated machine
+      // (a timeout, a reset, a worker gone): back after Retry-After (else a second) plus up to a
+      // second of jitter, as a well-behaved client does; up to 10 failures, and as many 503s as
+      // the server hands out (it says when to come back: that is the point of the storm).
+      const unavailable = message.includes('HTTP 503');
+      if (!unavailable && (++failures[index] > 10 || !/timed out|ECONNRESET|ECONNREFUSED|socket hang up|EPIPE/.test(message))) throw error;
       reconnectAttempts++;
-      if (message.includes('503')) refused++;
+      if (unavailable) refused++;
       const retryAfter = Number(/Retry-After: (\d+)/.exec(message)?.[1] ?? 1);
       await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000 + Math.random() * 1000));
     }

@@ -31,6 +31,8 @@ export interface ScaleServerConfig {
   redisUrl: string;
   prefix: string;
   maxHandshakesPerSecond?: number;
+  /** runRiversideWorkers' schedulingPolicy: who accepts the connections (the primary, or each worker). */
+  schedulingPolicy: 'round-robin' | 'none';
   maxLifetimeMs: number;
 }
 
@@ -201,7 +203,7 @@ async function drive(delivery: DeliveryService, rate: number, seconds: number, u
 
 async function primary(): Promise<void> {
   boundLifetime(config.maxLifetimeMs);
-  const supervisor = await runRiversideWorkers({ workers: config.workers, main: worker, restartDelay: 100, stopTimeout: 60_000 });
+  const supervisor = await runRiversideWorkers({ workers: config.workers, main: worker, restartDelay: 100, stopTimeout: 60_000, schedulingPolicy: config.schedulingPolicy });
   if (supervisor === null) return;
   let listening = 0;
   await new Promise<void>((resolve) => {
