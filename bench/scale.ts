@@ -14,7 +14,9 @@
 //   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
 //   SCALE_REDIS_CONNECTIONS=n  connections of the Redis run (default: SCALE_CONNECTIONS)
 //   SCALE_OPEN_BUDGET=s      seconds the load generators may spend opening connections (default 600)
-//   SCALE_WORKERS=n          workers of the main run (default 6)
+//   SCALE_WORKERS=n          workers of the main run (default 7: 100,000 connections are 14,300 a
+//                            worker, and when the storm kills one, the 6 others can take its
+//                            clients below maxConnections (19,000); with 6, 5 x 19,000 < 100,000)
 //   SCALE_SECONDS=n          seconds per steady rate (default 10)
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
 //   SCALE_TRANSPORTS=ipc,redis
@@ -45,7 +47,7 @@ const PER_LOAD_GEN = 17_000;
 const SETTINGS = smoke
   ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, scaling: [] as number[], scalingMembers: 0, raw: false }
   : {
-      workers: Number(process.env.SCALE_WORKERS ?? 6),
+      workers: Number(process.env.SCALE_WORKERS ?? 7),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
       members: Math.min(10_000, Number(process.env.SCALE_CONNECTIONS ?? 100_000)),
       rates: [5000, 20_000],
@@ -409,7 +411,7 @@ async function rawWsRun() {
     const after = await child.next<Extract<ServerReport, { type: 'memory' }>>('memory', 30_000);
     const fan = await fanout(
       async (count) => {
-        child.send({ type: 'burst', broadcasts: count, text: 'x'.repeat(16) });
+        child.send({ type: 'burst', broadcasts: count, text: 'x'.repeat(16), inFlight: 1 });
         return (await child.next<Extract<ServerReport, { type: 'burst-done' }>>('burst-done', 120_000)).startNs;
       },
       loads,
