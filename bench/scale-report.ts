@@ -92,14 +92,13 @@ export function render(results: Results): string {
   const max = Math.max(...bars.map(([, v]) => v));
   const width = Math.max(...bars.map(([label]) => label.length));
   lines.push('', '```text', 'fan-out deliveries/s', ...bars.map(([label, v]) => `${label.padEnd(width)} ${bar(v, max)} ${n(v)}`), '```');
-  const storms = results.runs.filter((run: any) => run.storm);
-  if (storms.length > 0) {
+  if (results.storm) {
     lines.push('', '### Reconnect storm', '');
-    for (const run of storms) {
-      const s = run.storm;
+    {
+      const s = results.storm;
       const others = s.otherWorkersDropped ?? s.dropped - s.killedConnections;
       lines.push(
-        `One of ${n(s.workers ?? run.workers)} workers, holding ${n(s.killedConnections)} connections, was killed (SIGKILL) with \`maxHandshakesPerSecond: ${n(s.maxHandshakesPerSecond)}\` on every worker; its clients reconnected at once (after a refusal: Retry-After plus up to 1 s of jitter). ` +
+        `A cluster of its own (opened at ${n(s.openRate)}/s under the limit). One of ${n(s.workers)} workers, holding ${n(s.killedConnections)} connections, was killed (SIGKILL) with \`maxHandshakesPerSecond: ${n(s.maxHandshakesPerSecond)}\` on every worker; its clients reconnected at once (after a refusal: Retry-After plus up to 1 s of jitter). ` +
           `${n(s.stillOpen)} of ${n(s.expected ?? s.stillOpen)} connections were open again ${n(s.seconds, 1)} s after the kill; ${n(s.refused)} handshakes were refused with 503 on the way (${n(s.attempts)} retries in all). ` +
           `Connections dropped: ${n(s.dropped)}, the killed worker's ${n(s.killedConnections)} ${others === 0 ? '(none of the other workers)' : `and ${n(others)} of the other workers`}.` +
           (s.peakCpuShare !== undefined ? ` CPU of the busiest worker during the storm: ${n(s.busiestMeanCpuShare * 100)}% of a core on average, ${n(s.peakCpuShare * 100)}% in its busiest half second.` : ''),

@@ -22,9 +22,9 @@
 //   SCALE_TRANSPORTS=ipc,redis
 //   SCALE_SCHEDULING=none|round-robin  runRiversideWorkers' schedulingPolicy (default none: each
 //                            worker accepts its own connections; round-robin: the primary hands them out)
-//   SCALE_STORM_HANDSHAKES=n maxHandshakesPerSecond of every worker in the ipc run (default 1000:
-//                            the opening, spread over the workers, stays about under it; the storm,
-//                            one worker's clients at once, is well over it)
+//   SCALE_STORM_HANDSHAKES=n maxHandshakesPerSecond of every worker in the storm run (default 300)
+//   SCALE_STORM_CONNECTIONS=n connections of the storm run (default: SCALE_CONNECTIONS); one
+//                            worker's share of them reconnects at once
 //   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
 //   REDIS_URL                (default redis://127.0.0.1:6379)
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -45,7 +45,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PER_LOAD_GEN = 17_000;
 
 const SETTINGS = smoke
-  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, scaling: [] as number[], scalingMembers: 0, raw: false }
+  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 0, raw: false }
   : {
       workers: Number(process.env.SCALE_WORKERS ?? 7),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
@@ -54,7 +54,8 @@ const SETTINGS = smoke
       seconds: Number(process.env.SCALE_SECONDS ?? 10),
       broadcasts: 20,
       storm: true,
-      stormHandshakesPerSecond: Number(process.env.SCALE_STORM_HANDSHAKES ?? 1000),
+      stormHandshakesPerSecond: Number(process.env.SCALE_STORM_HANDSHAKES ?? 300),
+      stormConnections: Number(process.env.SCALE_STORM_CONNECTIONS ?? process.env.SCALE_CONNECTIONS ?? 100_000),
       scaling: [1, 2],
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
       raw: true,
@@ -174,18 +175,26 @@ const STORM_BUDGET_S = 120;
  */
 async function reconnectStorm(cluster: Cluster, loads: LoadGens) {
   const before = await gather(loads); // refusals of the opening, not of the storm
-  const survivors = (await clusterStats(cluster, false)).workers.map((w) => w.pid);
+  const workers = (await clusterStats(cluster, false)).workers.map((w) => w.pid);
   const startedAt = Date.now();
   cluster.child.send({ type: 'kill-worker' });
   const killed = await cluster.child.next<Extract<ScaleReport, { type: 'killed' }>>('killed', 60_000);
-  const pids = [...survivors.filter((pid) => pid !== killed.pid), killed.replacement];
+  const pids = workers.filter((pid) => pid !== killed.pid);
   const cpuAtKill = pids.map(cpuSecondsOf);
-  let last = cpuAtKill;
+  // The replacement joins the figures once it listens (its boot, before that, is not the storm's).
+  let replacement: number | null = null;
+  void cluster.child.next<Extract<ScaleReport, { type: 'replaced' }>>('replaced', 60_000).then((r) => (replacement = r.pid), () => {});
+  let last = [...cpuAtKill];
   let lastAt = startedAt;
   let peakCpuShare = 0;
   let open = 0;
   while (Date.now() - startedAt < STORM_BUDGET_S * 1000) {
     await sleep(STORM_SAMPLE_MS);
+    if (replacement !== null && !pids.includes(replacement)) {
+      pids.push(replacement);
+      cpuAtKill.push(cpuSecondsOf(replacement));
+      last.push(cpuAtKill[cpuAtKill.length - 1]);
+    }
     const now = Date.now();
     const cpu = pids.map(cpuSecondsOf);
     for (let i = 0; i < pids.length; i++) peakCpuShare = Math.max(peakCpuShare, (cpu[i] - last[i]) / ((now - lastAt) / 1000));
@@ -293,7 +302,6 @@ interface TransportRun {
   primaryRssMiB: number;
   rates: RateRow[];
   fanout: Awaited<ReturnType<typeof fanout>>;
-  storm?: Awaited<ReturnType<typeof reconnectStorm>>;
   drain: { seconds: number; clientsClosedSeconds: number; closeCodes: Record<string, number> };
 }
 
@@ -301,14 +309,13 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
   const { workers } = SETTINGS;
   const connections = transport === 'redis' ? Number(process.env.SCALE_REDIS_CONNECTIONS ?? SETTINGS.connections) : SETTINGS.connections;
   const members = Math.min(SETTINGS.members, connections);
-  const storm = SETTINGS.storm && transport === 'ipc';
   log(`${transport}: ${workers} workers, ${connections} connections`);
-  const cluster = await startCluster(workers, transport, storm ? SETTINGS.stormHandshakesPerSecond : undefined);
+  const cluster = await startCluster(workers, transport);
   try {
     const before = await clusterStats(cluster);
     const pidsBefore = [cluster.primaryPid, ...before.workers.map((w) => w.pid)];
     const cpuBeforeOpen = pidsBefore.map(cpuSecondsOf);
-    const loads = await openConnections(cluster.port, '/bench', connections, members, storm);
+    const loads = await openConnections(cluster.port, '/bench', connections, members, false);
     log(`${transport}: ${loads.connected} connections in ${loads.openSeconds.toFixed(1)} s (${Math.round(loads.openRate)}/s)`);
     const cpuOpen = pidsBefore.map((pid, i) => cpuSecondsOf(pid) - cpuBeforeOpen[i]);
     const handshakeCpu = { primaryMicros: (cpuOpen[0] * 1e6) / loads.connected, workersMicros: (cpuOpen.slice(1).reduce((a, b) => a + b, 0) * 1e6) / loads.connected };
@@ -337,9 +344,6 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
     const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
     log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
 
-    let stormResult: TransportRun['storm'];
-    if (storm) stormResult = await reconnectStorm(cluster, loads);
-
     // Drain: SIGTERM to the primary; every session is closed with 1001 and every process exits.
     for (const child of loads.children) child.send({ type: 'drain' });
     const drainStart = process.hrtime.bigint();
@@ -364,11 +368,31 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
       primaryRssMiB: after.primary.rss / 2 ** 20,
       rates,
       fanout: fan,
-      storm: stormResult,
       drain: { seconds, clientsClosedSeconds, closeCodes },
     };
   } finally {
     cluster.child.process.kill('SIGKILL');
+  }
+}
+
+/**
+ * The reconnect storm, on a cluster of its own whose workers all have `maxHandshakesPerSecond`
+ * (the main run measures the opening rate without it): `stormConnections` clients that
+ * reconnect when dropped, then one worker killed.
+ */
+async function stormRun() {
+  const { workers, stormConnections, stormHandshakesPerSecond } = SETTINGS;
+  log(`storm: ${workers} workers with maxHandshakesPerSecond ${stormHandshakesPerSecond}, ${stormConnections} connections`);
+  const cluster = await startCluster(workers, 'ipc', stormHandshakesPerSecond);
+  try {
+    const loads = await openConnections(cluster.port, '/bench', stormConnections, 0, true);
+    log(`storm: ${loads.connected} connections in ${loads.openSeconds.toFixed(1)} s (${Math.round(loads.openRate)}/s, under the limit of ${workers} x ${stormHandshakesPerSecond}/s)`);
+    const storm = { ...(await reconnectStorm(cluster, loads)), openSeconds: loads.openSeconds, openRate: loads.openRate };
+    await closeLoads(loads);
+    return storm;
+  } finally {
+    cluster.child.process.kill('SIGKILL');
+    await cluster.child.stop(5000);
   }
 }
 
@@ -432,10 +456,11 @@ const started = Date.now();
 const loadBefore = loadavg();
 const runs: TransportRun[] = [];
 for (const transport of TRANSPORTS) runs.push(await mainRun(transport));
+const storm = SETTINGS.storm && TRANSPORTS.includes('ipc') ? await stormRun() : null;
 const scaling = [];
 for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
 const rawWs = SETTINGS.raw ? await rawWsRun() : null;
-const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, scaling, rawWs };
+const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, storm, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 if (!smoke) {

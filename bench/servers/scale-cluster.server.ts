@@ -72,7 +72,9 @@ export type ScaleReport =
   | { type: 'stats'; primary: { pid: number; rss: number }; workers: WorkerFigures[] }
   | { type: 'driven'; sent: number; missed: number }
   | { type: 'broadcast-done'; startNs: number; endNs: number }
-  | { type: 'killed'; pid: number; connections: number; replacement: number };
+  /** Right after the SIGKILL; `replaced` follows once the replacement listens. */
+  | { type: 'killed'; pid: number; connections: number }
+  | { type: 'replaced'; pid: number };
 
 /** Primary <-> worker, next to the IpcHub's messages (which carry `riverside`). */
 type WorkerMessage = { bench: 'stats'; gc: boolean } | { bench: 'drive'; rate: number; seconds: number; users: UserRanges; where: 'remote' | 'local' } | { bench: 'broadcast'; count: number };
@@ -261,7 +263,8 @@ async function primary(): Promise<void> {
           const [{ figures }] = await ask<Extract<WorkerAnswer, { bench: 'stats' }>>({ bench: 'stats', gc: false }, 'stats', [victim]);
           const replaced = new Promise<number>((resolve) => cluster.once('listening', (w) => resolve(w.process.pid ?? -1)));
           victim.process.kill('SIGKILL');
-          await send({ type: 'killed', pid: figures.pid, connections: figures.connections, replacement: await replaced } satisfies ScaleReport);
+          await send({ type: 'killed', pid: figures.pid, connections: figures.connections } satisfies ScaleReport);
+          await send({ type: 'replaced', pid: await replaced } satisfies ScaleReport);
           return;
         }
       }
