@@ -199,6 +199,8 @@ async function reconnectStorm(cluster: Cluster, loads: LoadGens) {
     const cpu = pids.map(cpuSecondsOf);
     for (let i = 0; i < pids.length; i++) peakCpuShare = Math.max(peakCpuShare, (cpu[i] - last[i]) / ((now - lastAt) / 1000));
     [last, lastAt] = [cpu, now];
+    // A worker still booting would not answer: the connections are counted once the replacement listens.
+    if (replacement === null) continue;
     open = (await clusterStats(cluster, false)).workers.reduce((n, w) => n + w.connections, 0);
     if (open >= loads.connected) break;
   }
