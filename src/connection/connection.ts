@@ -27,6 +27,16 @@ const CLOSED = 3;
 
 const NOTHING_SCHEDULED: ScheduledInfo = Object.freeze({ cancel() {} });
 
+// Flags of a connection, packed into one field (each field costs every connection 8 bytes).
+/** A callback is in flight (@OnInit included): frames and infos wait in the queue. */
+const BUSY = 1;
+/** The socket is not read while too much waits in the queue. */
+const READ_PAUSED = 2;
+/** The socket closed while a callback was in flight: terminate once it settles. */
+const TERMINATE_PENDING = 4;
+/** @OnTerminate has run (or is running). */
+const TERMINATED = 8;
+
 /**
  * A slow consumer's close frame waits behind its unsent bytes: past this, its TCP connection
  * is dropped instead of waiting for ws's 30 s close timeout.
@@ -63,18 +73,16 @@ export class Connection implements SessionConnection, TransmissionWindow {
    * while a callback is pending; 0 otherwise. The sweep calls abandonCallback() past it.
    */
   abandonAt = 0;
-  /** The socket is not read while too much waits in the queue (see queueFrame). */
-  readPaused = false;
 
   private state = INITIALIZING;
-  private busy = true;
+  /** BUSY, READ_PAUSED, TERMINATE_PENDING, TERMINATED. */
+  private flags = BUSY;
   private busyLabel: string;
   private queue: InboundQueue | null = null;
-  private readonly outbound: OutboundWriter;
+  /** Made by the first write: a connection nothing is written to carries none. */
+  private outbound: OutboundWriter | null = null;
   private closeReason: TerminateReason | null = null;
   private socketError: Error | null = null;
-  private terminatePending = false;
-  private terminated = false;
   /** @internal The flood limit's window (transmission-window.ts), inlined. */
   windowStart: number;
   /** @internal */
@@ -94,7 +102,6 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.lastSeen = now;
     this.windowStart = now;
     this.busyLabel = handler.labels.init;
-    this.outbound = new OutboundWriter(ws, host.options, host.stats, this);
     this.session = new Session(
       this,
       identity.userId,
@@ -105,6 +112,44 @@ export class Connection implements SessionConnection, TransmissionWindow {
       Date.now(),
     );
     listenTo(ws, this);
+  }
+
+  /** The socket is not read while too much waits in the queue (see queueFrame). */
+  get readPaused(): boolean {
+    return (this.flags & READ_PAUSED) !== 0;
+  }
+
+  private set readPaused(value: boolean) {
+    this.flags = value ? this.flags | READ_PAUSED : this.flags & ~READ_PAUSED;
+  }
+
+  private get busy(): boolean {
+    return (this.flags & BUSY) !== 0;
+  }
+
+  private set busy(value: boolean) {
+    this.flags = value ? this.flags | BUSY : this.flags & ~BUSY;
+  }
+
+  private get terminatePending(): boolean {
+    return (this.flags & TERMINATE_PENDING) !== 0;
+  }
+
+  private set terminatePending(value: boolean) {
+    this.flags = value ? this.flags | TERMINATE_PENDING : this.flags & ~TERMINATE_PENDING;
+  }
+
+  private get terminated(): boolean {
+    return (this.flags & TERMINATED) !== 0;
+  }
+
+  private set terminated(value: boolean) {
+    this.flags = value ? this.flags | TERMINATED : this.flags & ~TERMINATED;
+  }
+
+  /** The writer, made on first use. */
+  private writer(): OutboundWriter {
+    return (this.outbound ??= new OutboundWriter(this.ws, this.host.options, this.host.stats, this));
   }
 
   get isOpen(): boolean {
@@ -185,8 +230,9 @@ export class Connection implements SessionConnection, TransmissionWindow {
     if (this.state >= CLOSING) return false;
     if (this.busy) {
       const queue = (this.queue ??= new InboundQueue());
-      if (queue.length + this.outbound.heldCount >= this.host.options.maxQueuedMessages) {
-        this.outbound.refuse();
+      const held = this.outbound === null ? 0 : this.outbound.heldCount;
+      if (queue.length + held >= this.host.options.maxQueuedMessages) {
+        this.writer().refuse();
         return false;
       }
       queue.pushInfo(info);
@@ -294,7 +340,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
       this.openedAt = this.host.now();
     }
     if (value !== undefined && this.state === OPEN) this.reply(value, label);
-    if (initialized && !this.outbound.holding) this.outbound.flushHeld();
+    if (initialized && this.outbound !== null && !this.outbound.holding) this.outbound.flushHeld();
     this.busy = false;
     this.drain();
   }
@@ -337,7 +383,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
   send(message: unknown): boolean {
     if (this.state >= CLOSING) return false;
     if (message instanceof FrameList) return this.sendList(message);
-    return this.outbound.send(message, this.handler.codec);
+    return this.writer().send(message, this.handler.codec);
   }
 
   /**
@@ -372,11 +418,11 @@ export class Connection implements SessionConnection, TransmissionWindow {
    * while a join waits for its subscription.
    */
   deliver(frame: OutboundFrame): boolean {
-    if (this.state === INITIALIZING || this.outbound.holding) {
-      return this.outbound.hold(frame, this.queue === null ? 0 : this.queue.length);
+    if (this.state === INITIALIZING || (this.outbound !== null && this.outbound.holding)) {
+      return this.writer().hold(frame, this.queue === null ? 0 : this.queue.length);
     }
     if (this.state >= CLOSING) return false;
-    return this.outbound.write(frame);
+    return this.writer().write(frame);
   }
 
   // ---- channels and timers (SessionConnection) --------------------------------------------
@@ -397,8 +443,8 @@ export class Connection implements SessionConnection, TransmissionWindow {
     const joined = registry.join(this, id, meta);
     const subscribed = registry.channelSubscription(id);
     if (subscribed !== null) {
-      this.outbound.waitForSubscription(subscribed, () => {
-        if (this.state === OPEN) this.outbound.flushHeld();
+      this.writer().waitForSubscription(subscribed, () => {
+        if (this.state === OPEN) this.outbound?.flushHeld();
       });
     }
     return joined;
@@ -440,7 +486,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.closeReason = reason;
     // Nothing queued is handled or held any more: release it now, not at terminate.
     this.queue?.clear();
-    this.outbound.dropHeld();
+    this.outbound?.dropHeld();
     // The closing handshake needs the client's close frame to be read.
     if (this.readPaused) this.resumeReading();
     this.clearTimers();
@@ -498,7 +544,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.clearTimers();
     this.cancelStream();
     this.queue?.clear();
-    this.outbound.dropHeld();
+    this.outbound?.dropHeld();
     if (this.closeDeadline !== null) clearTimeout(this.closeDeadline);
     if (!wasClosing || this.closeReason === null) {
       this.closeReason = this.socketError
