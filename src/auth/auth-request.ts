@@ -105,7 +105,11 @@ export class AuthRequest {
 /** A handshake the server cannot read: answered with HTTP 400. */
 export class MalformedRequestError extends Error {}
 
+/** `%` and `+`: a component with neither decodes to itself. */
+const ENCODED = /[%+]/;
+
 function decodeQueryComponent(text: string): string {
+  if (!ENCODED.test(text)) return text;
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
   } catch {

@@ -25,6 +25,13 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
+/**
+ * The close reason of a connection lost without a close frame, until something reads it: its
+ * ConnectionLostError is made only for @OnTerminate or a HandlerTimeoutError, not for every
+ * dropped connection.
+ */
+const CONNECTION_LOST = Symbol('riverside.connection_lost');
+
 const NOTHING_SCHEDULED: ScheduledInfo = Object.freeze({ cancel() {} });
 
 // Flags of a connection, packed into one field (each field costs every connection 8 bytes).
@@ -81,7 +88,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
   private queue: InboundQueue | null = null;
   /** Made by the first write: a connection nothing is written to carries none. */
   private outbound: OutboundWriter | null = null;
-  private closeReason: TerminateReason | null = null;
+  private closeReason: TerminateReason | typeof CONNECTION_LOST | null = null;
   private socketError: Error | null = null;
   /** @internal The flood limit's window (transmission-window.ts), inlined. */
   windowStart: number;
@@ -487,6 +494,8 @@ export class Connection implements SessionConnection, TransmissionWindow {
     // Nothing queued is handled or held any more: release it now, not at terminate.
     this.queue?.clear();
     this.outbound?.dropHeld();
+    // What this turn wrote goes ahead of the close frame.
+    this.outbound?.release();
     // The closing handshake needs the client's close frame to be read.
     if (this.readPaused) this.resumeReading();
     this.clearTimers();
@@ -550,7 +559,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
       this.closeReason = this.socketError
         ? { kind: 'error', error: this.socketError }
         : code === 1006
-          ? { kind: 'error', error: new ConnectionLostError() }
+          ? CONNECTION_LOST
           : { kind: 'remote', code, reason: reason.toString() };
     }
     this.host.connectionClosed(this);
@@ -570,7 +579,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
    */
   abandonCallback(warn = true): void {
     if (this.terminated) return;
-    const closeReason = this.closeReason ?? 'shutdown';
+    const closeReason = this.terminateReason('shutdown');
     this.closeReason = {
       kind: 'error',
       error: new HandlerTimeoutError(this.busyLabel, this.host.options.handlerTimeout, closeReason),
@@ -595,13 +604,13 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.terminatePending = false;
     this.abandonAt = 0;
     this.queue = null;
-    const reason = this.closeReason ?? 'stop';
-    this.host.stats.countTermination(terminateReasonName(reason));
-    this.debug(`terminated: ${terminateReasonName(reason)}`);
+    const name = this.closeReason === CONNECTION_LOST ? 'error' : terminateReasonName(this.closeReason ?? 'stop');
+    this.host.stats.countTermination(name);
+    this.debug(`terminated: ${name}`);
     const callback = this.handler.terminate;
     if (callback !== null) {
       try {
-        const result = callback(reason, this.session);
+        const result = callback(this.terminateReason('stop'), this.session);
         if (isPromiseLike(result)) {
           this.host.trackTermination(
             Promise.resolve(result).catch((error: unknown) => this.logTerminateError(error)),
@@ -614,6 +623,13 @@ export class Connection implements SessionConnection, TransmissionWindow {
     // After the synchronous part of @OnTerminate, which may still read session.channels().
     this.host.registry.remove(this);
     this.host.connectionTerminated(this);
+  }
+
+  /** Why the connection ended, as @OnTerminate gets it; `fallback` when nothing closed it yet. */
+  private terminateReason(fallback: TerminateReason): TerminateReason {
+    const reason = this.closeReason;
+    if (reason === CONNECTION_LOST) return (this.closeReason = { kind: 'error', error: new ConnectionLostError() });
+    return reason ?? fallback;
   }
 
   private logTerminateError(error: unknown): void {
