@@ -35,11 +35,13 @@ interface WsInternals {
  * deliveries held back until @OnInit is done, or (every write) while a join waits for its
  * channel's subscription, bounded like unsent bytes.
  *
- * Coalescing: the first frame of an event-loop turn is kept back (one buffer, `pending`), and
- * the end of the turn (event-loop-turn.ts) writes it: a socket that gets one frame per turn (a
- * broadcast's member) costs one plain socket write, as with raw ws. A second frame in the same
- * turn corks the socket, writes both, and the end of the turn uncorks it: everything written to
- * a socket in one turn leaves in one write. Replies and deliveries alike are framed by hand into
+ * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
+ * (event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
+ * write. A delivery that is the turn's first write is not corked but kept back (one buffer,
+ * `pending`) and written at the end of the turn: a socket that gets one frame per turn (a
+ * broadcast's member) costs one plain socket write, as with raw ws; a second write in the turn
+ * corks the socket behind it. Replies are always corked: ws's answer to a close frame read in
+ * the same TCP chunk as the frame replied to then leaves after the reply, as it always did. Replies and deliveries alike are framed by hand into
  * one buffer and written to the TCP socket directly; ws.send() is used only while ws's sender is
  * busy or an extension (permessage-deflate) rewrites payloads, so that frames never overtake one
  * another. Before the connection closes, what is kept back is written ahead of the close frame.
@@ -109,12 +111,12 @@ export class OutboundWriter implements TurnFlushable {
     if (typeof data === 'string') {
       const bytes = Buffer.byteLength(data);
       if (!this.admit(bytes)) return false;
-      if (this.direct()) this.put(frameString(data, bytes, binary));
+      if (this.direct()) this.put(frameString(data, bytes, binary), false);
       // Node counts a queued string by its UTF-16 length: as bytes, bufferedAmount stays true.
       else this.viaWs(Buffer.from(data), binary);
     } else {
       if (!this.admit(data.byteLength)) return false;
-      if (this.direct()) this.putAll(frameBytes(data, binary));
+      if (this.direct()) this.putAll(frameBytes(data, binary), false);
       else this.viaWs(data, binary);
     }
     this.stats.framesOut++;
@@ -124,7 +126,7 @@ export class OutboundWriter implements TurnFlushable {
   /** Writes an already-encoded frame; false when not written. */
   write(frame: OutboundFrame): boolean {
     if (!this.admit(frame.byteLength)) return false;
-    if (this.direct()) this.putAll(frame.framed);
+    if (this.direct()) this.putAll(frame.framed, true);
     else this.viaWs(frame.data, frame.binary);
     this.stats.framesOut++;
     return true;
@@ -208,9 +210,10 @@ export class OutboundWriter implements TurnFlushable {
     return this.plain && this.sender._state === SENDER_IDLE;
   }
 
-  private put(chunk: Buffer): void {
+  /** `keepBack`: a delivery, which may wait for the end of the turn uncorked (see above). */
+  private put(chunk: Buffer, keepBack: boolean): void {
     if (!this.corked) {
-      if (this.pending === null && chunk.length < TURN_FLUSH_BYTES) {
+      if (keepBack && this.pending === null && chunk.length < TURN_FLUSH_BYTES) {
         // The turn's first frame: kept back, in case more follow.
         this.pending = chunk;
         this.corkedBytes = chunk.length;
@@ -224,9 +227,9 @@ export class OutboundWriter implements TurnFlushable {
     if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
   }
 
-  private putAll(chunks: Buffer[]): void {
+  private putAll(chunks: Buffer[], keepBack: boolean): void {
     if (chunks.length === 1) {
-      this.put(chunks[0]);
+      this.put(chunks[0], keepBack);
       return;
     }
     if (!this.corked) this.cork();
