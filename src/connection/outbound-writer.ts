@@ -41,10 +41,12 @@ interface WsInternals {
  * `pending`) and written at the end of the turn: a socket that gets one frame per turn (a
  * broadcast's member) costs one plain socket write, as with raw ws; a second write in the turn
  * corks the socket behind it. Replies are always corked: ws's answer to a close frame read in
- * the same TCP chunk as the frame replied to then leaves after the reply, as it always did. Replies and deliveries alike are framed by hand into
- * one buffer and written to the TCP socket directly; ws.send() is used only while ws's sender is
- * busy or an extension (permessage-deflate) rewrites payloads, so that frames never overtake one
- * another. Before the connection closes, what is kept back is written ahead of the close frame.
+ * the same TCP chunk as the frame replied to then leaves after the reply, as it always did.
+ * Before the connection closes, what is kept back is written ahead of the close frame.
+ *
+ * Replies and deliveries alike are framed by hand into one buffer and written to the TCP socket
+ * directly; ws.send() is used only while ws's sender is busy or an extension (permessage-deflate)
+ * rewrites payloads, so that frames never overtake one another.
  *
  * Every size is in bytes as they go on the wire (UTF-8), never in UTF-16 units.
  */
