@@ -220,6 +220,54 @@ describe.runIf(enabled)('NatsTransport on a real NATS server', () => {
       await expect(transport.publish(userTopic('7'), Buffer.from('x'))).rejects.toThrow('after close()');
     });
 
+    it("the owner's drain() of a connection it was given still delivers what was published before, then ends", async () => {
+      const prefix = uniquePrefix('drain');
+      const connection = await connect({ servers: NATS_URL });
+      const transport = new NatsTransport({ connection, prefix });
+      opened.push(transport);
+      await transport.connect();
+      const box = received();
+      await transport.subscribe(userTopic('7'), box.handler);
+      await transport.subscribe(channelTopic('lobby'), box.handler);
+      const publisher = await raw();
+      publisher.publish(`${prefix}.user.7`, 'to the user');
+      publisher.publish(`${prefix}.channel.lobby`, 'to the channel');
+      await publisher.flush();
+      await connection.drain();
+      expect(connection.isClosed()).toBe(true);
+      expect(box.payloads.sort()).toEqual(['to the channel', 'to the user']);
+    });
+
+    it('works on a connection that offers only the public NatsConnection API', async () => {
+      const prefix = uniquePrefix('public');
+      const real = await raw();
+      // A wrapper (as an instrumented or proxied connection would be): no client internals.
+      const connection: NatsConnectionLike = {
+        publish: (subject, payload) => real.publish(subject, payload),
+        subscribe: (subject, options) => real.subscribe(subject, options),
+        flush: () => real.flush(),
+        drain: () => real.drain(),
+        close: () => real.close(),
+        isClosed: () => real.isClosed(),
+        status: () => real.status(),
+      };
+      const transport = new NatsTransport({ connection, prefix });
+      opened.push(transport);
+      await transport.connect();
+      const box = received();
+      await transport.subscribe(userTopic('7'), box.handler);
+      const publisher = await raw();
+      publisher.publish(`${prefix}.user.7`, 'subscribed');
+      await until(() => box.payloads.length === 1);
+      await transport.unsubscribe(userTopic('7'));
+      await real.flush();
+      publisher.publish(`${prefix}.user.7`, 'unsubscribed');
+      await publisher.flush();
+      await real.flush();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(box.payloads).toEqual(['subscribed']);
+    });
+
     it('rejects publishing once the owner closes the connection it was given', async () => {
       const connection = await connect({ servers: NATS_URL });
       const transport = new NatsTransport({ connection, prefix: uniquePrefix('owner') });
