@@ -108,6 +108,8 @@ export function leanSubscriber(
   return (topic) => {
     // What the client's own subscribe() refuses.
     if (isDraining?.call(connection)) throw new Error('NatsTransport: the NATS connection is draining');
+    // A topic without a subject throws here, before the client holds it (it asks again on reconnect).
+    subjectOf(topic);
     const subscription = new LeanSubscription(topic);
     protocol.subscribe(subscription);
     return subscription;

@@ -4,13 +4,14 @@ import { InvalidOptionsError, NatsTransport, type NatsConnectionLike, type NatsT
 import { channelTopic, sessionTopic, userTopic } from '../../src/cluster/topics.js';
 import { escapeNatsToken, natsSubject } from '../../src/cluster/nats-subjects.js';
 import { uniquePrefix } from '../support/brokers.js';
-import { NATS_URL, natsAvailable } from '../support/nats.js';
+import { NATS_URL, natsAvailable, natsServerAvailable, OwnNatsServer } from '../support/nats.js';
 import { runTransportContract } from './transport.contract.js';
 
 // Compile-time proof that a real v3 connection fits the structural type NatsTransport accepts.
 const _fits: (connection: NatsConnection) => NatsConnectionLike = (connection) => connection;
 
 const enabled = await natsAvailable();
+const ownServer = await natsServerAvailable();
 
 describe('natsSubject (SPEC 9.4: the subject contract for external publishers)', () => {
   it('maps user, channel and session topics to <prefix>.<kind>.<id> subjects', () => {
@@ -237,6 +238,29 @@ describe.runIf(enabled)('NatsTransport on a real NATS server', () => {
       expect(connection.isClosed()).toBe(true);
       expect(box.payloads.sort()).toEqual(['to the channel', 'to the user']);
     });
+
+    it.runIf(ownServer)('refuses a topic without a subject, and restores the others after the server restarts', async () => {
+      const server = await OwnNatsServer.start();
+      opened.push({ close: () => server.kill() });
+      const prefix = uniquePrefix('nosubject');
+      const transport = new NatsTransport({ servers: server.url, prefix });
+      opened.push(transport);
+      await transport.connect();
+      const box = received();
+      await expect(transport.subscribe('nonsense', box.handler)).rejects.toThrow('"nonsense" is not a Riverside topic');
+      await transport.subscribe(userTopic('7'), box.handler);
+      await server.kill();
+      await server.restart();
+      const publisher = await connect({ servers: server.url });
+      opened.push(publisher);
+      const deadline = Date.now() + 10_000;
+      while (box.payloads.length === 0 && Date.now() < deadline) {
+        publisher.publish(`${prefix}.user.7`, 'after the restart');
+        await publisher.flush();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(box.payloads[0]).toBe('after the restart');
+    }, 20_000);
 
     it('works on a connection that offers only the public NatsConnection API', async () => {
       const prefix = uniquePrefix('public');
