@@ -1,11 +1,12 @@
 // `npm run bench:scale` (issue 11): Riverside on several cluster workers sharing one port, at
 // scale, on this machine's loopback only. Load generators are their own processes, each from its
-// own 127.0.0.x source address (one process may hold 20,000 files; one source address has ~28k
-// ephemeral ports), and every child process stops by itself. Measures, over IpcTransport and
+// own 127.0.0.x source address and choosing its source ports itself (one process may hold 20,000
+// files), and every child process stops by itself. Measures, over IpcTransport and
 // over Redis: connections opened and their rate, RSS per connection per worker, cross-worker
 // user deliveries at steady rates (p50/p99/p999 and server CPU per delivery, next to deliveries
-// that stay on one worker), channel fan-out across workers, a reconnect storm after a worker is
-// killed (with maxHandshakesPerSecond), and the drain on SIGTERM; then fan-out throughput with 1
+// that stay on one worker), channel fan-out across workers, and the drain on SIGTERM; then, on a
+// cluster of its own with maxHandshakesPerSecond, a reconnect storm after a worker is killed;
+// then fan-out throughput with 1
 // and 2 workers next to a single-process raw `ws` server. Writes bench/scale-results.json and
 // the scale section of bench/RESULTS.md.
 //
@@ -219,8 +220,9 @@ async function reconnectStorm(cluster: Cluster, loads: LoadGens) {
     expected: loads.connected,
     dropped,
     otherWorkersDropped: dropped - killed.connections,
-    /** Each worker's CPU over the storm, in cores (survivors, then the replacement). */
+    /** The CPU of the busiest worker (survivors and replacement) over the whole storm, in cores. */
     busiestMeanCpuShare: Math.max(...cpuShares),
+    /** The most CPU one worker used in one STORM_SAMPLE_MS, in cores. */
     peakCpuShare,
   };
   log(
