@@ -19,6 +19,9 @@
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
 //   SCALE_TRANSPORTS=ipc,redis
 //   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
+//   SCALE_PROFILE_DIR=dir    `node --cpu-prof` on the cluster's processes, profiles written there on exit
+//   SCALE_RATES_ONLY=1       only the steady-rate deliveries (and the single-node baseline): no
+//                            fan-out, storm, 2-worker or raw ws run; writes only SCALE_OUT
 //   REDIS_URL                (default redis://127.0.0.1:6379)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -33,6 +36,7 @@ import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from '
 const DIST = fileURLToPath(new URL('.', import.meta.url));
 const BENCH_DIR = join(DIST, '..');
 const smoke = process.env.SCALE_SMOKE === '1';
+const ratesOnly = process.env.SCALE_RATES_ONLY === '1';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Connections per load-generator process (the per-process file limit is 20,000). */
 const PER_LOAD_GEN = 17_000;
@@ -46,16 +50,18 @@ const SETTINGS = smoke
       rates: [5000, 20_000],
       seconds: Number(process.env.SCALE_SECONDS ?? 10),
       broadcasts: 20,
-      storm: true,
+      storm: !ratesOnly,
       stormHandshakesPerSecond: 300,
-      scaling: [1, 2],
+      scaling: ratesOnly ? [1] : [1, 2],
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
-      raw: true,
+      raw: !ratesOnly,
     };
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
 const MAX_LIFETIME = smoke ? 120_000 : 30 * 60_000;
 /** Opening stops after this long: on a busy machine the run reports the connections it has. */
 const OPEN_BUDGET_S = Number(process.env.SCALE_OPEN_BUDGET ?? 600);
+
+const profileFlags = process.env.SCALE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_PROFILE_DIR}`] : [];
 
 const log = (line: string) => console.log(`[bench:scale] ${line}`);
 
@@ -80,7 +86,7 @@ async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local
     maxLifetimeMs: MAX_LIFETIME,
   };
   // No pinning: the workers are meant to spread over every core.
-  const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc'] });
+  const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc', ...profileFlags] });
   const ready = await child.next<Extract<ScaleReport, { type: 'ready' }>>('ready', 60_000);
   return { child, port, primaryPid: ready.primaryPid, workers };
 }
@@ -224,7 +230,7 @@ interface TransportRun {
   perWorker: { pid: number; connections: number; rssMiB: number; rssBytesPerConnection: number; heapBytesPerConnection: number }[];
   primaryRssMiB: number;
   rates: RateRow[];
-  fanout: Awaited<ReturnType<typeof fanout>>;
+  fanout: Awaited<ReturnType<typeof fanout>> | null;
   storm?: { killedConnections: number; maxHandshakesPerSecond: number; seconds: number; refused: number; attempts: number; stillOpen: number; dropped: number };
   drain: { seconds: number; clientsClosedSeconds: number; closeCodes: Record<string, number> };
 }
@@ -266,8 +272,8 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
     const rates: RateRow[] = [];
     rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local', loads.users));
     for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote', loads.users));
-    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
-    log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
+    const fan = ratesOnly ? null : await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
+    if (fan) log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
 
     let stormResult: TransportRun['storm'];
     if (storm) {
@@ -335,8 +341,8 @@ async function scalingRun(workers: number) {
   const cluster = await startCluster(workers, transport);
   try {
     const loads = await openConnections(cluster.port, '/bench', SETTINGS.scalingMembers, SETTINGS.scalingMembers, false);
-    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts * 5);
-    log(`${workers} worker(s), ${transport}: fan-out ${Math.round(fan.rate)} deliveries/s`);
+    const fan = ratesOnly ? null : await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts * 5);
+    if (fan) log(`${workers} worker(s), ${transport}: fan-out ${Math.round(fan.rate)} deliveries/s`);
     let local: RateRow | null = null;
     if (workers === 1) {
       const stats = await clusterStats(cluster, false);
@@ -392,7 +398,7 @@ const rawWs = SETTINGS.raw ? await rawWsRun() : null;
 const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: SETTINGS, seconds: (Date.now() - started) / 1000, runs, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-if (!smoke) {
+if (!smoke && !ratesOnly) {
   const { renderScaleSection } = await import('./scale-report.js');
   const file = join(BENCH_DIR, 'RESULTS.md');
   const current = readFileSync(file, 'utf8');

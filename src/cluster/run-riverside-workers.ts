@@ -33,6 +33,12 @@ export interface RiversideWorkersOptions {
    * only the primary gets SIGTERM. @default true
    */
   handleSignals?: boolean;
+  /**
+   * Bytes of deliveries the primary's {@link IpcHub} holds for a worker that does not read
+   * them; past it, they are dropped, counted and logged (see `IpcHubOptions.maxWorkerBacklog`).
+   * @default 67108864 (64 MiB)
+   */
+  maxWorkerBacklog?: number;
 }
 
 /**
@@ -48,7 +54,7 @@ export interface RiversideWorkers {
   stop(): Promise<void>;
 }
 
-const KNOWN_OPTIONS = ['main', 'workers', 'restartDelay', 'stopTimeout', 'handleSignals'] as const;
+const KNOWN_OPTIONS = ['main', 'workers', 'restartDelay', 'stopTimeout', 'handleSignals', 'maxWorkerBacklog'] as const;
 /** A worker that lived less than this counts as a crash at start (backoff doubles). */
 const SHORT_LIFE_MS = 5000;
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -69,6 +75,11 @@ const MAX_RESTART_DELAY_MS = 30_000;
  * });
  * ```
  *
+ * The workers are forked with `serialization: 'advanced'` (structured clone), so that
+ * `IpcTransport` payloads cross as bytes rather than base64 JSON; the app's own
+ * `process.send()` messages go the same way (a Date stays a Date; a function in one throws
+ * instead of disappearing).
+ *
  * Resolves, in the primary, with a {@link RiversideWorkers} handle once the workers are forked;
  * in a worker, with `null` once `main` has resolved. Clients of a worker that dies see their
  * socket close (1006) and reconnect to the others. Works on Node 20 (no `reusePort` needed).
@@ -83,9 +94,10 @@ export async function runRiversideWorkers(options: RiversideWorkersOptions): Pro
   return supervise(resolved);
 }
 
-function supervise(options: Required<RiversideWorkersOptions>): RiversideWorkers {
+function supervise(options: Resolved): RiversideWorkers {
   const logger = new Logger('Riverside');
-  const hub = new IpcHub();
+  const hub = new IpcHub(options.maxWorkerBacklog === undefined ? {} : { maxWorkerBacklog: options.maxWorkerBacklog });
+  cluster.setupPrimary({ serialization: 'advanced' });
   const started = new Map<Worker, number>();
   let stopping: Promise<void> | null = null;
   let restartDelay = options.restartDelay;
@@ -142,7 +154,9 @@ function supervise(options: Required<RiversideWorkersOptions>): RiversideWorkers
   return { hub, workers: () => [...started.keys()], stop };
 }
 
-function validate(options: RiversideWorkersOptions): Required<RiversideWorkersOptions> {
+type Resolved = Required<Omit<RiversideWorkersOptions, 'maxWorkerBacklog'>> & Pick<RiversideWorkersOptions, 'maxWorkerBacklog'>;
+
+function validate(options: RiversideWorkersOptions): Resolved {
   const invalid = (option: string, value: unknown, expected: string): never => {
     throw new InvalidOptionsError(option, `runRiversideWorkers: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
   };
@@ -152,11 +166,14 @@ function validate(options: RiversideWorkersOptions): Required<RiversideWorkersOp
       invalid(key, (options as unknown as Record<string, unknown>)[key], `one of the known options (${KNOWN_OPTIONS.join(', ')})`);
     }
   }
-  const { main, workers = availableParallelism(), restartDelay = 1000, stopTimeout = 10_000, handleSignals = true } = options;
+  const { main, workers = availableParallelism(), restartDelay = 1000, stopTimeout = 10_000, handleSignals = true, maxWorkerBacklog } = options;
   if (typeof main !== 'function') invalid('main', main, 'a function that starts the app');
   if (!(Number.isInteger(workers) && workers >= 1)) invalid('workers', workers, 'an integer >= 1');
   if (!(Number.isInteger(restartDelay) && restartDelay >= 0)) invalid('restartDelay', restartDelay, 'an integer >= 0 (ms)');
   if (!(Number.isInteger(stopTimeout) && stopTimeout > 0)) invalid('stopTimeout', stopTimeout, 'a positive integer (ms)');
   if (typeof handleSignals !== 'boolean') invalid('handleSignals', handleSignals, 'true or false');
-  return { main, workers, restartDelay, stopTimeout, handleSignals };
+  if (maxWorkerBacklog !== undefined && !(Number.isInteger(maxWorkerBacklog) && maxWorkerBacklog > 0)) {
+    invalid('maxWorkerBacklog', maxWorkerBacklog, 'a positive integer (bytes)');
+  }
+  return { main, workers, restartDelay, stopTimeout, handleSignals, maxWorkerBacklog };
 }
