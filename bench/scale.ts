@@ -171,16 +171,30 @@ interface RateRow {
   p999: number;
   max: number;
   cpuMicrosPerDelivery: number;
+  /** The same, less the CPU the server spends idle (connections open, nothing delivered) over as long. */
+  netCpuMicrosPerDelivery: number;
 }
 
-async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
+/** Server CPU seconds per second with every connection idle and nothing delivered. */
+async function idleCpu(pids: number[]): Promise<number> {
+  const before = serverCpu(pids);
+  const startNs = process.hrtime.bigint();
+  await sleep(SETTINGS.seconds * 1000);
+  const cpuPerSecond = (serverCpu(pids) - before) / (Number(process.hrtime.bigint() - startNs) / 1e9);
+  log(`idle: ${(cpuPerSecond * 1000).toFixed(1)} ms server CPU per second`);
+  return cpuPerSecond;
+}
+
+async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idle: number, transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
+  const startNs = process.hrtime.bigint();
   cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
   await sleep(1000); // stragglers
   const cpu = serverCpu(pids) - cpuBefore;
+  const netCpu = cpu - idle * (Number(process.hrtime.bigint() - startNs) / 1e9);
   const { micros } = await gather(loads);
   const row: RateRow = {
     transport,
@@ -195,8 +209,12 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], tra
     p999: percentile(micros, 99.9) / 1000,
     max: (micros[micros.length - 1] ?? Number.NaN) / 1000,
     cpuMicrosPerDelivery: (cpu * 1e6) / driven.sent,
+    netCpuMicrosPerDelivery: (netCpu * 1e6) / driven.sent,
   };
-  log(`${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery`);
+  log(
+    `${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ` +
+      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle)`,
+  );
   return row;
 }
 
@@ -269,9 +287,10 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
       await cluster.child.next('driven', 60_000);
     }
     await sleep(500);
+    const idle = await idleCpu(pids);
     const rates: RateRow[] = [];
-    rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local', loads.users));
-    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote', loads.users));
+    rates.push(await steadyRate(cluster, loads, pids, idle, transport, SETTINGS.rates[0], 'local', loads.users));
+    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, idle, transport, rate, 'remote', loads.users));
     const fan = ratesOnly ? null : await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
     if (fan) log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
 
@@ -349,7 +368,7 @@ async function scalingRun(workers: number) {
       const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
       cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where: 'local' });
       await cluster.child.next('driven', 60_000);
-      local = await steadyRate(cluster, loads, pids, 'single node (LocalTransport)', SETTINGS.rates[0], 'local', loads.users);
+      local = await steadyRate(cluster, loads, pids, await idleCpu(pids), 'single node (LocalTransport)', SETTINGS.rates[0], 'local', loads.users);
     }
     await closeLoads(loads);
     return { workers, transport, ...fan, local };

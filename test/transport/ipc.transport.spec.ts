@@ -68,6 +68,8 @@ describe('IpcTransport', () => {
   });
 
   it('names the bad option', () => {
+    expect(() => new IpcHub({ maxWorkerBacklog: 1.5 })).toThrow('IpcHub: invalid option "maxWorkerBacklog": expected a positive integer (bytes), got 1.5.');
+    expect(() => new IpcHub({ max: 1 } as never)).toThrow('IpcHub: invalid option "max"');
     expect(() => new IpcTransport({ readyTimeout: -1 })).toThrow('IpcTransport: invalid option "readyTimeout": expected a positive integer (ms), got -1.');
     expect(() => new IpcTransport({ prefix: '' })).toThrow('IpcTransport: invalid option "prefix"');
     expect(() => new IpcTransport({ url: 'x' } as never)).toThrow('IpcTransport: invalid option "url"');

@@ -10,7 +10,8 @@ describe('runRiversideWorkers options', () => {
     [{ main: () => {}, restartDelay: -1 }, 'runRiversideWorkers: invalid option "restartDelay": expected an integer >= 0 (ms), got -1.'],
     [{ main: () => {}, stopTimeout: 0 }, 'runRiversideWorkers: invalid option "stopTimeout": expected a positive integer (ms), got 0.'],
     [{ main: () => {}, handleSignals: 'yes' }, 'runRiversideWorkers: invalid option "handleSignals": expected true or false, got "yes".'],
-    [{ main: () => {}, worker: 2 }, 'runRiversideWorkers: invalid option "worker": expected one of the known options (main, workers, restartDelay, stopTimeout, handleSignals), got 2.'],
+    [{ main: () => {}, worker: 2 }, 'runRiversideWorkers: invalid option "worker": expected one of the known options (main, workers, restartDelay, stopTimeout, handleSignals, maxWorkerBacklog), got 2.'],
+    [{ main: () => {}, maxWorkerBacklog: 0 }, 'runRiversideWorkers: invalid option "maxWorkerBacklog": expected a positive integer (bytes), got 0.'],
   ])('refuses %o', async (options, message) => {
     const refusal = runRiversideWorkers(options as never);
     await expect(refusal).rejects.toThrow(InvalidOptionsError);
