@@ -175,9 +175,9 @@ export function decodeWireMessage(payload: Uint8Array): WireMessage | WireReject
       if ((flags & (FLAG_RAW_BINARY | FLAG_RAW_TEXT)) !== 0) {
         return { kind: 'frame', origin, session, binary: (flags & FLAG_RAW_BINARY) !== 0, data: body };
       }
-      return readStructured(body, (message) => ({ kind: 'deliver', origin, session, message }));
+      return readStructured('deliver', origin, session, body);
     case KIND_INFO:
-      return readStructured(body, (info) => ({ kind: 'info', origin, session, info }));
+      return readStructured('info', origin, session, body);
     case KIND_CLOSE:
       if (body.length < 2) return rejected('close without a code');
       return { kind: 'close', origin, session, code: body.readUInt16BE(0), reason: body.toString('utf8', 2) };
@@ -225,14 +225,14 @@ function structured(address: WireAddress, kind: number, headerFields: number, he
   return wire;
 }
 
-function readStructured(body: Buffer, wrap: (value: unknown) => WireMessage): WireMessage | WireRejection {
+function readStructured(kind: 'deliver' | 'info', origin: string, session: string | null, body: Buffer): WireMessage | WireRejection {
   let value: unknown;
   try {
     value = deserialize(body);
   } catch (error) {
     return rejected(`unreadable structured-clone body: ${(error as Error).message}`);
   }
-  return wrap(value);
+  return kind === 'deliver' ? { kind, origin, session, message: value } : { kind, origin, session, info: value };
 }
 
 function rejected(reason: string): WireRejection {
