@@ -61,8 +61,9 @@ const FLAG_RAW_BINARY = 1;
 const FLAG_RAW_TEXT = 2;
 const FLAG_SESSION = 4;
 const FIXED = 8;
-/** Room for a usual header, written over once the body length is known. */
+/** Room for a usual header, written over once the body length is known; a view per length, made once. */
 const HEAD_PLACEHOLDER = Buffer.alloc(512);
+const headPlaceholders: Buffer[] = [];
 
 /**
  * The bytes of a message, in one buffer. Throws an EncodeError when the message (or info)
@@ -214,7 +215,9 @@ function structured(address: WireAddress, kind: number, headerFields: number, he
   let wire: Buffer;
   try {
     const serializer = new DefaultSerializer();
-    serializer.writeRawBytes(headLength <= HEAD_PLACEHOLDER.length ? HEAD_PLACEHOLDER.subarray(0, headLength) : Buffer.alloc(headLength));
+    serializer.writeRawBytes(
+      headLength <= HEAD_PLACEHOLDER.length ? (headPlaceholders[headLength] ??= HEAD_PLACEHOLDER.subarray(0, headLength)) : Buffer.alloc(headLength),
+    );
     serializer.writeHeader();
     serializer.writeValue(value);
     wire = serializer.releaseBuffer();
