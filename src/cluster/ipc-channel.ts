@@ -11,8 +11,9 @@ export interface IpcChannel {
   /** False once the channel is closed (`process.connected`, `worker.isConnected()`'s field). */
   readonly connected?: boolean;
   /**
-   * Sends a message; `callback` is called once it has left (as Node's IPC does), which is how the
-   * hub knows how much a worker has not read yet (see `IpcHubOptions.maxWorkerBacklog`).
+   * Sends a message; `callback` must be called once it has left, or failed to (as Node's IPC
+   * does): until then the hub counts it as not read by the worker (see
+   * `IpcHubOptions.maxWorkerBacklog`).
    */
   send(message: unknown, callback?: (error: Error | null) => void): boolean;
   on(event: 'message', listener: (message: unknown) => void): unknown;
