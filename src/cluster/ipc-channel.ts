@@ -2,8 +2,8 @@
  * One end of an IPC channel between a cluster primary and a worker: `process` in a worker,
  * a `cluster.Worker` (or `ChildProcess`) in the primary. The hub and the transport work over
  * both of Node's IPC serializations: with the default `'json'`, payloads travel as base64
- * strings; over a channel that carries structured-clone data (`serialization: 'advanced'`, as
- * `runRiversideWorkers()` forks its workers, or a worker_threads port), as bytes, neither
+ * strings; over a channel that carries structured-clone data (`serialization: 'advanced'`, or a
+ * worker_threads port), as bytes, neither
  * encoded nor decoded. The two ends find out which at the hello (see {@link IpcHubMessage}).
  * @publicApi
  */
