@@ -7,8 +7,12 @@
 // and exits 1 unless all three are 0.
 //
 // A receiver is owed the deliveries sent after it heard of its first join (for its user and
-// session) or of its join of a channel, until it starts to leave; then it waits SOAK_GRACE_MS
-// (2000) for what is still on its way before the check.
+// session) or of its join of a channel, until it starts to leave. Then, before the check, it
+// fences each stream it was owed: one more delivery on that stream from the same sender, and it
+// waits for it (at most SOAK_FENCE_MS, 30000). Order is kept per stream, so a delivery owed and
+// not seen once the fence has arrived is lost, not late: a loaded machine makes deliveries
+// slower (the figure maxFenceMs says how much), never a false loss. A fence that does not come
+// within SOAK_FENCE_MS counts in fenceTimeouts, and what it fenced as lost.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -18,7 +22,7 @@ import WebSocket from 'ws';
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const NODES = Number(process.env.SOAK_NODES ?? 3);
 const TRANSPORT = process.env.SOAK_TRANSPORT ?? 'redis';
-const GRACE_MS = Number(process.env.SOAK_GRACE_MS ?? 2000);
+const FENCE_MS = Number(process.env.SOAK_FENCE_MS ?? 30_000);
 const RECEIVERS = 24;
 const USERS = 8;
 const CHANNELS = ['ch0', 'ch1', 'ch2', 'ch3'];
@@ -27,7 +31,23 @@ const BURST = 8;
 const PREFIX = `soak-${process.pid}-${Date.now()}`;
 const NODE_SCRIPT = fileURLToPath(new URL('./node.mjs', import.meta.url));
 
-const figures = { transport: TRANSPORT, nodes: NODES, seconds: SECONDS, issued: 0, owed: 0, received: 0, lost: 0, duplicated: 0, reordered: 0, sessions: 0, joins: 0, leaves: 0 };
+const figures = {
+  transport: TRANSPORT,
+  nodes: NODES,
+  seconds: SECONDS,
+  issued: 0,
+  owed: 0,
+  received: 0,
+  lost: 0,
+  duplicated: 0,
+  reordered: 0,
+  sessions: 0,
+  joins: 0,
+  leaves: 0,
+  fences: 0,
+  fenceTimeouts: 0,
+  maxFenceMs: 0,
+};
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
 
@@ -75,6 +95,8 @@ class Receiver {
     this.owed = new Map();
     this.seen = new Map();
     this.acks = new Map();
+    /** Stream key -> the fence awaited on it: its number and what to call once it is seen. */
+    this.fences = new Map();
   }
 
   async connect() {
@@ -101,6 +123,8 @@ class Receiver {
     else if (message.n < seen.max) figures.reordered++;
     seen.all.add(message.n);
     seen.max = Math.max(seen.max, message.n);
+    const fence = this.fences.get(message.k);
+    if (fence !== undefined && seen.max >= fence.n) fence.arrived();
   }
 
   request(message, key) {
@@ -119,13 +143,43 @@ class Receiver {
     this.channels.add(channel);
   }
 
-  /** Stops being owed the channel, waits for what is on its way, checks it, then leaves. */
+  /** Stops being owed the channel, fences what is on its way, checks it, then leaves. */
   async leave(channel) {
     this.channels.delete(channel);
-    await sleep(GRACE_MS);
-    this.check((key) => key.endsWith(`|c:${channel}`));
+    const filter = (key) => key.endsWith(`|c:${channel}`);
+    await this.fence(filter);
+    this.check(filter);
     await this.request({ leave: channel }, channel);
     figures.leaves++;
+  }
+
+  /**
+   * Sends one more delivery on each stream this receiver was owed (matching `filter`) and waits
+   * until it has seen it, or SOAK_FENCE_MS.
+   */
+  async fence(filter) {
+    const keys = [...this.owed.keys()].filter(filter);
+    const started = Date.now();
+    await Promise.all(
+      keys.map(
+        (key) =>
+          new Promise((resolve) => {
+            const timer = setTimeout(() => {
+              figures.fenceTimeouts++;
+              if (process.env.SOAK_DEBUG) console.error(`fence timed out on ${key} at ${this.user}/${this.sid} on ${this.node.url}`);
+              resolve();
+            }, FENCE_MS);
+            const arrived = () => {
+              clearTimeout(timer);
+              this.fences.delete(key);
+              resolve();
+            };
+            this.fences.set(key, { n: issue(key), arrived });
+            figures.fences++;
+          }),
+      ),
+    );
+    figures.maxFenceMs = Math.max(figures.maxFenceMs, Date.now() - started);
   }
 
   owes(key) {
@@ -157,7 +211,7 @@ class Receiver {
 
   async retire() {
     this.retiring = true;
-    await sleep(GRACE_MS);
+    await this.fence(() => true);
     this.check();
     this.ws.close();
   }
@@ -167,6 +221,32 @@ const nodes = await Promise.all(Array.from({ length: NODES }, startNode));
 const senders = await Promise.all(nodes.map((node) => open(`${node.url}?user=sender&sid=${randomBytes(4).toString('hex')}`)));
 const receivers = new Set();
 const sequence = new Map();
+
+/** The delivery target of a stream key (`s<sender>|u:<user>`, `|s:<user>/<sid>` or `|c:<channel>`). */
+function targetOf(key) {
+  const stream = key.slice(key.indexOf('|') + 1);
+  const id = stream.slice(2);
+  if (stream.startsWith('u:')) return { user: id };
+  if (stream.startsWith('c:')) return { channel: id };
+  const slash = id.indexOf('/');
+  return { session: [id.slice(0, slash), id.slice(slash + 1)] };
+}
+
+/** The next delivery of a stream: owed by every receiver that owes the stream now. */
+function next(streamKey) {
+  const n = (sequence.get(streamKey) ?? 0) + 1;
+  sequence.set(streamKey, n);
+  for (const candidate of receivers) if (candidate.owes(streamKey)) candidate.owe(streamKey, n);
+  figures.issued++;
+  return [targetOf(streamKey), { k: streamKey, n }];
+}
+
+/** Sends one delivery on a stream at once, from its sender; returns its number. */
+function issue(streamKey) {
+  const delivery = next(streamKey);
+  senders[Number(streamKey.slice(1, streamKey.indexOf('|')))].send(JSON.stringify({ burst: [delivery] }));
+  return delivery[1].n;
+}
 
 async function newReceiver() {
   const receiver = new Receiver(pick(nodes), `u${Math.floor(Math.random() * USERS)}`);
@@ -186,18 +266,8 @@ while (Date.now() < deadline) {
     for (let i = 0; i < BURST; i++) {
       const receiver = pick(live);
       const kind = Math.random();
-      const [target, key] =
-        kind < 0.4
-          ? [{ channel: pick(CHANNELS) }, null]
-          : kind < 0.7
-            ? [{ user: receiver.user }, `u:${receiver.user}`]
-            : [{ session: [receiver.user, receiver.sid] }, `s:${receiver.user}/${receiver.sid}`];
-      const streamKey = `s${index}|${key ?? `c:${target.channel}`}`;
-      const n = (sequence.get(streamKey) ?? 0) + 1;
-      sequence.set(streamKey, n);
-      for (const candidate of receivers) if (candidate.owes(streamKey)) candidate.owe(streamKey, n);
-      burst.push([target, { k: streamKey, n }]);
-      figures.issued++;
+      const stream = kind < 0.4 ? `c:${pick(CHANNELS)}` : kind < 0.7 ? `u:${receiver.user}` : `s:${receiver.user}/${receiver.sid}`;
+      burst.push(next(`s${index}|${stream}`));
     }
     sender.send(JSON.stringify({ burst }));
   });

@@ -4,13 +4,14 @@ import { InvalidOptionsError, NatsTransport, type NatsConnectionLike, type NatsT
 import { channelTopic, sessionTopic, userTopic } from '../../src/cluster/topics.js';
 import { escapeNatsToken, natsSubject } from '../../src/cluster/nats-subjects.js';
 import { uniquePrefix } from '../support/brokers.js';
-import { NATS_URL, natsAvailable } from '../support/nats.js';
+import { NATS_URL, natsAvailable, natsServerAvailable, OwnNatsServer } from '../support/nats.js';
 import { runTransportContract } from './transport.contract.js';
 
 // Compile-time proof that a real v3 connection fits the structural type NatsTransport accepts.
 const _fits: (connection: NatsConnection) => NatsConnectionLike = (connection) => connection;
 
 const enabled = await natsAvailable();
+const ownServer = await natsServerAvailable();
 
 describe('natsSubject (SPEC 9.4: the subject contract for external publishers)', () => {
   it('maps user, channel and session topics to <prefix>.<kind>.<id> subjects', () => {
@@ -218,6 +219,77 @@ describe.runIf(enabled)('NatsTransport on a real NATS server', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(box.payloads).toEqual(['before']);
       await expect(transport.publish(userTopic('7'), Buffer.from('x'))).rejects.toThrow('after close()');
+    });
+
+    it("the owner's drain() of a connection it was given still delivers what was published before, then ends", async () => {
+      const prefix = uniquePrefix('drain');
+      const connection = await connect({ servers: NATS_URL });
+      const transport = new NatsTransport({ connection, prefix });
+      opened.push(transport);
+      await transport.connect();
+      const box = received();
+      await transport.subscribe(userTopic('7'), box.handler);
+      await transport.subscribe(channelTopic('lobby'), box.handler);
+      const publisher = await raw();
+      publisher.publish(`${prefix}.user.7`, 'to the user');
+      publisher.publish(`${prefix}.channel.lobby`, 'to the channel');
+      await publisher.flush();
+      await connection.drain();
+      expect(connection.isClosed()).toBe(true);
+      expect(box.payloads.sort()).toEqual(['to the channel', 'to the user']);
+    });
+
+    it.runIf(ownServer)('refuses a topic without a subject, and restores the others after the server restarts', async () => {
+      const server = await OwnNatsServer.start();
+      opened.push({ close: () => server.kill() });
+      const prefix = uniquePrefix('nosubject');
+      const transport = new NatsTransport({ servers: server.url, prefix });
+      opened.push(transport);
+      await transport.connect();
+      const box = received();
+      await expect(transport.subscribe('nonsense', box.handler)).rejects.toThrow('"nonsense" is not a Riverside topic');
+      await transport.subscribe(userTopic('7'), box.handler);
+      await server.kill();
+      await server.restart();
+      const publisher = await connect({ servers: server.url });
+      opened.push(publisher);
+      const deadline = Date.now() + 10_000;
+      while (box.payloads.length === 0 && Date.now() < deadline) {
+        publisher.publish(`${prefix}.user.7`, 'after the restart');
+        await publisher.flush();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(box.payloads[0]).toBe('after the restart');
+    }, 20_000);
+
+    it('works on a connection that offers only the public NatsConnection API', async () => {
+      const prefix = uniquePrefix('public');
+      const real = await raw();
+      // A wrapper (as an instrumented or proxied connection would be): no client internals.
+      const connection: NatsConnectionLike = {
+        publish: (subject, payload) => real.publish(subject, payload),
+        subscribe: (subject, options) => real.subscribe(subject, options),
+        flush: () => real.flush(),
+        drain: () => real.drain(),
+        close: () => real.close(),
+        isClosed: () => real.isClosed(),
+        status: () => real.status(),
+      };
+      const transport = new NatsTransport({ connection, prefix });
+      opened.push(transport);
+      await transport.connect();
+      const box = received();
+      await transport.subscribe(userTopic('7'), box.handler);
+      const publisher = await raw();
+      publisher.publish(`${prefix}.user.7`, 'subscribed');
+      await until(() => box.payloads.length === 1);
+      await transport.unsubscribe(userTopic('7'));
+      await real.flush();
+      publisher.publish(`${prefix}.user.7`, 'unsubscribed');
+      await publisher.flush();
+      await real.flush();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(box.payloads).toEqual(['subscribed']);
     });
 
     it('rejects publishing once the owner closes the connection it was given', async () => {
