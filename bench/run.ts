@@ -9,6 +9,9 @@
 //   Scenarios left out of BENCH_ONLY keep their rows from the previous bench/results.json, and
 //   RESULTS.md says so.
 //   BENCH_QUICK=1                   short rounds, for trying the harness out
+//   BENCH_ROUNDS=3                  rounds of echo and connect, and bursts of fan-out (default 7,
+//                                   5 for connect); the idle-memory figure keeps its 5,000
+//                                   connections. E.g. BENCH_ONLY=connect,memory,fanout BENCH_ROUNDS=3
 //   BENCH_PROFILE=riverside         run that contender's server with --cpu-prof (bench/dist/profiles/)
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -29,19 +32,27 @@ const BENCH_DIR = join(DIST, '..');
 const quick = process.env.BENCH_QUICK === '1';
 const only = new Set((process.env.BENCH_ONLY ?? 'echo,fanout,connect,memory,micro').split(','));
 const profiled = process.env.BENCH_PROFILE;
+const roundsOverride = process.env.BENCH_ROUNDS === undefined ? null : Number(process.env.BENCH_ROUNDS);
+if (roundsOverride !== null && !(Number.isInteger(roundsOverride) && roundsOverride > 0)) {
+  throw new Error(`BENCH_ROUNDS must be a positive integer, got ${process.env.BENCH_ROUNDS}`);
+}
+/** Rounds (or bursts) of a scenario: BENCH_ROUNDS if set, else its default. */
+function rounds(normal: number, short: number): number {
+  return roundsOverride ?? (quick ? short : normal);
+}
 
 const SETTINGS = {
   echo: {
     connections: 100,
     window: 16,
     payloadBytes: [64, 1024],
-    rounds: quick ? 2 : 7,
+    rounds: rounds(7, 2),
     warmupMs: 500,
     measureMs: quick ? 1000 : 2500,
   },
   fanout: {
     members: [1000, 10_000],
-    bursts: quick ? 2 : 7,
+    bursts: rounds(7, 2),
     /** Broadcasts per burst are chosen so that a burst is about this many deliveries. */
     deliveriesPerBurst: quick ? 50_000 : 100_000,
     membersPerProcess: 2500,
@@ -52,7 +63,7 @@ const SETTINGS = {
   connect: {
     /** Connections opened per round, 64 handshakes at a time, with the user id in the query. */
     connections: quick ? 1000 : 2000,
-    rounds: quick ? 2 : 5,
+    rounds: rounds(5, 2),
   },
   memory: {
     connections: quick ? 1000 : 5000,

@@ -105,7 +105,11 @@ export class AuthRequest {
 /** A handshake the server cannot read: answered with HTTP 400. */
 export class MalformedRequestError extends Error {}
 
+/** `%` and `+`: a component with neither decodes to itself. */
+const ENCODED = /[%+]/;
+
 function decodeQueryComponent(text: string): string {
+  if (!ENCODED.test(text)) return text;
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
   } catch {
@@ -142,13 +146,14 @@ function flattenHeaders(req: IncomingMessage): Record<string, string> {
 }
 
 function readPeer(req: IncomingMessage, forwardedFor: string | undefined, readForwardedFor: ForwardedForReader): PeerAddress {
+  const socket = req.socket as IncomingMessage['socket'] & { _peername?: unknown };
   // An IPv4 client of a dual-stack server shows up as ::ffff:a.b.c.d.
-  const address = unmapIPv4(req.socket.remoteAddress ?? '');
-  return Object.freeze({
-    address,
-    port: req.socket.remotePort ?? 0,
-    forwardedFor: readForwardedFor(address, forwardedFor),
-  });
+  const address = unmapIPv4(socket.remoteAddress ?? '');
+  const port = socket.remotePort ?? 0;
+  // Node caches the address it read (an object and a string) on the socket for the socket's
+  // whole life; the session keeps its own PeerAddress. Read again, it is asked of the OS.
+  if (socket._peername !== undefined) socket._peername = undefined;
+  return Object.freeze({ address, port, forwardedFor: readForwardedFor(address, forwardedFor) });
 }
 
 function splitAuthorization(header: string | undefined): [scheme: string, credentials: string] {

@@ -25,6 +25,7 @@ export function unmapIPv4(address: string): string {
  * controls this value unless a proxy in front overwrites the header.
  */
 export const leftMostForwardedFor: ForwardedForReader = (_socketAddress, header) => {
+  if (header === undefined) return '';
   const first = header?.split(',')[0]?.trim() ?? '';
   return LEGACY_FORWARDED_FOR.test(first) ? first : '';
 };

@@ -25,7 +25,24 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
+/**
+ * The close reason of a connection lost without a close frame, until something reads it: its
+ * ConnectionLostError is made only for @OnTerminate or a HandlerTimeoutError, not for every
+ * dropped connection.
+ */
+const CONNECTION_LOST = Symbol('riverside.connection_lost');
+
 const NOTHING_SCHEDULED: ScheduledInfo = Object.freeze({ cancel() {} });
+
+// Flags of a connection, packed into one field (each field costs every connection 8 bytes).
+/** A callback is in flight (@OnInit included): frames and infos wait in the queue. */
+const BUSY = 1;
+/** The socket is not read while too much waits in the queue. */
+const READ_PAUSED = 2;
+/** The socket closed while a callback was in flight: terminate once it settles. */
+const TERMINATE_PENDING = 4;
+/** @OnTerminate has run (or is running). */
+const TERMINATED = 8;
 
 /**
  * A slow consumer's close frame waits behind its unsent bytes: past this, its TCP connection
@@ -63,18 +80,16 @@ export class Connection implements SessionConnection, TransmissionWindow {
    * while a callback is pending; 0 otherwise. The sweep calls abandonCallback() past it.
    */
   abandonAt = 0;
-  /** The socket is not read while too much waits in the queue (see queueFrame). */
-  readPaused = false;
 
   private state = INITIALIZING;
-  private busy = true;
+  /** BUSY, READ_PAUSED, TERMINATE_PENDING, TERMINATED. */
+  private flags = BUSY;
   private busyLabel: string;
   private queue: InboundQueue | null = null;
-  private readonly outbound: OutboundWriter;
-  private closeReason: TerminateReason | null = null;
+  /** Made by the first write: a connection nothing is written to carries none. */
+  private outbound: OutboundWriter | null = null;
+  private closeReason: TerminateReason | typeof CONNECTION_LOST | null = null;
   private socketError: Error | null = null;
-  private terminatePending = false;
-  private terminated = false;
   /** @internal The flood limit's window (transmission-window.ts), inlined. */
   windowStart: number;
   /** @internal */
@@ -94,7 +109,6 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.lastSeen = now;
     this.windowStart = now;
     this.busyLabel = handler.labels.init;
-    this.outbound = new OutboundWriter(ws, host.options, host.stats, this);
     this.session = new Session(
       this,
       identity.userId,
@@ -105,6 +119,44 @@ export class Connection implements SessionConnection, TransmissionWindow {
       Date.now(),
     );
     listenTo(ws, this);
+  }
+
+  /** The socket is not read while too much waits in the queue (see queueFrame). */
+  get readPaused(): boolean {
+    return (this.flags & READ_PAUSED) !== 0;
+  }
+
+  private set readPaused(value: boolean) {
+    this.flags = value ? this.flags | READ_PAUSED : this.flags & ~READ_PAUSED;
+  }
+
+  private get busy(): boolean {
+    return (this.flags & BUSY) !== 0;
+  }
+
+  private set busy(value: boolean) {
+    this.flags = value ? this.flags | BUSY : this.flags & ~BUSY;
+  }
+
+  private get terminatePending(): boolean {
+    return (this.flags & TERMINATE_PENDING) !== 0;
+  }
+
+  private set terminatePending(value: boolean) {
+    this.flags = value ? this.flags | TERMINATE_PENDING : this.flags & ~TERMINATE_PENDING;
+  }
+
+  private get terminated(): boolean {
+    return (this.flags & TERMINATED) !== 0;
+  }
+
+  private set terminated(value: boolean) {
+    this.flags = value ? this.flags | TERMINATED : this.flags & ~TERMINATED;
+  }
+
+  /** The writer, made on first use. */
+  private writer(): OutboundWriter {
+    return (this.outbound ??= new OutboundWriter(this.ws, this.host.options, this.host.stats, this));
   }
 
   get isOpen(): boolean {
@@ -185,8 +237,9 @@ export class Connection implements SessionConnection, TransmissionWindow {
     if (this.state >= CLOSING) return false;
     if (this.busy) {
       const queue = (this.queue ??= new InboundQueue());
-      if (queue.length + this.outbound.heldCount >= this.host.options.maxQueuedMessages) {
-        this.outbound.refuse();
+      const held = this.outbound === null ? 0 : this.outbound.heldCount;
+      if (queue.length + held >= this.host.options.maxQueuedMessages) {
+        this.writer().refuse();
         return false;
       }
       queue.pushInfo(info);
@@ -294,7 +347,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
       this.openedAt = this.host.now();
     }
     if (value !== undefined && this.state === OPEN) this.reply(value, label);
-    if (initialized && !this.outbound.holding) this.outbound.flushHeld();
+    if (initialized && this.outbound !== null && !this.outbound.holding) this.outbound.flushHeld();
     this.busy = false;
     this.drain();
   }
@@ -337,7 +390,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
   send(message: unknown): boolean {
     if (this.state >= CLOSING) return false;
     if (message instanceof FrameList) return this.sendList(message);
-    return this.outbound.send(message, this.handler.codec);
+    return this.writer().send(message, this.handler.codec);
   }
 
   /**
@@ -372,11 +425,11 @@ export class Connection implements SessionConnection, TransmissionWindow {
    * while a join waits for its subscription.
    */
   deliver(frame: OutboundFrame): boolean {
-    if (this.state === INITIALIZING || this.outbound.holding) {
-      return this.outbound.hold(frame, this.queue === null ? 0 : this.queue.length);
+    if (this.state === INITIALIZING || (this.outbound !== null && this.outbound.holding)) {
+      return this.writer().hold(frame, this.queue === null ? 0 : this.queue.length);
     }
     if (this.state >= CLOSING) return false;
-    return this.outbound.write(frame);
+    return this.writer().write(frame);
   }
 
   // ---- channels and timers (SessionConnection) --------------------------------------------
@@ -397,8 +450,8 @@ export class Connection implements SessionConnection, TransmissionWindow {
     const joined = registry.join(this, id, meta);
     const subscribed = registry.channelSubscription(id);
     if (subscribed !== null) {
-      this.outbound.waitForSubscription(subscribed, () => {
-        if (this.state === OPEN) this.outbound.flushHeld();
+      this.writer().waitForSubscription(subscribed, () => {
+        if (this.state === OPEN) this.outbound?.flushHeld();
       });
     }
     return joined;
@@ -440,7 +493,9 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.closeReason = reason;
     // Nothing queued is handled or held any more: release it now, not at terminate.
     this.queue?.clear();
-    this.outbound.dropHeld();
+    this.outbound?.dropHeld();
+    // What this turn wrote goes ahead of the close frame.
+    this.outbound?.release();
     // The closing handshake needs the client's close frame to be read.
     if (this.readPaused) this.resumeReading();
     this.clearTimers();
@@ -498,13 +553,13 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.clearTimers();
     this.cancelStream();
     this.queue?.clear();
-    this.outbound.dropHeld();
+    this.outbound?.dropHeld();
     if (this.closeDeadline !== null) clearTimeout(this.closeDeadline);
     if (!wasClosing || this.closeReason === null) {
       this.closeReason = this.socketError
         ? { kind: 'error', error: this.socketError }
         : code === 1006
-          ? { kind: 'error', error: new ConnectionLostError() }
+          ? CONNECTION_LOST
           : { kind: 'remote', code, reason: reason.toString() };
     }
     this.host.connectionClosed(this);
@@ -524,7 +579,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
    */
   abandonCallback(warn = true): void {
     if (this.terminated) return;
-    const closeReason = this.closeReason ?? 'shutdown';
+    const closeReason = this.terminateReason('shutdown');
     this.closeReason = {
       kind: 'error',
       error: new HandlerTimeoutError(this.busyLabel, this.host.options.handlerTimeout, closeReason),
@@ -549,13 +604,13 @@ export class Connection implements SessionConnection, TransmissionWindow {
     this.terminatePending = false;
     this.abandonAt = 0;
     this.queue = null;
-    const reason = this.closeReason ?? 'stop';
-    this.host.stats.countTermination(terminateReasonName(reason));
-    this.debug(`terminated: ${terminateReasonName(reason)}`);
+    const name = this.closeReason === CONNECTION_LOST ? 'error' : terminateReasonName(this.closeReason ?? 'stop');
+    this.host.stats.countTermination(name);
+    this.debug(`terminated: ${name}`);
     const callback = this.handler.terminate;
     if (callback !== null) {
       try {
-        const result = callback(reason, this.session);
+        const result = callback(this.terminateReason('stop'), this.session);
         if (isPromiseLike(result)) {
           this.host.trackTermination(
             Promise.resolve(result).catch((error: unknown) => this.logTerminateError(error)),
@@ -568,6 +623,13 @@ export class Connection implements SessionConnection, TransmissionWindow {
     // After the synchronous part of @OnTerminate, which may still read session.channels().
     this.host.registry.remove(this);
     this.host.connectionTerminated(this);
+  }
+
+  /** Why the connection ended, as @OnTerminate gets it; `fallback` when nothing closed it yet. */
+  private terminateReason(fallback: TerminateReason): TerminateReason {
+    const reason = this.closeReason;
+    if (reason === CONNECTION_LOST) return (this.closeReason = { kind: 'error', error: new ConnectionLostError() });
+    return reason ?? fallback;
   }
 
   private logTerminateError(error: unknown): void {

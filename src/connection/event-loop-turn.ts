@@ -30,13 +30,16 @@ export function flushAtEndOfTurn(writer: TurnFlushable): void {
 }
 
 /**
- * Monotonic milliseconds, read once per event-loop turn: what the flood window, the idle sweep
- * and the handler timeout need, without a clock read per frame. Within a turn it lags the real
- * clock by at most the time the turn has run.
+ * Monotonic whole milliseconds, read once per event-loop turn: what the flood window, the idle
+ * sweep and the handler timeout need, without a clock read per frame. Within a turn it lags the
+ * real clock by at most the time the turn has run (plus under 1 ms of rounding down).
+ *
+ * Whole: V8 keeps a small integer in the field itself, but boxes a fractional number in a heap
+ * number of its own, 16 bytes for each timestamp every connection keeps.
  */
 export function turnNow(): number {
   if (clock < 0) {
-    clock = performance.now();
+    clock = Math.floor(performance.now());
     if (!scheduled) schedule();
   }
   return clock;

@@ -37,9 +37,16 @@ interface WsInternals {
  *
  * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
  * (event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
- * write. Replies and deliveries alike are framed by hand into one buffer and written to the
- * TCP socket directly; ws.send() is used only while ws's sender is busy or an extension
- * (permessage-deflate) rewrites payloads, so that frames never overtake one another.
+ * write. A delivery that is the turn's first write is not corked but kept back (one buffer,
+ * `pending`) and written at the end of the turn: a socket that gets one frame per turn (a
+ * broadcast's member) costs one plain socket write, as with raw ws; a second write in the turn
+ * corks the socket behind it. Replies are always corked: ws's answer to a close frame read in
+ * the same TCP chunk as the frame replied to then leaves after the reply, as it always did.
+ * Before the connection closes, what is kept back is written ahead of the close frame.
+ *
+ * Replies and deliveries alike are framed by hand into one buffer and written to the TCP socket
+ * directly; ws.send() is used only while ws's sender is busy or an extension (permessage-deflate)
+ * rewrites payloads, so that frames never overtake one another.
  *
  * Every size is in bytes as they go on the wire (UTF-8), never in UTF-16 units.
  */
@@ -52,11 +59,13 @@ export class OutboundWriter implements TurnFlushable {
   private readonly sender: { _state: number };
   /** No extension negotiated: frames can be written without ws.send(). Fixed at the handshake. */
   private readonly plain: boolean;
+  /** The turn's first frame, kept back until the end of the turn or a second frame. */
+  private pending: Buffer | null = null;
   private corked = false;
   private flushQueued = false;
-  /** Bytes written since the socket was corked. */
+  /** Bytes written (or kept back) this turn. */
   private corkedBytes = 0;
-  /** ws.bufferedAmount when the socket was corked: what earlier turns left unsent. */
+  /** ws.bufferedAmount at the turn's first write: what earlier turns left unsent. */
   private unsentBefore = 0;
 
   constructor(
@@ -104,12 +113,12 @@ export class OutboundWriter implements TurnFlushable {
     if (typeof data === 'string') {
       const bytes = Buffer.byteLength(data);
       if (!this.admit(bytes)) return false;
-      if (this.direct()) this.put(frameString(data, bytes, binary));
+      if (this.direct()) this.put(frameString(data, bytes, binary), false);
       // Node counts a queued string by its UTF-16 length: as bytes, bufferedAmount stays true.
       else this.viaWs(Buffer.from(data), binary);
     } else {
       if (!this.admit(data.byteLength)) return false;
-      if (this.direct()) this.putAll(frameBytes(data, binary));
+      if (this.direct()) this.putAll(frameBytes(data, binary), false);
       else this.viaWs(data, binary);
     }
     this.stats.framesOut++;
@@ -119,7 +128,7 @@ export class OutboundWriter implements TurnFlushable {
   /** Writes an already-encoded frame; false when not written. */
   write(frame: OutboundFrame): boolean {
     if (!this.admit(frame.byteLength)) return false;
-    if (this.direct()) this.putAll(frame.framed);
+    if (this.direct()) this.putAll(frame.framed, true);
     else this.viaWs(frame.data, frame.binary);
     this.stats.framesOut++;
     return true;
@@ -159,10 +168,26 @@ export class OutboundWriter implements TurnFlushable {
     else this.stats.droppedMessages++;
   }
 
-  /** @internal End of the turn: what was corked leaves in one write. */
+  /** @internal End of the turn: what was kept back or corked leaves in one write. */
   flushTurn(): void {
     this.flushQueued = false;
-    if (this.corked) this.uncork();
+    this.release();
+  }
+
+  /**
+   * Writes what this turn kept back or corked now. Called before anything else is written to the
+   * socket behind the writer's back (the close frame), so that nothing overtakes it.
+   */
+  release(): void {
+    const pending = this.pending;
+    if (pending !== null) {
+      this.pending = null;
+      // ws has sent a close frame of its own meanwhile (a protocol error, the peer's close): no
+      // data frame may follow it.
+      if (this.ws.readyState === 1) this.socket.write(pending);
+    } else if (this.corked) {
+      this.uncork();
+    }
   }
 
   /**
@@ -173,8 +198,12 @@ export class OutboundWriter implements TurnFlushable {
   private admit(bytes: number): boolean {
     const ws = this.ws;
     if (ws.readyState !== 1) return false;
-    if (!this.corked) this.unsentBefore = ws.bufferedAmount;
-    if (this.unsentBefore === 0 || ws.bufferedAmount + bytes <= this.options.maxBackpressure) return true;
+    const pending = this.pending;
+    if (pending === null && !this.corked) this.unsentBefore = ws.bufferedAmount;
+    if (this.unsentBefore === 0) return true;
+    // A kept-back frame is not in ws.bufferedAmount yet.
+    const unsent = ws.bufferedAmount + (pending === null ? 0 : pending.length);
+    if (unsent + bytes <= this.options.maxBackpressure) return true;
     this.refuse();
     return false;
   }
@@ -183,16 +212,26 @@ export class OutboundWriter implements TurnFlushable {
     return this.plain && this.sender._state === SENDER_IDLE;
   }
 
-  private put(chunk: Buffer): void {
-    if (!this.corked) this.cork();
+  /** `keepBack`: a delivery, which may wait for the end of the turn uncorked (see above). */
+  private put(chunk: Buffer, keepBack: boolean): void {
+    if (!this.corked) {
+      if (keepBack && this.pending === null && chunk.length < TURN_FLUSH_BYTES) {
+        // The turn's first frame: kept back, in case more follow.
+        this.pending = chunk;
+        this.corkedBytes = chunk.length;
+        this.queueFlush();
+        return;
+      }
+      this.cork();
+    }
     this.socket.write(chunk);
     this.corkedBytes += chunk.length;
     if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
   }
 
-  private putAll(chunks: Buffer[]): void {
+  private putAll(chunks: Buffer[], keepBack: boolean): void {
     if (chunks.length === 1) {
-      this.put(chunks[0]);
+      this.put(chunks[0], keepBack);
       return;
     }
     if (!this.corked) this.cork();
@@ -211,10 +250,21 @@ export class OutboundWriter implements TurnFlushable {
     if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
   }
 
+  /** Corks the socket; a frame kept back goes first. */
   private cork(): void {
     this.socket.cork();
     this.corked = true;
-    this.corkedBytes = 0;
+    const pending = this.pending;
+    if (pending !== null) {
+      this.pending = null;
+      this.socket.write(pending);
+    } else {
+      this.corkedBytes = 0;
+    }
+    this.queueFlush();
+  }
+
+  private queueFlush(): void {
     if (!this.flushQueued) {
       this.flushQueued = true;
       flushAtEndOfTurn(this);

@@ -19,6 +19,13 @@ export interface SessionConnection {
 
 const kConnection = Symbol('riverside.session_connection');
 
+/**
+ * Sessions keep their connection time in ms since this moment, not since 1970: V8 keeps a
+ * number that small (under 2^31, some 24 days) in the field itself, where a full epoch time
+ * takes a 16-byte heap number per session.
+ */
+const CONNECTED_AT_BASE = Date.now();
+
 /** @internal The connection behind a session, for DeliveryService. */
 export function connectionOf(session: Session): SessionConnection {
   return (session as unknown as Record<symbol, SessionConnection>)[kConnection];
@@ -54,17 +61,20 @@ export class Session<S = unknown> {
     readonly subprotocol: string | null,
     state: S,
     /** When the WebSocket was accepted, in ms since the epoch: a Date is made only when read. */
-    private connectedAtMs: number,
+    connectedAtMs: number,
   ) {
     this[kConnection] = connection;
     this.state = state;
+    this.connectedAtOffset = connectedAtMs - CONNECTED_AT_BASE;
   }
+
+  private readonly connectedAtOffset: number;
 
   private connectedAtDate: Date | null = null;
 
   /** When the WebSocket was accepted. */
   get connectedAt(): Date {
-    return (this.connectedAtDate ??= new Date(this.connectedAtMs));
+    return (this.connectedAtDate ??= new Date(CONNECTED_AT_BASE + this.connectedAtOffset));
   }
 
   private get connection(): SessionConnection {

@@ -64,8 +64,13 @@ export function originOf(req: IncomingMessage): string | undefined {
  * Runs one handshake on a handler path: conformance (400 / 405 / 426), origin (403), pipelined
  * bytes (400), capacity (503), @OnAuthenticate within handshakeTimeout (its status, 500, or 503),
  * subprotocol, then the 101.
+ *
+ * A synchronous @OnAuthenticate (no handshake guards) completes the upgrade in the same tick,
+ * with nothing registered on the socket; only one that returns a Promise gets the listeners,
+ * timer entry and closures that keep its slot accounted for while it runs. Returns a Promise
+ * only in that case.
  */
-export async function performHandshake(
+export function performHandshake(
   host: HandshakeHost,
   handler: HandlerDefinition,
   req: IncomingMessage,
@@ -73,7 +78,7 @@ export async function performHandshake(
   head: Buffer,
   path: string,
   query: string,
-): Promise<void> {
+): Promise<void> | void {
   socket.on('error', destroyOnError);
   const upgrade = checkUpgrade(req, host.options.ws);
   if (upgrade instanceof UpgradeRefusal) return refuse(host, socket, upgrade);
@@ -93,6 +98,62 @@ export async function performHandshake(
     host.refusals.warn('maxConnections', `Refused a handshake on ${path} with 503: maxConnections (${host.options.maxConnections}) reached`);
     return refuse(host, socket, new UpgradeRefusal(503));
   }
+  let outcome: ConnectionIdentity | Promise<ConnectionIdentity>;
+  try {
+    outcome = authenticate(host, handler, request);
+  } catch (error) {
+    host.releaseSlot();
+    if (error instanceof UpgradeRefusal) return refuse(host, socket, error);
+    throw error;
+  }
+  if (outcome instanceof Promise) return awaitAuthentication(host, handler, req, socket, head, path, outcome);
+  // Authenticated in this tick: the pipelined bytes go to ws at once, but are still held to
+  // the pre-upgrade budget that handshakes awaiting @OnAuthenticate share.
+  if (!host.guard.takeEarlyBytes(head.length)) {
+    host.releaseSlot();
+    host.refusals.warn('earlyBytes', `Refused a handshake on ${path} with 400: the pre-upgrade byte budget is spent`);
+    return refuse(host, socket, new UpgradeRefusal(400));
+  }
+  host.guard.giveBackEarlyBytes(head.length);
+  if (socket.destroyed) return void host.releaseSlot();
+  completeUpgrade(host, handler, req, socket, head, outcome, null);
+}
+
+/**
+ * Hands the socket to ws; the slot becomes the connection's. `accepted` is told first. Should
+ * ws abort the upgrade without calling back (it destroys the socket), the slot is released.
+ */
+function completeUpgrade(
+  host: HandshakeHost,
+  handler: HandlerDefinition,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  identity: ConnectionIdentity,
+  accepted: (() => void) | null,
+): void {
+  (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] = identity.subprotocol;
+  let upgraded = false;
+  // Without verifyClient (Riverside never passes one), ws calls back synchronously.
+  host.wss.handleUpgrade(req, socket, head, (ws) => {
+    upgraded = true;
+    socket.removeListener('error', destroyOnError);
+    accepted?.();
+    host.accept(ws, handler, identity);
+  });
+  if (!upgraded && accepted === null) host.releaseSlot();
+}
+
+/** A handshake whose @OnAuthenticate returned a Promise: its slot, early bytes and deadline. */
+async function awaitAuthentication(
+  host: HandshakeHost,
+  handler: HandlerDefinition,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  path: string,
+  authenticated: Promise<ConnectionIdentity>,
+): Promise<void> {
   // The slot (and the early bytes) are ours until the socket becomes a connection, is refused,
   // or goes away, whichever is first.
   let earlyBytes = 0;
@@ -140,13 +201,15 @@ export async function performHandshake(
   if (!takeEarly(head.length)) {
     settle();
     host.refusals.warn('earlyBytes', `Refused a handshake on ${path} with 400: the pre-upgrade byte budget is spent`);
+    // The refusal this handshake's authentication may still come to is discarded.
+    authenticated.catch(() => {});
     return refuse(host, socket, new UpgradeRefusal(400));
   }
   socket.on('data', onEarlyData);
   socket.once('end', destroyOnEnd);
   let identity: ConnectionIdentity;
   try {
-    identity = await authenticate(host, handler, request);
+    identity = await authenticated;
   } catch (error) {
     // A late refusal of a handshake already answered (timeout, overflow, gone) is discarded.
     if (!settle()) return;
@@ -157,17 +220,14 @@ export async function performHandshake(
   // ws attaches its own 'data' listener synchronously in handleUpgrade: no byte is lost.
   socket.removeListener('data', onEarlyData);
   socket.removeListener('end', destroyOnEnd);
-  (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] = identity.subprotocol;
   const pipelined = early.length === 1 ? head : Buffer.concat(early);
-  host.wss.handleUpgrade(req, socket, pipelined, (ws) => {
-    socket.removeListener('error', destroyOnError);
+  completeUpgrade(host, handler, req, socket, pipelined, identity, () => {
     // The slot becomes the connection's: accept() takes it over instead of releasing it.
     settled = true;
     host.deadlines.delete(socket);
     host.handshakes.delete(socket);
     socket.removeListener('close', onClose);
     host.guard.giveBackEarlyBytes(earlyBytes);
-    host.accept(ws, handler, identity);
   });
 }
 
@@ -177,22 +237,62 @@ function refuse(host: HandshakeHost, socket: Duplex, rejection: UpgradeRefusal):
   rejectUpgrade(socket, rejection.status, rejection.headers);
 }
 
-async function authenticate(host: HandshakeHost, handler: HandlerDefinition, request: AuthRequest): Promise<ConnectionIdentity> {
+/**
+ * The identity @OnAuthenticate gives, or a Promise of it when it (or a handshake guard) is
+ * asynchronous. Refusals are thrown (or rejected) as UpgradeRefusal.
+ */
+function authenticate(
+  host: HandshakeHost,
+  handler: HandlerDefinition,
+  request: AuthRequest,
+): ConnectionIdentity | Promise<ConnectionIdentity> {
   if (handler.authenticate === null) {
     return identityFrom(request, { userId: randomUUID() }, chooseSubprotocol(handler, request, undefined));
   }
-  let result: AuthResult | undefined;
+  if (handler.handshakeGuards !== null) return authenticateGuarded(host, handler, handler.handshakeGuards, request);
+  let returned: unknown;
   try {
-    // HTTP guards of @OnAuthenticate (@UseGuards), on the upgrade request, before it runs.
-    if (handler.handshakeGuards !== null) await runHandshakeGuards(handler.handshakeGuards, request);
-    const returned: unknown = handler.authenticate(request);
-    result = (isThenable(returned) ? await returned : returned) as AuthResult | undefined;
+    returned = handler.authenticate(request);
   } catch (error) {
-    if (error instanceof AuthError) throw new UpgradeRefusal(error.status, error.headers);
-    const cause = error instanceof Error ? error : new Error(String(error));
-    host.logger.error(`${handler.labels.authenticate} threw: ${cause.message}`, cause.stack);
-    throw new UpgradeRefusal(500);
+    throw authFailure(host, handler, error);
   }
+  if (!isThenable(returned)) return accept(host, handler, request, returned);
+  return Promise.resolve(returned).then(
+    (result) => accept(host, handler, request, result),
+    (error: unknown) => {
+      throw authFailure(host, handler, error);
+    },
+  );
+}
+
+/** HTTP guards of @OnAuthenticate (@UseGuards), on the upgrade request, before it runs. */
+async function authenticateGuarded(
+  host: HandshakeHost,
+  handler: HandlerDefinition,
+  guards: NonNullable<HandlerDefinition['handshakeGuards']>,
+  request: AuthRequest,
+): Promise<ConnectionIdentity> {
+  let result: unknown;
+  try {
+    await runHandshakeGuards(guards, request);
+    const returned: unknown = handler.authenticate?.(request);
+    result = isThenable(returned) ? await returned : returned;
+  } catch (error) {
+    throw authFailure(host, handler, error);
+  }
+  return accept(host, handler, request, result);
+}
+
+/** An AuthError's status; anything else thrown is logged and answered with 500. */
+function authFailure(host: HandshakeHost, handler: HandlerDefinition, error: unknown): UpgradeRefusal {
+  if (error instanceof AuthError) return new UpgradeRefusal(error.status, error.headers);
+  const cause = error instanceof Error ? error : new Error(String(error));
+  host.logger.error(`${handler.labels.authenticate} threw: ${cause.message}`, cause.stack);
+  return new UpgradeRefusal(500);
+}
+
+/** The identity of a valid auth result; an invalid one is logged and answered with 500. */
+function accept(host: HandshakeHost, handler: HandlerDefinition, request: AuthRequest, result: unknown): ConnectionIdentity {
   const problem = invalidAuthResult(result, request, host.options.maxIdLength);
   if (problem !== null) {
     // The result itself is not logged: its state may hold tokens.

@@ -16,10 +16,7 @@ export const KEEP_ALIVE_TIMEOUT = 5000;
 /** Requests one keep-alive HTTP connection may carry. */
 export const MAX_REQUESTS_PER_SOCKET = 1000;
 
-const kPendingSince = Symbol('riverside.pending_since');
-const kGuard = Symbol('riverside.pre_upgrade_guard');
-
-type PendingSocket = Socket & { [kPendingSince]?: number; [kGuard]?: PreUpgradeGuard; _httpMessage?: unknown };
+type PendingSocket = Socket & { _httpMessage?: unknown };
 
 /**
  * The default of `maxPendingSockets`: half the process's soft limit of open files (Linux), so that
@@ -40,8 +37,17 @@ export function defaultMaxPendingSockets(limitsFile = '/proc/self/limits'): numb
   return 1024;
 }
 
-function forgetPending(this: PendingSocket): void {
-  this[kGuard]?.forget(this);
+/**
+ * Node's symbol for the Timeout behind `socket.setTimeout()`. `setTimeout(0)` stops that timer
+ * but leaves the object on the socket, where it would stay for the WebSocket's whole life.
+ */
+let kSocketTimeout: symbol | undefined;
+
+/** Stops the socket's inactivity timer and lets its Timeout object go. */
+function releaseInactivityTimer(socket: Socket): void {
+  socket.setTimeout(0);
+  kSocketTimeout ??= Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'timeout');
+  if (kSocketTimeout !== undefined) (socket as unknown as Record<symbol, unknown>)[kSocketTimeout] = null;
 }
 
 /**
@@ -51,8 +57,14 @@ function forgetPending(this: PendingSocket): void {
  * bytes pipelined behind upgrade requests (per socket and in total).
  */
 export class PreUpgradeGuard {
-  /** In arrival order, so that the first evictable one is found from the front. */
-  private readonly pending = new Set<PendingSocket>();
+  /**
+   * Each pending socket and when it arrived, in arrival order, so that the first evictable one is
+   * found from the front. Kept here rather than on the socket: a property added to a socket would
+   * stay for the whole life of its WebSocket.
+   */
+  private readonly pending = new Map<PendingSocket, number>();
+  /** The 'close' listener of every pending socket: one function per guard, not one per socket. */
+  private readonly forgetOnClose: (this: PendingSocket) => void;
 
   constructor(
     private readonly maxPendingSockets: number,
@@ -62,7 +74,12 @@ export class PreUpgradeGuard {
     /** False for TLS: a socket shed before its TLS handshake can only be closed, not answered. */
     private readonly plaintext: boolean,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    const guard = this;
+    this.forgetOnClose = function (this: PendingSocket) {
+      guard.forget(this);
+    };
+  }
 
   /** Options for `http.createServer` / `https.createServer`. */
   serverOptions(): { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number } {
@@ -93,12 +110,12 @@ export class PreUpgradeGuard {
     const raw = ((socket as { _parent?: Duplex })._parent ?? socket) as PendingSocket;
     this.forget(raw);
     // Node's inactivity timeout must not cut a socket that Riverside (or ws) now owns.
-    (socket as Socket).setTimeout?.(0);
+    if (typeof (socket as Socket).setTimeout === 'function') releaseInactivityTimer(socket as Socket);
   }
 
   /** @internal */
   forget(socket: PendingSocket): void {
-    if (this.pending.delete(socket)) socket.off('close', forgetPending);
+    if (this.pending.delete(socket)) socket.off('close', this.forgetOnClose);
   }
 
   /** Takes `bytes` from the pre-upgrade budget; false (nothing taken) when it would overflow. */
@@ -126,17 +143,15 @@ export class PreUpgradeGuard {
       );
       return;
     }
-    socket[kPendingSince] = this.now();
-    socket[kGuard] = this;
-    this.pending.add(socket);
-    socket.once('close', forgetPending);
+    this.pending.set(socket, this.now());
+    socket.on('close', this.forgetOnClose);
   };
 
   /** Closes the oldest pending socket if it has waited long enough with no request in progress. */
   private evictStale(): boolean {
     const threshold = this.now() - EVICTABLE_AFTER;
-    for (const socket of this.pending) {
-      if ((socket[kPendingSince] ?? 0) > threshold) return false;
+    for (const [socket, since] of this.pending) {
+      if (since > threshold) return false;
       if (socket._httpMessage) continue;
       this.forget(socket);
       this.shed(socket, 408);

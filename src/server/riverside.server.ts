@@ -271,11 +271,13 @@ export class RiversideServer
         this.stats.countRejection(503);
         return rejectUpgrade(socket, 503, { 'Retry-After': String(retryAfter) });
       }
-      performHandshake(this, handler, req, socket, head, path, query).catch((error: unknown) => {
-        const cause = error instanceof Error ? error : new Error(String(error));
-        this.logger.error(`Handshake on ${path} failed: ${cause.message}`, cause.stack);
-        rejectUpgrade(socket, 500);
-      });
+      let pending: Promise<void> | void;
+      try {
+        pending = performHandshake(this, handler, req, socket, head, path, query);
+      } catch (error) {
+        return this.handshakeFailed(path, socket, error);
+      }
+      if (pending) pending.catch((error: unknown) => this.handshakeFailed(path, socket, error));
       return;
     }
     const gateway = this.gateways.get(path);
@@ -284,6 +286,12 @@ export class RiversideServer
     if (!this.ownsHttpServer && (this.httpServer?.listenerCount('upgrade') ?? 0) > 1) return;
     rejectUpgrade(socket, 404);
   };
+
+  private handshakeFailed(path: string, socket: Duplex, error: unknown): void {
+    const cause = error instanceof Error ? error : new Error(String(error));
+    this.logger.error(`Handshake on ${path} failed: ${cause.message}`, cause.stack);
+    rejectUpgrade(socket, 500);
+  }
 
   private createStandaloneServer(): Server {
     const { tls } = this.options;

@@ -45,6 +45,16 @@ class LaterHandler {
   }
 }
 
+/** Writes, then closes, in the same callback. */
+@RiversideHandler({ path: '/bye' })
+class ByeHandler {
+  @OnMessage()
+  onMessage(message: unknown, session: Session) {
+    session.send({ bye: message });
+    session.close(4000, 'bye');
+  }
+}
+
 describe('coalesced writes', () => {
   let app: RunningApp;
   afterEach(() => app?.close());
@@ -140,6 +150,43 @@ describe('coalesced writes', () => {
     expect(await client.expectMessage(1000)).toEqual({ async: 7 });
   });
 
+  it('sends what a callback writes just before it closes the connection ahead of the close frame', async () => {
+    app = await startRiverside({}, [ByeHandler]);
+    const client = await app.connect('/bye');
+
+    client.send('now');
+
+    expect(await client.expectMessage(1000)).toEqual({ bye: 'now' });
+    expect(await client.expectClose(4000)).toEqual({ code: 4000, reason: 'bye' });
+  });
+
+  it('sends a delivery made in the same turn as delivery.close() ahead of the close frame', async () => {
+    app = await startRiverside({}, [EchoHandler]);
+    const client = await app.connect('/echo');
+    const delivery = app.app.get(DeliveryService);
+
+    delivery.deliver({ user: 'u' }, { last: true });
+    delivery.close({ user: 'u' }, 4001, 'done');
+
+    expect(await client.expectMessage(1000)).toEqual({ last: true });
+    expect(await client.expectClose(4001)).toEqual({ code: 4001, reason: 'done' });
+  });
+
+  it("answers a frame that arrives in the same TCP chunk as the client's close frame before the close", async () => {
+    app = await startRiverside({}, [EchoHandler]);
+    const client = await rawClient(app.server.address().port, '/echo');
+    try {
+      client.socket.write(Buffer.concat([maskedTextFrame(JSON.stringify({ last: 1 })), maskedCloseFrame(1000)]));
+
+      // The first frame back: the reply, not ws's answer to the close.
+      const [reply] = await client.texts(1);
+
+      expect(reply).toBe(JSON.stringify({ last: 1 }));
+    } finally {
+      client.socket.destroy();
+    }
+  });
+
   it('sends a delivery made from a timer with no other traffic', async () => {
     app = await startRiverside({}, [EchoHandler]);
     const client = await app.connect('/echo');
@@ -179,6 +226,12 @@ function maskedTextFrame(text: string): Buffer {
   const mask = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
   const masked = payload.map((byte, i) => byte ^ mask[i % 4]);
   return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+function maskedCloseFrame(code: number): Buffer {
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const payload = Buffer.from([code >> 8, code & 0xff]).map((byte, i) => byte ^ mask[i]);
+  return Buffer.concat([Buffer.from([0x88, 0x82]), mask, payload]);
 }
 
 const VALID_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';

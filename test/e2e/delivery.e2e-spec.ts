@@ -436,11 +436,15 @@ describe('encode once, frame once (SPEC 6.2, 5.4)', () => {
     });
 
     app.app.get(DeliveryService).deliver({ channel: 'fanout' }, { framed: 'once' });
-    write.mockRestore();
+    // Written by the end of the event-loop turn at the latest: spied until every member has it.
+    try {
+      for (const client of clients) expect(await client.expectMessage()).toEqual({ framed: 'once' });
+    } finally {
+      write.mockRestore();
+    }
 
     expect(written.size).toBe(1);
     expect(Buffer.from(written.values().next().value as Buffer).subarray(2).toString()).toBe('{"framed":"once"}');
-    for (const client of clients) expect(await client.expectMessage()).toEqual({ framed: 'once' });
   });
 
   it('writes a Frame as it is, without calling the codec (text and binary)', async () => {
