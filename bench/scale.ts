@@ -27,6 +27,9 @@
 //   SCALE_STORM_CONNECTIONS=n connections of the storm run (default: SCALE_CONNECTIONS); one
 //                            worker's share of them reconnects at once
 //   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
+//   SCALE_PROFILE_DIR=dir    `node --cpu-prof` on the cluster's processes, profiles written there on exit
+//   SCALE_RATES_ONLY=1       only the steady-rate deliveries (and the single-node baseline): no
+//                            fan-out, storm, 2-worker or raw ws run; writes only SCALE_OUT
 //   REDIS_URL                (default redis://127.0.0.1:6379)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -41,6 +44,7 @@ import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from '
 const DIST = fileURLToPath(new URL('.', import.meta.url));
 const BENCH_DIR = join(DIST, '..');
 const smoke = process.env.SCALE_SMOKE === '1';
+const ratesOnly = process.env.SCALE_RATES_ONLY === '1';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Connections per load-generator process (the per-process file limit is 20,000). */
 const PER_LOAD_GEN = 17_000;
@@ -54,18 +58,20 @@ const SETTINGS = smoke
       rates: [5000, 20_000],
       seconds: Number(process.env.SCALE_SECONDS ?? 10),
       broadcasts: 20,
-      storm: true,
+      storm: !ratesOnly,
       stormHandshakesPerSecond: Number(process.env.SCALE_STORM_HANDSHAKES ?? 300),
       stormConnections: Number(process.env.SCALE_STORM_CONNECTIONS ?? process.env.SCALE_CONNECTIONS ?? 100_000),
-      scaling: [1, 2],
+      scaling: ratesOnly ? [1] : [1, 2],
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
-      raw: true,
+      raw: !ratesOnly,
     };
 const SCHEDULING = process.env.SCALE_SCHEDULING === 'round-robin' ? 'round-robin' : 'none';
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
 const MAX_LIFETIME = smoke ? 120_000 : 30 * 60_000;
 /** Opening stops after this long: on a busy machine the run reports the connections it has. */
 const OPEN_BUDGET_S = Number(process.env.SCALE_OPEN_BUDGET ?? 600);
+
+const profileFlags = process.env.SCALE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_PROFILE_DIR}`] : [];
 
 const log = (line: string) => console.log(`[bench:scale] ${line}`);
 
@@ -91,7 +97,7 @@ async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local
     maxLifetimeMs: MAX_LIFETIME,
   };
   // No pinning: the workers are meant to spread over every core.
-  const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc'] });
+  const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc', ...profileFlags] });
   const ready = await child.next<Extract<ScaleReport, { type: 'ready' }>>('ready', 60_000);
   return { child, port, primaryPid: ready.primaryPid, workers };
 }
@@ -246,16 +252,30 @@ interface RateRow {
   p999: number;
   max: number;
   cpuMicrosPerDelivery: number;
+  /** The same, less the CPU the server spends idle (connections open, nothing delivered) over as long. */
+  netCpuMicrosPerDelivery: number;
 }
 
-async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
+/** Server CPU seconds per second with every connection idle and nothing delivered. */
+async function idleCpu(pids: number[]): Promise<number> {
+  const before = serverCpu(pids);
+  const startNs = process.hrtime.bigint();
+  await sleep(SETTINGS.seconds * 1000);
+  const cpuPerSecond = (serverCpu(pids) - before) / (Number(process.hrtime.bigint() - startNs) / 1e9);
+  log(`idle: ${(cpuPerSecond * 1000).toFixed(1)} ms server CPU per second`);
+  return cpuPerSecond;
+}
+
+async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idle: number, transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
+  const startNs = process.hrtime.bigint();
   cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
   await sleep(1000); // stragglers
   const cpu = serverCpu(pids) - cpuBefore;
+  const netCpu = cpu - idle * (Number(process.hrtime.bigint() - startNs) / 1e9);
   const { micros } = await gather(loads);
   const row: RateRow = {
     transport,
@@ -270,8 +290,12 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], tra
     p999: percentile(micros, 99.9) / 1000,
     max: (micros[micros.length - 1] ?? Number.NaN) / 1000,
     cpuMicrosPerDelivery: (cpu * 1e6) / driven.sent,
+    netCpuMicrosPerDelivery: (netCpu * 1e6) / driven.sent,
   };
-  log(`${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery`);
+  log(
+    `${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ` +
+      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle)`,
+  );
   return row;
 }
 
@@ -305,7 +329,7 @@ interface TransportRun {
   perWorker: { pid: number; connections: number; rssMiB: number; rssBytesPerConnection: number; heapBytesPerConnection: number }[];
   primaryRssMiB: number;
   rates: RateRow[];
-  fanout: Awaited<ReturnType<typeof fanout>>;
+  fanout: Awaited<ReturnType<typeof fanout>> | null;
   drain: { seconds: number; clientsClosedSeconds: number; closeCodes: Record<string, number> };
 }
 
@@ -342,11 +366,12 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
       await cluster.child.next('driven', 60_000);
     }
     await sleep(500);
+    const idle = await idleCpu(pids);
     const rates: RateRow[] = [];
-    rates.push(await steadyRate(cluster, loads, pids, transport, SETTINGS.rates[0], 'local', loads.users));
-    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, transport, rate, 'remote', loads.users));
-    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
-    log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
+    rates.push(await steadyRate(cluster, loads, pids, idle, transport, SETTINGS.rates[0], 'local', loads.users));
+    for (const rate of SETTINGS.rates) rates.push(await steadyRate(cluster, loads, pids, idle, transport, rate, 'remote', loads.users));
+    const fan = ratesOnly ? null : await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts);
+    if (fan) log(`${transport}: fan-out to ${fan.members} members across ${workers} workers: ${Math.round(fan.rate)} deliveries/s`);
 
     // Drain: SIGTERM to the primary; every session is closed with 1001 and every process exits.
     for (const child of loads.children) child.send({ type: 'drain' });
@@ -409,15 +434,15 @@ async function scalingRun(workers: number) {
   const cluster = await startCluster(workers, transport);
   try {
     const loads = await openConnections(cluster.port, '/bench', SETTINGS.scalingMembers, SETTINGS.scalingMembers, false);
-    const fan = await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts * 5);
-    log(`${workers} worker(s), ${transport}: fan-out ${Math.round(fan.rate)} deliveries/s`);
+    const fan = ratesOnly ? null : await fanout(clusterBroadcast(cluster), loads, SETTINGS.broadcasts * 5);
+    if (fan) log(`${workers} worker(s), ${transport}: fan-out ${Math.round(fan.rate)} deliveries/s`);
     let local: RateRow | null = null;
     if (workers === 1) {
       const stats = await clusterStats(cluster, false);
       const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
       cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where: 'local' });
       await cluster.child.next('driven', 60_000);
-      local = await steadyRate(cluster, loads, pids, 'single node (LocalTransport)', SETTINGS.rates[0], 'local', loads.users);
+      local = await steadyRate(cluster, loads, pids, await idleCpu(pids), 'single node (LocalTransport)', SETTINGS.rates[0], 'local', loads.users);
     }
     await closeLoads(loads);
     return { workers, transport, ...fan, local };
@@ -467,7 +492,7 @@ const rawWs = SETTINGS.raw ? await rawWsRun() : null;
 const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, storm, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-if (!smoke) {
+if (!smoke && !ratesOnly) {
   const { renderScaleSection } = await import('./scale-report.js');
   const file = join(BENCH_DIR, 'RESULTS.md');
   const current = readFileSync(file, 'utf8');

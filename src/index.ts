@@ -87,7 +87,7 @@ export {
 } from './cluster/nats.transport.js';
 export { natsSubject } from './cluster/nats-subjects.js';
 export { IpcTransport, type IpcTransportOptions } from './cluster/ipc.transport.js';
-export { IpcHub } from './cluster/ipc-hub.js';
+export { IpcHub, type IpcHubOptions } from './cluster/ipc-hub.js';
 export type { IpcChannel } from './cluster/ipc-channel.js';
 export { runRiversideWorkers, type RiversideWorkersOptions, type RiversideWorkers } from './cluster/run-riverside-workers.js';
 

@@ -14,7 +14,7 @@ import { RiversideStats } from '../stats/riverside-stats.js';
 import { LocalTransport } from './local.transport.js';
 import { BRIDGE_TOPIC, targetOfTopic, topicOf, userTopic } from './topics.js';
 import type { RiversideTransport } from './transport.interface.js';
-import { decodeWireMessage, encodeWireMessage, type WireMessage } from './wire-message.js';
+import { decodeWireMessage, encodeWireMessage, isFromOrigin, type WireMessage } from './wire-message.js';
 import { TransportFailures } from './transport-failures.js';
 
 /** Transport failures are logged at most this often; all of them are counted. */
@@ -44,6 +44,8 @@ type DistributeOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> :
 export class ClusterRelay implements TopicListener {
   /** Identifies this node's messages on the transport. */
   readonly nodeId = randomBytes(8).toString('hex');
+  /** nodeId's bytes, to recognize this node's own messages without decoding them. */
+  private readonly nodeIdBytes = Buffer.from(this.nodeId, 'latin1');
   readonly enabled: boolean;
   private readonly transport: RiversideTransport;
   private readonly logger = new Logger('Riverside');
@@ -84,18 +86,18 @@ export class ClusterRelay implements TopicListener {
    * written anywhere, when the message cannot cross (see wire-message.ts).
    */
   wireFor(target: DeliveryTarget, message: unknown): Buffer {
-    return this.encode(
-      target,
+    const origin = this.nodeId;
+    const session = sessionOf(target);
+    return encodeWireMessage(
       message instanceof Frame
-        ? { kind: 'frame', binary: message.type === 'binary', data: toBuffer(message.data) }
-        : { kind: 'deliver', message },
+        ? { kind: 'frame', origin, session, binary: message.type === 'binary', data: toBuffer(message.data) }
+        : { kind: 'deliver', origin, session, message },
     );
   }
 
   /** Bytes for an info or a close; throws an EncodeError when an info cannot cross. */
   encode(target: DeliveryTarget, message: Outgoing): Buffer {
-    const session = Array.isArray(target.session) ? String(target.session[1]) : null;
-    return encodeWireMessage({ ...message, origin: this.nodeId, session } as WireMessage);
+    return encodeWireMessage({ ...message, origin: this.nodeId, session: sessionOf(target) } as WireMessage);
   }
 
   /** Sends to the other nodes; failures are logged and counted, never thrown. */
@@ -148,6 +150,8 @@ export class ClusterRelay implements TopicListener {
 
   /** Every node-to-node topic's messages: one function, no closure per topic. */
   private readonly onNodeMessage = (payload: Uint8Array, topic: string): void => {
+    // Its own sessions were served when it published: dropped before anything is decoded.
+    if (isFromOrigin(payload, this.nodeIdBytes)) return;
     const message = decodeWireMessage(payload);
     if (message.kind === 'rejected') {
       this.stats.rejectedClusterMessages++;
@@ -235,6 +239,10 @@ export class ClusterRelay implements TopicListener {
     (this.failures ??= new TransportFailures(this.stats, this.logger, 'Cluster transport failed')).report(what, error);
   }
 
+}
+
+function sessionOf(target: DeliveryTarget): string | null {
+  return Array.isArray(target.session) ? String(target.session[1]) : null;
 }
 
 function toBuffer(data: string | Uint8Array): Buffer {

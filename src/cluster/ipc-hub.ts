@@ -1,10 +1,42 @@
-import { type IpcChannel, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
+import { Logger } from '@nestjs/common';
+import { InvalidOptionsError } from '../errors/invalid-options.error.js';
+import { describeValue } from '../riverside.messages.js';
+import { asChannelPayload, type IpcChannel, bytesProbe, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
+
+/**
+ * Options of {@link IpcHub}.
+ * @publicApi
+ */
+export interface IpcHubOptions {
+  /**
+   * Bytes of deliveries (payloads and topics) the hub may hold for one worker that has not read
+   * them yet: queued for the end of the turn, or handed to its IPC channel and not yet written
+   * to it. A worker that stops reading (blocked event loop, stopped process) would otherwise
+   * make the primary buffer everything the others publish for it. Past this, deliveries to that
+   * worker are dropped (as `slowConsumer: 'drop'` does for a socket) until it catches up: counted
+   * in `droppedMessages`, logged at most once per 5 s.
+   * @default 67108864 (64 MiB)
+   */
+  maxWorkerBacklog?: number;
+}
+
+const KNOWN_OPTIONS = ['maxWorkerBacklog'] as const;
+const LOG_INTERVAL_MS = 5000;
 
 /** What the hub knows of one attached worker. */
 class Attached {
   readonly topics = new Set<string>();
   /** `[topic, payload, ...]` waiting for the end of this turn. */
-  outbox: string[] = [];
+  outbox: (string | Uint8Array)[] = [];
+  /** Bytes in the outbox, then sent and not yet written to the channel. */
+  backlog = 0;
+  /** Bytes of the outbox (part of backlog). */
+  outboxBytes = 0;
+  /** Whether the channel carries bytes (found out at the hello), else base64 strings. */
+  bytes = false;
+  /** Deliveries dropped since the last log line. */
+  unlogged = 0;
+  lastLoggedAt = -Infinity;
 
   constructor(
     readonly channel: IpcChannel,
@@ -25,18 +57,31 @@ class Attached {
  * ```
  *
  * A worker never receives its own publications (its relay serves its local sessions itself).
- * Deliveries are batched: one IPC message per worker per event-loop turn.
+ * Deliveries are batched: one IPC message per worker per event-loop turn. What a worker has
+ * not read yet is bounded by `maxWorkerBacklog`.
  * @publicApi
  */
 export class IpcHub {
   private readonly attached = new Map<IpcChannel, Attached>();
   private readonly subscribers = new Map<string, Set<Attached>>();
   private readonly pending = new Set<Attached>();
+  private readonly maxWorkerBacklog: number;
+  private readonly logger = new Logger('Riverside');
   private flushScheduled = false;
+  private dropped = 0;
+
+  constructor(options: IpcHubOptions = {}) {
+    this.maxWorkerBacklog = validateOptions(options).maxWorkerBacklog ?? 64 * 2 ** 20;
+  }
 
   /** How many channels are attached. */
   get size(): number {
     return this.attached.size;
+  }
+
+  /** Deliveries dropped because their worker had `maxWorkerBacklog` bytes it had not read. */
+  get droppedMessages(): number {
+    return this.dropped;
   }
 
   /** Starts serving the IpcTransport at the other end of `channel` (a `cluster.Worker`). Idempotent. */
@@ -62,8 +107,7 @@ export class IpcHub {
    * prefixed topic (`riverside:user:42`), and every subscribed worker receives it.
    */
   publish(topic: string, payload: Uint8Array | string): void {
-    const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    this.route(null, topic, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'));
+    this.route(null, topic, typeof payload === 'string' ? Buffer.from(payload) : payload);
   }
 
   /** The prefixed topics at least one worker subscribes to (for tests and diagnostics). */
@@ -79,14 +123,16 @@ export class IpcHub {
         let subscribed = false;
         for (let i = 0; i < ops.length; ) {
           const op = ops[i];
+          const topic = ops[i + 1];
+          if (typeof topic !== 'string') return; // not an IpcTransport's list
           if (op === 'p') {
-            this.route(state, ops[i + 1], ops[i + 2]);
+            this.route(state, topic, ops[i + 2]);
             i += 3;
           } else {
             if (op === 's') {
-              this.addSubscriber(ops[i + 1], state);
+              this.addSubscriber(topic, state);
               subscribed = true;
-            } else if (state.topics.delete(ops[i + 1])) this.removeSubscriber(ops[i + 1], state);
+            } else if (state.topics.delete(topic)) this.removeSubscriber(topic, state);
             i += 2;
           }
         }
@@ -94,7 +140,9 @@ export class IpcHub {
         return;
       }
       case 'hello':
-        sendQuietly(state.channel, { riverside: 'ack', id: message.id });
+        // A probe that arrived as bytes: this channel carries them, both ways.
+        state.bytes = message.probe instanceof Uint8Array;
+        sendQuietly(state.channel, state.bytes ? { riverside: 'ack', id: message.id, probe: bytesProbe() } : { riverside: 'ack', id: message.id });
         return;
       case 'bye':
         this.forgetTopics(state);
@@ -102,12 +150,19 @@ export class IpcHub {
     }
   }
 
-  private route(from: Attached | null, topic: string, payload: string): void {
+  private route(from: Attached | null, topic: string, payload: string | Uint8Array | undefined): void {
     const set = this.subscribers.get(topic);
-    if (set === undefined) return;
+    if (set === undefined || payload === undefined) return;
+    const size = topic.length + payload.length;
     for (const state of set) {
       if (state === from) continue;
-      state.outbox.push(topic, payload);
+      if (state.backlog + size > this.maxWorkerBacklog) {
+        this.drop(state);
+        continue;
+      }
+      state.outbox.push(topic, asChannelPayload(payload, state.bytes));
+      state.outboxBytes += size;
+      state.backlog += size;
       this.pending.add(state);
     }
     if (!this.flushScheduled && this.pending.size > 0) {
@@ -120,16 +175,40 @@ export class IpcHub {
     this.flushScheduled = false;
     for (const state of this.pending) {
       const batch = state.outbox;
+      const bytes = state.outboxBytes;
       state.outbox = [];
-      sendQuietly(state.channel, { riverside: 'msg', batch });
+      state.outboxBytes = 0;
+      // Until the channel has written it, the batch still counts against the worker's backlog.
+      const written = (): void => {
+        state.backlog -= bytes;
+      };
+      if (!sendQuietly(state.channel, { riverside: 'msg', batch }, written)) written();
     }
     this.pending.clear();
   };
 
+  private drop(state: Attached): void {
+    this.dropped++;
+    state.unlogged++;
+    const now = Date.now();
+    if (now - state.lastLoggedAt < LOG_INTERVAL_MS) return;
+    state.lastLoggedAt = now;
+    // A cluster.Worker has its process; a ChildProcess is one.
+    const channel = state.channel as { pid?: number; process?: { pid?: number } };
+    const pid = channel.process?.pid ?? channel.pid;
+    this.logger.warn(
+      `IpcHub: dropping deliveries for the worker${pid === undefined ? '' : ` ${pid}`}: it has not read ${state.backlog} bytes ` +
+        `(maxWorkerBacklog ${this.maxWorkerBacklog}); ${state.unlogged} dropped since the last report`,
+    );
+    state.unlogged = 0;
+  }
+
   private forgetTopics(state: Attached): void {
     for (const topic of state.topics) this.removeSubscriber(topic, state);
     state.topics.clear();
+    state.backlog -= state.outboxBytes;
     state.outbox = [];
+    state.outboxBytes = 0;
   }
 
   private addSubscriber(topic: string, state: Attached): void {
@@ -144,4 +223,21 @@ export class IpcHub {
     const set = this.subscribers.get(topic);
     if (set?.delete(state) && set.size === 0) this.subscribers.delete(topic);
   }
+}
+
+function validateOptions(options: IpcHubOptions): IpcHubOptions {
+  const invalid = (option: string, value: unknown, expected: string): never => {
+    throw new InvalidOptionsError(option, `IpcHub: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
+  };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', options, 'an object');
+  for (const key of Object.keys(options)) {
+    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
+      invalid(key, (options as Record<string, unknown>)[key], `one of the known options (${KNOWN_OPTIONS.join(', ')})`);
+    }
+  }
+  const { maxWorkerBacklog } = options;
+  if (maxWorkerBacklog !== undefined && !(Number.isInteger(maxWorkerBacklog) && maxWorkerBacklog > 0)) {
+    invalid('maxWorkerBacklog', maxWorkerBacklog, 'a positive integer (bytes)');
+  }
+  return options;
 }

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { describeValue } from '../riverside.messages.js';
 import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
-import { type IpcChannel, type IpcHubMessage, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
+import { asChannelPayload, bytesProbe, type IpcChannel, type IpcHubMessage, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
 
 /**
  * Options of {@link IpcTransport}.
@@ -57,8 +57,12 @@ export class IpcTransport implements RiversideTransport {
   /** Requests waiting for the hub's ack, by id. */
   private readonly acks = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   private nextId = 1;
-  /** This turn's operations for the hub: `'s'|'u', topic` and `'p', topic, base64 payload`. */
-  private ops: string[] = [];
+  /** This turn's operations for the hub: `'s'|'u', topic` and `'p', topic, payload`. */
+  private ops: (string | Uint8Array)[] = [];
+  /** Whether the channel carries bytes (found out at the hello), else base64 strings. */
+  private bytes = false;
+  /** The id of the hello, whose ack says whether the channel carries bytes. */
+  private helloId = 0;
   /** The subscribe() calls waiting for this turn's batch to be acknowledged. */
   private opsWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private flushScheduled = false;
@@ -76,11 +80,14 @@ export class IpcTransport implements RiversideTransport {
     return (this.connecting ??= this.open());
   }
 
+  /**
+   * Sent with this turn's other operations. Over a channel that carries bytes, `payload` is not
+   * copied until then: it must not change before the end of the turn.
+   */
   async publish(topic: string, payload: Uint8Array): Promise<void> {
     if (this.channel === null) throw notConnected();
     if (this.channel.connected === false) throw channelClosed();
-    const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    this.queue('p', this.topicPrefix + topic, bytes.toString('base64'));
+    this.queue('p', this.topicPrefix + topic, asChannelPayload(payload, this.bytes));
   }
 
   /** Resolves once the hub holds the subscription (sent with this turn's other operations). */
@@ -137,7 +144,7 @@ export class IpcTransport implements RiversideTransport {
       );
     });
     try {
-      await Promise.race([this.request(channel, (id) => ({ riverside: 'hello', id })), timeout]);
+      await Promise.race([this.request(channel, (id) => ({ riverside: 'hello', id: (this.helloId = id), probe: bytesProbe() })), timeout]);
     } catch (error) {
       await this.close();
       throw error;
@@ -157,8 +164,9 @@ export class IpcTransport implements RiversideTransport {
     });
   }
 
-  private queue(...entries: string[]): void {
-    this.ops.push(...entries);
+  private queue(op: string, topic: string, payload?: string | Uint8Array): void {
+    if (payload === undefined) this.ops.push(op, topic);
+    else this.ops.push(op, topic, payload);
     if (this.ops.length >= MAX_OPS) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -201,17 +209,19 @@ export class IpcTransport implements RiversideTransport {
       const batch = message.batch;
       for (let i = 0; i + 1 < batch.length; i += 2) this.dispatch(batch[i], batch[i + 1]);
     } else if (message.riverside === 'ack') {
+      if (message.id === this.helloId) this.bytes = message.probe instanceof Uint8Array;
       const waiter = this.acks.get(message.id);
       this.acks.delete(message.id);
       waiter?.resolve();
     }
   };
 
-  private dispatch(topic: string, payload: string): void {
+  private dispatch(topic: string | Uint8Array, payload: string | Uint8Array): void {
+    if (typeof topic !== 'string') return;
     const handler = this.handlers.get(topic);
     if (handler === undefined) return; // unsubscribed while the batch was on its way
     try {
-      handler(Buffer.from(payload, 'base64'), topic.slice(this.topicPrefix.length));
+      handler(typeof payload === 'string' ? Buffer.from(payload, 'base64') : payload, topic.slice(this.topicPrefix.length));
     } catch (error) {
       // One topic's handler must not cost the rest of the batch.
       this.logger.error(`IpcTransport: the handler of ${topic} threw: ${(error as Error).message}`);

@@ -2,6 +2,7 @@ import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
 import { requireOptional } from '../optional-package.js';
 import { describeValue } from '../riverside.messages.js';
+import { flushAtEndOfTurn, type TurnFlushable } from '../connection/event-loop-turn.js';
 import { BrokerTransport, TOPIC_CHUNK, within } from './broker-transport.js';
 import type { TransportMessageHandler } from './transport.interface.js';
 
@@ -13,6 +14,11 @@ import type { TransportMessageHandler } from './transport.interface.js';
 export interface RedisClientLike {
   /** ioredis' connection state: `wait`, `connecting`, `connect`, `ready`, `close`, `reconnecting` or `end`. */
   readonly status: string;
+  /**
+   * ioredis' socket to Redis. When it can be corked, the publishes of one event-loop turn leave
+   * in one write (uncorked at the end of the turn) instead of one write each.
+   */
+  readonly stream?: { cork?(): void; uncork?(): void };
   publish(channel: string, message: Buffer): Promise<unknown>;
   subscribe(...channels: string[]): Promise<unknown>;
   unsubscribe(...channels: string[]): Promise<unknown>;
@@ -186,6 +192,8 @@ export class RedisTransport extends BrokerTransport {
   private ownsPublisher = false;
   private ownsSubscriber = false;
   private connecting: Promise<void> | null = null;
+  /** The publisher's socket while corked for this turn's publishes. */
+  private corked: RedisClientLike['stream'] | null = null;
   private abortConnect: ((error: Error) => void) | null = null;
   private lastError: Error | null = null;
   /** Where each connection stands, to log an outage and a recovery once each. */
@@ -209,13 +217,34 @@ export class RedisTransport extends BrokerTransport {
     return (this.connecting ??= this.open());
   }
 
+  /**
+   * Publishes of one event-loop turn go out in one write: the first corks the publisher's
+   * socket, which is uncorked at the end of the turn (with the WebSocket writes of that turn).
+   */
   async publish(topic: string, payload: Uint8Array): Promise<void> {
     const publisher = this.publisher;
     if (publisher === null) throw notConnected();
     // Checked here rather than left to ioredis, so that a client with an offline queue (the
     // ioredis default) fails fast too instead of piling up publishes while Redis is down.
     if (publisher.status !== 'ready') throw new Error(`Redis publisher connection is ${publisher.status}, not ready`);
+    if (this.corked === null) this.cork(publisher.stream);
     await publisher.publish(this.channelPrefix + topic, toBuffer(payload));
+  }
+
+  /** Ends the turn's batch of publishes (see publish()). */
+  private readonly endOfTurn: TurnFlushable = {
+    flushTurn: () => {
+      const stream = this.corked;
+      this.corked = null;
+      stream?.uncork?.();
+    },
+  };
+
+  private cork(stream: RedisClientLike['stream']): void {
+    if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return;
+    stream.cork();
+    this.corked = stream;
+    flushAtEndOfTurn(this.endOfTurn);
   }
 
   /**

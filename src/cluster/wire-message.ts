@@ -1,4 +1,4 @@
-import { deserialize, serialize } from 'node:v8';
+import { DefaultSerializer, deserialize } from 'node:v8';
 import { EncodeError } from '../errors/encode.error.js';
 
 /**
@@ -61,60 +61,77 @@ const FLAG_RAW_BINARY = 1;
 const FLAG_RAW_TEXT = 2;
 const FLAG_SESSION = 4;
 const FIXED = 8;
+/** Room for a usual header, written over once the body length is known; a view per length, made once. */
+const HEAD_PLACEHOLDER = Buffer.alloc(512);
+const headPlaceholders: Buffer[] = [];
 
 /**
- * The bytes of a message. Throws an EncodeError when the message (or info) cannot be carried
- * as structured-clone data (functions, symbols, class instances of native types).
+ * The bytes of a message, in one buffer. Throws an EncodeError when the message (or info)
+ * cannot be carried as structured-clone data (functions, symbols, class instances of native types).
+ *
+ * Data is serialized straight after the header, into the serializer's own buffer (whose body
+ * length is filled in afterwards): the body is never copied to join it to its header. Only a raw
+ * Frame's bytes are copied, once.
  */
 export function encodeWireMessage(message: WireMessage): Buffer {
-  let kind: number;
-  let flags = 0;
-  let body: Buffer;
-  switch (message.kind) {
-    case 'frame':
-      kind = KIND_DELIVER;
-      flags = message.binary ? FLAG_RAW_BINARY : FLAG_RAW_TEXT;
-      body = message.data;
-      break;
-    case 'deliver':
-      kind = KIND_DELIVER;
-      body = structured(message.message);
-      break;
-    case 'info':
-      kind = KIND_INFO;
-      body = structured(message.info);
-      break;
-    case 'close':
-      kind = KIND_CLOSE;
-      body = Buffer.alloc(2 + Buffer.byteLength(message.reason));
-      body.writeUInt16BE(message.code, 0);
-      body.write(message.reason, 2);
-      break;
-  }
   const originLength = Buffer.byteLength(message.origin, 'latin1');
   const sessionLength = message.session === null ? -1 : Buffer.byteLength(message.session);
   if (originLength > 0xff) throw new RangeError('wire message origin longer than 255 bytes');
   if (sessionLength > 0xffff) throw new RangeError('wire message session id longer than 65535 bytes');
-  if (sessionLength >= 0) flags |= FLAG_SESSION;
   const headerFields = 1 + originLength + (sessionLength >= 0 ? 2 + sessionLength : 0);
-  const head = Buffer.allocUnsafe(FIXED + headerFields + 4);
-  head[0] = MAGIC_0;
-  head[1] = MAGIC_1;
-  head[2] = WIRE_MAJOR;
-  head[3] = WIRE_MINOR;
-  head[4] = kind;
-  head[5] = flags;
-  head.writeUInt16BE(headerFields, 6);
-  let offset = FIXED;
-  head[offset++] = originLength;
-  offset += head.write(message.origin, offset, 'latin1');
-  if (message.session !== null) {
-    head.writeUInt16BE(sessionLength, offset);
-    offset += 2;
-    offset += head.write(message.session, offset);
+  const headLength = FIXED + headerFields + 4;
+  switch (message.kind) {
+    case 'frame': {
+      const wire = Buffer.allocUnsafe(headLength + message.data.length);
+      writeHead(wire, message, KIND_DELIVER, message.binary ? FLAG_RAW_BINARY : FLAG_RAW_TEXT, headerFields, message.data.length);
+      wire.set(message.data, headLength);
+      return wire;
+    }
+    case 'deliver':
+      return structured(message, KIND_DELIVER, headerFields, headLength, message.message);
+    case 'info':
+      return structured(message, KIND_INFO, headerFields, headLength, message.info);
+    case 'close': {
+      const bodyLength = 2 + Buffer.byteLength(message.reason);
+      const wire = Buffer.allocUnsafe(headLength + bodyLength);
+      writeHead(wire, message, KIND_CLOSE, 0, headerFields, bodyLength);
+      wire.writeUInt16BE(message.code, headLength);
+      wire.write(message.reason, headLength + 2);
+      return wire;
+    }
   }
-  head.writeUInt32BE(body.length, offset);
-  return Buffer.concat([head, body]);
+}
+
+/**
+ * Whether a payload is a version 2 message published by `origin` (its latin1 bytes), read
+ * without decoding anything: a node drops its own messages at the cost of a byte comparison.
+ */
+export function isFromOrigin(payload: Uint8Array, origin: Uint8Array): boolean {
+  const length = origin.length;
+  if (payload.length < FIXED + 1 + length + 4 || payload[0] !== MAGIC_0 || payload[1] !== MAGIC_1 || payload[2] !== WIRE_MAJOR) return false;
+  if (payload[FIXED] !== length) return false;
+  for (let i = 0; i < length; i++) if (payload[FIXED + 1 + i] !== origin[i]) return false;
+  return true;
+}
+
+/** The fixed part, origin, session and body length, at the start of `wire`. */
+function writeHead(wire: Buffer, address: WireAddress, kind: number, flags: number, headerFields: number, bodyLength: number): void {
+  wire[0] = MAGIC_0;
+  wire[1] = MAGIC_1;
+  wire[2] = WIRE_MAJOR;
+  wire[3] = WIRE_MINOR;
+  wire[4] = kind;
+  wire[5] = address.session === null ? flags : flags | FLAG_SESSION;
+  wire.writeUInt16BE(headerFields, 6);
+  const originLength = wire.write(address.origin, FIXED + 1, 'latin1');
+  wire[FIXED] = originLength;
+  let offset = FIXED + 1 + originLength;
+  if (address.session !== null) {
+    const sessionLength = wire.write(address.session, offset + 2);
+    wire.writeUInt16BE(sessionLength, offset);
+    offset += 2 + sessionLength;
+  }
+  wire.writeUInt32BE(bodyLength, offset);
 }
 
 /** Reads a payload of a node-to-node topic; a rejection says why it is not a message this node can read. */
@@ -159,9 +176,9 @@ export function decodeWireMessage(payload: Uint8Array): WireMessage | WireReject
       if ((flags & (FLAG_RAW_BINARY | FLAG_RAW_TEXT)) !== 0) {
         return { kind: 'frame', origin, session, binary: (flags & FLAG_RAW_BINARY) !== 0, data: body };
       }
-      return readStructured(body, (message) => ({ kind: 'deliver', origin, session, message }));
+      return readStructured('deliver', origin, session, body);
     case KIND_INFO:
-      return readStructured(body, (info) => ({ kind: 'info', origin, session, info }));
+      return readStructured('info', origin, session, body);
     case KIND_CLOSE:
       if (body.length < 2) return rejected('close without a code');
       return { kind: 'close', origin, session, code: body.readUInt16BE(0), reason: body.toString('utf8', 2) };
@@ -193,22 +210,32 @@ function decodeV1(buffer: Buffer): WireMessage | WireRejection {
   }
 }
 
-function structured(value: unknown): Buffer {
+/** Header, then the value as structured-clone data, in the serializer's one buffer. */
+function structured(address: WireAddress, kind: number, headerFields: number, headLength: number, value: unknown): Buffer {
+  let wire: Buffer;
   try {
-    return serialize(value);
+    const serializer = new DefaultSerializer();
+    serializer.writeRawBytes(
+      headLength <= HEAD_PLACEHOLDER.length ? (headPlaceholders[headLength] ??= HEAD_PLACEHOLDER.subarray(0, headLength)) : Buffer.alloc(headLength),
+    );
+    serializer.writeHeader();
+    serializer.writeValue(value);
+    wire = serializer.releaseBuffer();
   } catch (error) {
     throw new EncodeError('the cluster wire format (structured clone)', error);
   }
+  writeHead(wire, address, kind, 0, headerFields, wire.length - headLength);
+  return wire;
 }
 
-function readStructured(body: Buffer, wrap: (value: unknown) => WireMessage): WireMessage | WireRejection {
+function readStructured(kind: 'deliver' | 'info', origin: string, session: string | null, body: Buffer): WireMessage | WireRejection {
   let value: unknown;
   try {
     value = deserialize(body);
   } catch (error) {
     return rejected(`unreadable structured-clone body: ${(error as Error).message}`);
   }
-  return wrap(value);
+  return kind === 'deliver' ? { kind, origin, session, message: value } : { kind, origin, session, info: value };
 }
 
 function rejected(reason: string): WireRejection {

@@ -14,72 +14,51 @@ import { type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // Riverside's test/auth/*.exs (reference B9, B10, B11), ported as real assertions on what the
 // client sees: status, WWW-Authenticate, body, and the echo after a successful handshake.
-// Each handler echoes, as Riverside's do, and @OnInit reports who the session belongs to.
+// Each handler echoes, as Riverside's do, and @OnInit reports who the session belongs to: what
+// they share is in ReportsUserAndEchoes, so that each shows only its own @OnAuthenticate.
 
-function who(session: Session) {
-  return { userId: session.userId };
+abstract class ReportsUserAndEchoes {
+  @OnInit()
+  init(session: Session) {
+    return { userId: session.userId };
+  }
+
+  @OnMessage()
+  echo(message: unknown, session: Session) {
+    session.send(message);
+  }
 }
 
 // test/auth/basic_test.exs: TestAuthBasicHandler
 @RiversideHandler({ path: '/basic' })
-class BasicAuthHandler {
+class BasicAuthHandler extends ReportsUserAndEchoes {
   @OnAuthenticate()
   authenticate(req: AuthRequest): AuthResult {
     const { username, password } = req.basic;
     if (username === 'valid_example' && password === 'foobar') return { userId: 'valid_example' };
     throw AuthError.unauthorized().withBasicRealm('example.org');
   }
-
-  @OnInit()
-  init(session: Session) {
-    return who(session);
-  }
-
-  @OnMessage()
-  echo(message: unknown, session: Session) {
-    session.send(message);
-  }
 }
 
 // test/auth/bearer_token_test.exs: TestAuthBearerTokenHandler, plus the RFC 6750 error code
 // Riverside's README promises for a token that was presented and is wrong.
 @RiversideHandler({ path: '/bearer' })
-class BearerAuthHandler {
+class BearerAuthHandler extends ReportsUserAndEchoes {
   @OnAuthenticate()
   authenticate(req: AuthRequest): AuthResult {
     if (req.bearerToken === 'valid_example') return { userId: 1 };
     if (req.bearerToken === '') throw AuthError.unauthorized().withBearerRealm('example.org');
     throw AuthError.unauthorized().withBearerRealm('example.org', 'invalid_token');
   }
-
-  @OnInit()
-  init(session: Session) {
-    return who(session);
-  }
-
-  @OnMessage()
-  echo(message: unknown, session: Session) {
-    session.send(message);
-  }
 }
 
 // test/auth/query_test.exs: TestAuthQueryHandler
 @RiversideHandler({ path: '/query' })
-class QueryAuthHandler {
+class QueryAuthHandler extends ReportsUserAndEchoes {
   @OnAuthenticate()
   authenticate(req: AuthRequest): AuthResult {
     if (req.queries.user === 'valid_example') return { userId: 'valid_example' };
     throw new AuthError(400);
-  }
-
-  @OnInit()
-  init(session: Session) {
-    return who(session);
-  }
-
-  @OnMessage()
-  echo(message: unknown, session: Session) {
-    session.send(message);
   }
 }
 

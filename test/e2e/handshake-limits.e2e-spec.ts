@@ -1,8 +1,9 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { type AuthResult, OnAuthenticate, OnMessage, RiversideHandler, RiversideStats } from 'nestjs-riverside';
+import { type AuthResult, OnAuthenticate, RiversideHandler, RiversideStats } from 'nestjs-riverside';
 import { HandshakeRefusedError, TestClient } from 'nestjs-riverside/testing';
+import { AuthenticatedEchoHandler } from '../support/echo-handlers.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // Issue 6, point 2 and 6: what a client can make the server hold before its 101 is bounded in
@@ -18,19 +19,6 @@ class HungAuthHandler {
   authenticate(): Promise<AuthResult> {
     hung.calls++;
     return new Promise((resolve) => hung.release.push(() => resolve({ userId: 'late' })));
-  }
-}
-
-@RiversideHandler({ path: '/echo' })
-class EchoHandler {
-  @OnAuthenticate()
-  authenticate(): AuthResult {
-    return { userId: 'echo' };
-  }
-
-  @OnMessage()
-  echo(message: unknown) {
-    return message;
   }
 }
 
@@ -84,7 +72,7 @@ afterEach(async () => {
 
 describe('handshakeTimeout', () => {
   it('frees the slots of 5 hung @OnAuthenticate calls with maxConnections 5: a sixth client connects after the timeout', async () => {
-    running = await startRiverside({ maxConnections: 5, handshakeTimeout: 400 }, [HungAuthHandler, EchoHandler]);
+    running = await startRiverside({ maxConnections: 5, handshakeTimeout: 400 }, [HungAuthHandler, AuthenticatedEchoHandler]);
     const stats = running.app.get(RiversideStats);
     const hungClients = Array.from({ length: 5 }, () => TestClient.expectRefused(running.url('/hung'), { timeout: 3000 }));
     await eventually(() => expect(hung.calls).toBe(5));
@@ -101,7 +89,7 @@ describe('handshakeTimeout', () => {
   });
 
   it('discards the late result of an @OnAuthenticate that settles after the timeout (no connection, slot not freed twice)', async () => {
-    running = await startRiverside({ maxConnections: 1, handshakeTimeout: 200 }, [HungAuthHandler, EchoHandler]);
+    running = await startRiverside({ maxConnections: 1, handshakeTimeout: 200 }, [HungAuthHandler, AuthenticatedEchoHandler]);
     const stats = running.app.get(RiversideStats);
     expect((await TestClient.expectRefused(running.url('/hung'))).status).toBe(503);
     for (const release of hung.release.splice(0)) release();
@@ -115,7 +103,7 @@ describe('handshakeTimeout', () => {
   });
 
   it('closes a socket that sends no request within handshakeTimeout', async () => {
-    running = await startRiverside({ handshakeTimeout: 300 }, [EchoHandler]);
+    running = await startRiverside({ handshakeTimeout: 300 }, [AuthenticatedEchoHandler]);
     const started = Date.now();
     const { elapsed, received } = await new Promise<{ elapsed: number; received: string }>((resolve) => {
       const socket = connectTcp(running.server.address().port, '127.0.0.1');
@@ -132,7 +120,7 @@ describe('handshakeTimeout', () => {
   });
 
   it('answers a request whose headers trickle in for longer than handshakeTimeout with 408', async () => {
-    running = await startRiverside({ handshakeTimeout: 300 }, [EchoHandler]);
+    running = await startRiverside({ handshakeTimeout: 300 }, [AuthenticatedEchoHandler]);
     const response = await new Promise<string>((resolve) => {
       const socket = connectTcp(running.server.address().port, '127.0.0.1');
       let received = '';
@@ -151,7 +139,7 @@ describe('handshakeTimeout', () => {
 
 describe('bytes pipelined before the 101', () => {
   it('are handed to the handler after the upgrade when they are few', async () => {
-    running = await startRiverside({}, [EchoHandler]);
+    running = await startRiverside({}, [AuthenticatedEchoHandler]);
     const ws = new WebSocket(running.url('/echo'));
     const echoed = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
     ws.once('open', () => ws.send('"hello"'));
@@ -177,7 +165,7 @@ describe('bytes pipelined before the 101', () => {
 
 describe('refusal warnings', () => {
   it('log a 2,000-handshake storm past maxConnections in a handful of lines, and count every refusal', async () => {
-    running = await startRiverside({ maxConnections: 1 }, [EchoHandler]);
+    running = await startRiverside({ maxConnections: 1 }, [AuthenticatedEchoHandler]);
     const stats = running.app.get(RiversideStats);
     const holder = await running.connect('/echo');
     const port = running.server.address().port;
@@ -197,7 +185,7 @@ describe('refusal warnings', () => {
   });
 
   it('log the count of what they held back when the app closes', async () => {
-    running = await startRiverside({ maxConnections: 1 }, [EchoHandler]);
+    running = await startRiverside({ maxConnections: 1 }, [AuthenticatedEchoHandler]);
     await running.connect('/echo');
     for (let i = 0; i < 5; i++) {
       const refusal = await TestClient.expectRefused(running.url('/echo')).catch((error: unknown) => error);

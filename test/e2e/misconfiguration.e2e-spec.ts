@@ -1,65 +1,25 @@
 import 'reflect-metadata';
-import { Controller, Get, type INestApplicationContext, Injectable, Module, type Type } from '@nestjs/common';
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DeliveryService,
   type DeliveryTarget,
-  OnMessage,
   RiversideError,
-  RiversideHandler,
   RiversideHealthIndicator,
   RiversideModule,
-  RiversideServer,
 } from 'nestjs-riverside';
-import { TestClient } from 'nestjs-riverside/testing';
-import { RecordingLogger } from '../support/riverside-app.js';
+import { freePort } from '../support/brokers.js';
+import { EchoHandler } from '../support/echo-handlers.js';
+import { OpenedApps, RecordingLogger } from '../support/riverside-app.js';
 
 // Setups that used to go wrong quietly, or with an error naming neither Riverside nor the
 // option: each now fails the boot (or the call) with a message that names the fix.
 
-@RiversideHandler()
-class EchoHandler {
-  @OnMessage()
-  onMessage(message: unknown) {
-    return message;
-  }
-}
-
 const LISTEN = { port: 0, host: '127.0.0.1' } as const;
-const apps: INestApplicationContext[] = [];
-const clients: TestClient[] = [];
+const opened = new OpenedApps();
 
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.ws.terminate();
-  for (const app of apps.splice(0)) await app.close().catch(() => undefined);
-});
-
-async function boot(module: Type<unknown>): Promise<INestApplicationContext> {
-  const app = await NestFactory.createApplicationContext(module, { logger: new RecordingLogger(), abortOnError: false });
-  apps.push(app);
-  return app;
-}
-
-async function bootFailure(module: Type<unknown>): Promise<Error> {
-  try {
-    await boot(module);
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error(`Expected ${module.name} to fail at boot, but it started`);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+afterEach(() => opened.closeAll());
 
 describe('RiversideModule.forRoot imported twice', () => {
   it('fails the boot, naming the modules that import it and the fix', async () => {
@@ -68,7 +28,7 @@ describe('RiversideModule.forRoot imported twice', () => {
     @Module({ imports: [RiversideModule.forRoot(LISTEN), ChatModule], providers: [EchoHandler] })
     class AppModule {}
 
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(RiversideError);
     expect((error as RiversideError).code).toBe('RIVERSIDE_ERR_DUPLICATE_MODULE');
     expect(error.message).toBe(
@@ -82,9 +42,8 @@ describe('RiversideModule.forRoot imported twice', () => {
     class ChatModule {}
     @Module({ imports: [RiversideModule.forRoot(LISTEN), ChatModule] })
     class AppModule {}
-    const app = await boot(AppModule);
-    const client = await TestClient.connect(app.get(RiversideServer).url('/'));
-    clients.push(client);
+    const app = await opened.boot(AppModule);
+    const client = await opened.connectToApp(app);
     client.send({ ping: 1 });
     expect(await client.expectMessage()).toEqual({ ping: 1 });
   });
@@ -96,7 +55,8 @@ describe('the port Riverside listens on, taken again by the app', () => {
     @Module({ imports: [RiversideModule.forRoot({ port, host: '127.0.0.1' })], providers: [EchoHandler] })
     class AppModule {}
     const app = await NestFactory.create(AppModule, { logger: new RecordingLogger(), abortOnError: false });
-    apps.push(app);
+    // Its listen() fails, so its HTTP server was never listening and closing it may reject.
+    opened.track({ close: () => app.close().catch(() => undefined) });
 
     const error = (await app.listen(port, '127.0.0.1').then(
       () => new Error('listen() succeeded on a port Riverside holds'),
@@ -128,16 +88,15 @@ describe('RiversideHealthIndicator', () => {
     class StatusModule {}
     @Module({ imports: [RiversideModule.forRoot(LISTEN), StatusModule], providers: [EchoHandler] })
     class AppModule {}
-    const app = await boot(AppModule);
+    const app = await opened.boot(AppModule);
     expect(app.get(StatusController).status()).toMatchObject({ riverside: { status: 'up', connections: 0 } });
   });
 
   it('works when also listed in a module\'s providers, reporting the same server', async () => {
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [EchoHandler, RiversideHealthIndicator, StatusService] })
     class AppModule {}
-    const app = await boot(AppModule);
-    const client = await TestClient.connect(app.get(RiversideServer).url('/'));
-    clients.push(client);
+    const app = await opened.boot(AppModule);
+    const client = await opened.connectToApp(app);
     await expect.poll(() => app.get(StatusService).indicator.isHealthy()).toMatchObject({ riverside: { status: 'up', connections: 1 } });
   });
 });
@@ -146,9 +105,8 @@ describe('a DeliveryTarget naming two recipients', () => {
   it('is refused with a TypeError naming the target and the fix, before anything is sent', async () => {
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [EchoHandler] })
     class AppModule {}
-    const app = await boot(AppModule);
-    const client = await TestClient.connect(app.get(RiversideServer).url('/'), { query: {} });
-    clients.push(client);
+    const app = await opened.boot(AppModule);
+    const client = await opened.connectToApp(app, '/', { query: {} });
     const delivery = app.get(DeliveryService);
     const both = { user: 'ann', channel: 'lobby' } as unknown as DeliveryTarget;
     const expected =

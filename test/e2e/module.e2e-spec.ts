@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Inject, Injectable, type INestApplicationContext, Module, Scope, type Type } from '@nestjs/common';
+import { Inject, Injectable, type INestApplicationContext, Module, Scope } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -14,55 +14,20 @@ import {
   RiversideServer,
   type Session,
 } from 'nestjs-riverside';
-import { TestClient } from 'nestjs-riverside/testing';
-import { RecordingLogger } from '../support/riverside-app.js';
+import { EchoHandler } from '../support/echo-handlers.js';
+import { OpenedApps, RecordingLogger } from '../support/riverside-app.js';
 
 // Boot-time behaviour of RiversideModule (SPEC 1.1, 1.3): options from forRoot / forRootAsync,
 // handler discovery across modules, and every malformed handler failing NestFactory.
 
-@RiversideHandler()
-class EchoHandler {
-  @OnMessage()
-  onMessage(message: unknown) {
-    return message;
-  }
-}
-
 const LISTEN = { port: 0, host: '127.0.0.1' } as const;
+const opened = new OpenedApps();
 
-const apps: INestApplicationContext[] = [];
-const clients: TestClient[] = [];
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.ws.terminate();
-  for (const app of apps.splice(0)) await app.close();
-});
-
-async function boot(module: Type<unknown>, logger = new RecordingLogger()): Promise<INestApplicationContext> {
-  const app = await NestFactory.createApplicationContext(module, { logger, abortOnError: false });
-  apps.push(app);
-  return app;
-}
-
-/** The error NestFactory.createApplicationContext rejects with for this module. */
-async function bootFailure(module: Type<unknown>): Promise<Error> {
-  try {
-    await boot(module);
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error(`Expected ${module.name} to fail at boot, but it started`);
-}
-
-async function connect(app: INestApplicationContext, path: string, options = {}): Promise<TestClient> {
-  const client = await TestClient.connect(app.get(RiversideServer).url(path), options);
-  clients.push(client);
-  return client;
-}
+afterEach(() => opened.closeAll());
 
 /** Whether a handler path answers an echo round trip. */
 async function echoes(app: INestApplicationContext, path: string): Promise<unknown> {
-  const client = await connect(app, path);
+  const client = await opened.connectToApp(app, path);
   client.send({ ping: path });
   return client.expectMessage();
 }
@@ -71,14 +36,14 @@ describe('RiversideModule.forRoot', () => {
   it('boots and serves the handlers it discovers', async () => {
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [EchoHandler] })
     class AppModule {}
-    const app = await boot(AppModule);
+    const app = await opened.boot(AppModule);
     expect(await echoes(app, '/')).toEqual({ ping: '/' });
   });
 
   it('fails NestFactory.createApplicationContext with an InvalidOptionsError naming the bad option', async () => {
     @Module({ imports: [RiversideModule.forRoot({ ...LISTEN, maxConnections: 0 })], providers: [EchoHandler] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect((error as InvalidOptionsError).option).toBe('maxConnections');
     expect(error.message).toBe('RiversideModule: invalid option "maxConnections": expected a positive integer, got 0.');
@@ -92,7 +57,7 @@ describe('RiversideModule.forRoot', () => {
     }
     @Module({ imports: [RiversideModule.forRoot({ ...LISTEN, codec: NotACodec as never })], providers: [EchoHandler] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error.message).toBe(
       `RiversideModule: invalid option "codec": expected a codec with frameType ('text' | 'binary'), encode() and decode(), got function NotACodec.`,
@@ -102,11 +67,11 @@ describe('RiversideModule.forRoot', () => {
   it('fails the boot when the port is taken, naming the port', async () => {
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [EchoHandler] })
     class FirstModule {}
-    const first = await boot(FirstModule);
+    const first = await opened.boot(FirstModule);
     const { port } = first.get(RiversideServer).address();
     @Module({ imports: [RiversideModule.forRoot({ ...LISTEN, port })], providers: [EchoHandler] })
     class SecondModule {}
-    const error = await bootFailure(SecondModule);
+    const error = await opened.bootFailure(SecondModule);
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error.message).toBe(
       `RiversideModule could not listen on port ${port} of 127.0.0.1: EADDRINUSE. Another process holds it: choose another port option.`,
@@ -117,7 +82,7 @@ describe('RiversideModule.forRoot', () => {
     @Module({ imports: [RiversideModule.forRoot(LISTEN)] })
     class AppModule {}
     const logger = new RecordingLogger();
-    await boot(AppModule, logger);
+    await opened.boot(AppModule, logger);
     expect(logger.entries.filter((entry) => entry.level === 'warn').map((entry) => entry.message)).toEqual([
       "RiversideModule found no @RiversideHandler provider: add your handler class to a module's providers.",
     ]);
@@ -148,7 +113,7 @@ describe('RiversideModule.forRootAsync', () => {
       providers: [EchoHandler],
     })
     class AppModule {}
-    const app = await boot(AppModule);
+    const app = await opened.boot(AppModule);
     expect(await echoes(app, '/from-config')).toEqual({ ping: '/from-config' });
   });
 
@@ -165,7 +130,7 @@ describe('RiversideModule.forRootAsync', () => {
       providers: [EchoHandler],
     })
     class AppModule {}
-    const app = await boot(AppModule);
+    const app = await opened.boot(AppModule);
     expect(await echoes(app, '/async')).toEqual({ ping: '/async' });
   });
 
@@ -181,7 +146,7 @@ describe('RiversideModule.forRootAsync', () => {
       providers: [EchoHandler],
     })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error.message).toBe('RiversideModule: invalid option "maxConnections": expected a positive integer, got -3.');
   });
@@ -200,8 +165,8 @@ describe('handler discovery', () => {
     class FeatureModule {}
     @Module({ imports: [RiversideModule.forRoot(LISTEN), FeatureModule] })
     class AppModule {}
-    const app = await boot(AppModule);
-    const client = await connect(app, '/feature');
+    const app = await opened.boot(AppModule);
+    const client = await opened.connectToApp(app, '/feature');
     client.send('hi');
     expect(await client.expectMessage()).toEqual({ feature: 'hi' });
   });
@@ -209,7 +174,7 @@ describe('handler discovery', () => {
   it('serves a handler without a path on the module path option', async () => {
     @Module({ imports: [RiversideModule.forRoot({ ...LISTEN, path: '/default' })], providers: [EchoHandler] })
     class AppModule {}
-    const app = await boot(AppModule);
+    const app = await opened.boot(AppModule);
     expect(await echoes(app, '/default')).toEqual({ ping: '/default' });
   });
 
@@ -220,7 +185,7 @@ describe('handler discovery', () => {
     class LobbyHandler {}
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [ChatHandler, LobbyHandler] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidHandlerClassError);
     expect(error.message).toBe(
       'Handler classes "ChatHandler" and "LobbyHandler" both serve path "/chat". ' +
@@ -236,7 +201,7 @@ describe('handler discovery', () => {
     };
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [makeHandler(), makeHandler()] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidHandlerClassError);
     expect(error.message).toBe(
       'Handler classes "SameNameHandler" and "SameNameHandler" both serve path "/same". ' +
@@ -254,7 +219,7 @@ describe('handler discovery', () => {
     }
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [TwoMessagesHandler] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidHandlerClassError);
     expect(error.message).toBe(
       'Handler class "TwoMessagesHandler" has two fallback @OnMessage() methods, "first" and "second". ' +
@@ -268,7 +233,7 @@ describe('handler discovery', () => {
     class RequestScopedHandler {}
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [RequestScopedHandler] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidHandlerClassError);
     expect(error.message).toBe(
       'Handler class "RequestScopedHandler" is request- or transient-scoped (itself or through a dependency). ' +
@@ -285,7 +250,7 @@ describe('handler discovery', () => {
     }
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [PerRequest, DependentHandler] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidHandlerClassError);
     expect(error.message).toBe(
       'Handler class "DependentHandler" is request- or transient-scoped (itself or through a dependency). ' +
@@ -298,7 +263,7 @@ describe('handler discovery', () => {
     class SlashlessHandler {}
     @Module({ imports: [RiversideModule.forRoot(LISTEN)], providers: [SlashlessHandler] })
     class AppModule {}
-    const error = await bootFailure(AppModule);
+    const error = await opened.bootFailure(AppModule);
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error.message).toBe(
       'RiversideModule: invalid option "@RiversideHandler({ path }) of SlashlessHandler": ' +
@@ -329,8 +294,8 @@ describe('DeliveryService (global module)', () => {
     class NotificationsModule {}
     @Module({ imports: [RiversideModule.forRoot(LISTEN), NotificationsModule], providers: [UserHandler] })
     class AppModule {}
-    const app = await boot(AppModule);
-    const client = await connect(app, '/', { query: { user: 'alice' } });
+    const app = await opened.boot(AppModule);
+    const client = await opened.connectToApp(app, '/', { query: { user: 'alice' } });
     expect(app.get(Notifier).notify('alice', 'hello')).toBe(1);
     expect(await client.expectMessage()).toEqual({ notification: 'hello' });
   });

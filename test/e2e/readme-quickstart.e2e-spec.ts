@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandshakeRefusedError, TestClient } from 'nestjs-riverside/testing';
+import { freePort } from '../support/brokers.js';
 import { CJS_MAIN, compileApp, VITEST_E2E_CONFIG, type ModuleType, packProject, scaffoldApp } from '../support/nest-scaffold.js';
 
 // The README's Quick start as a newcomer uses it: its files written verbatim into the project
@@ -28,15 +27,6 @@ function readmeFiles(heading: string): Map<string, string> {
     if (name) files.set(name, code);
   }
   return files;
-}
-
-/** A port nobody listens on right now, for the child app's `PORT`. */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Waits until the app answers a WebSocket handshake on `url` (any answer, a refusal included). */

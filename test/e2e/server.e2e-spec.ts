@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Controller, Get, type INestApplication, type INestApplicationContext, Module, type Type } from '@nestjs/common';
+import { Controller, Get, type INestApplication, Module, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { SubscribeMessage, WebSocketGateway, type WsResponse } from '@nestjs/websockets';
 import { readFileSync } from 'node:fs';
@@ -19,20 +19,12 @@ import {
   type RiversideModuleOptions,
 } from 'nestjs-riverside';
 import { TestClient, type TestClientOptions } from 'nestjs-riverside/testing';
+import { EchoHandler } from '../support/echo-handlers.js';
 import { fetchRaw } from '../support/http.js';
-import { eventually, RecordingLogger, type RunningApp, startRiverside } from '../support/riverside-app.js';
+import { eventually, OpenedApps, RecordingLogger, type RunningApp, startRiverside } from '../support/riverside-app.js';
 import { CERT_PATH, KEY_PATH } from '../support/tls-fixture.js';
 
 // SPEC 2 (server, HTTP surface, adapter) and 14.1 (graceful shutdown), as a client sees them.
-
-
-@RiversideHandler()
-class EchoHandler {
-  @OnMessage()
-  onMessage(message: unknown) {
-    return message;
-  }
-}
 
 @RiversideHandler({ path: '/ws' })
 class WsPathEchoHandler {
@@ -73,26 +65,12 @@ async function connectionError(url: string, options: TestClientOptions = {}): Pr
   throw new Error(`Expected connecting to ${url} to fail, but it opened`);
 }
 
-const running: RunningApp[] = [];
-const apps: INestApplicationContext[] = [];
-const clients: TestClient[] = [];
+const opened = new OpenedApps();
 
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.ws.terminate();
-  for (const app of running.splice(0)) await app.close();
-  for (const app of apps.splice(0)) await app.close();
-});
+afterEach(() => opened.closeAll());
 
 async function start(options: RiversideModuleOptions, handlers: Type<unknown>[] = [EchoHandler]): Promise<RunningApp> {
-  const app = await startRiverside(options, handlers);
-  running.push(app);
-  return app;
-}
-
-async function connect(url: string, options: TestClientOptions = {}): Promise<TestClient> {
-  const client = await TestClient.connect(url, options);
-  clients.push(client);
-  return client;
+  return opened.track(await startRiverside(options, handlers));
 }
 
 /** NestFactory.create with express, listening on a free loopback port. */
@@ -101,8 +79,7 @@ async function startHttpApp(
   setup: (app: INestApplication) => void = () => {},
 ): Promise<{ app: INestApplication; httpPort: number; logger: RecordingLogger }> {
   const logger = new RecordingLogger();
-  const app = await NestFactory.create(module, { logger, abortOnError: false });
-  apps.push(app);
+  const app = opened.track(await NestFactory.create(module, { logger, abortOnError: false }));
   setup(app);
   await app.listen(0, '127.0.0.1');
   const httpPort = ((app.getHttpServer() as Server).address() as AddressInfo).port;
@@ -112,7 +89,7 @@ async function startHttpApp(
 describe('standalone server (SPEC 2.1)', () => {
   it('listens on its own port under NestFactory.createApplicationContext', async () => {
     const app = await start({});
-    const client = await connect(app.url('/'));
+    const client = await opened.connect(app.url('/'));
     client.send({ hello: 'standalone' });
     expect(await client.expectMessage()).toEqual({ hello: 'standalone' });
   });
@@ -129,7 +106,7 @@ describe('standalone server (SPEC 2.1)', () => {
     expect(riverside.address().port).not.toBe(httpPort);
 
     expect((await fetchRaw(`http://127.0.0.1:${httpPort}/hello`)).body).toBe('hello from a controller');
-    const client = await connect(riverside.url('/ws'));
+    const client = await opened.connect(riverside.url('/ws'));
     client.send('hi');
     expect(await client.expectMessage()).toEqual({ riverside: 'hi' });
   });
@@ -150,7 +127,7 @@ describe('standalone server (SPEC 2.1)', () => {
       }
     }
     const app = await start({}, [AHandler, BHandler]);
-    const [a, b] = await Promise.all([connect(app.url('/a')), connect(app.url('/b'))]);
+    const [a, b] = await Promise.all([opened.connect(app.url('/a')), opened.connect(app.url('/b'))]);
     a.send(1);
     b.send(2);
     expect(await a.expectMessage()).toEqual({ a: 1 });
@@ -159,7 +136,7 @@ describe('standalone server (SPEC 2.1)', () => {
 
   it('accepts a handler path with a trailing slash', async () => {
     const app = await start({}, [WsPathEchoHandler]);
-    const client = await connect(app.url('/ws/'));
+    const client = await opened.connect(app.url('/ws/'));
     client.send('slash');
     expect(await client.expectMessage()).toEqual({ riverside: 'slash' });
   });
@@ -228,7 +205,7 @@ describe('HTTP surface of the standalone server (SPEC 2.2, 2.3)', () => {
   it('keeps handler paths for itself when a custom router is set', async () => {
     const app = await start({ router: (_req, res) => res.end('router') }, [WsPathEchoHandler]);
     expect((await fetchRaw(app.httpUrl('/ws'))).status).toBe(426);
-    const client = await connect(app.url('/ws'));
+    const client = await opened.connect(app.url('/ws'));
     client.send('through');
     expect(await client.expectMessage()).toEqual({ riverside: 'through' });
   });
@@ -257,7 +234,7 @@ describe("shared mode, port 'http' (SPEC 2.1)", () => {
   it("serves the handler path on the Nest HTTP server's port", async () => {
     const { app, httpPort } = await startHttpApp(SharedModule);
     expect(app.get(RiversideServer).address().port).toBe(httpPort);
-    const client = await connect(`ws://127.0.0.1:${httpPort}/ws`);
+    const client = await opened.connect(`ws://127.0.0.1:${httpPort}/ws`);
     client.send('shared');
     expect(await client.expectMessage()).toEqual({ riverside: 'shared' });
   });
@@ -290,7 +267,7 @@ describe("shared mode, port 'http' (SPEC 2.1)", () => {
       abortOnError: false,
     }).then(
       (app) => {
-        apps.push(app);
+        opened.track(app);
         throw new Error('Expected the boot to fail');
       },
       (failure: unknown) => failure,
@@ -317,14 +294,14 @@ describe('TLS (SPEC 2.5)', () => {
   it('accepts wss:// connections', async () => {
     const app = await start({ tls });
     expect(app.url('/')).toMatch(/^wss:\/\//);
-    const client = await connect(app.url('/'), { ws: { rejectUnauthorized: false } });
+    const client = await opened.connect(app.url('/'), { ws: { rejectUnauthorized: false } });
     client.send({ secure: true });
     expect(await client.expectMessage()).toEqual({ secure: true });
   });
 
   it('presents the configured certificate', async () => {
     const app = await start({ tls });
-    const client = await connect(app.url('/'), { ws: { ca: readFileSync(CERT_PATH) } });
+    const client = await opened.connect(app.url('/'), { ws: { ca: readFileSync(CERT_PATH) } });
     client.send('verified');
     expect(await client.expectMessage()).toBe('verified');
   });
@@ -361,11 +338,11 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     class AppModule {}
     const { app, httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
 
-    const gateway = await connect(`ws://127.0.0.1:${httpPort}/gw`);
+    const gateway = await opened.connect(`ws://127.0.0.1:${httpPort}/gw`);
     gateway.send({ event: 'ping', data: 42 });
     expect(await gateway.expectMessage()).toEqual({ event: 'pong', data: 42 });
 
-    const handler = await connect(app.get(RiversideServer).url('/ws'));
+    const handler = await opened.connect(app.get(RiversideServer).url('/ws'));
     handler.send('beside');
     expect(await handler.expectMessage()).toEqual({ riverside: 'beside' });
   });
@@ -378,8 +355,8 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     class AppModule {}
     const { httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
 
-    const gateway = await connect(`ws://127.0.0.1:${httpPort}/gw`);
-    const handler = await connect(`ws://127.0.0.1:${httpPort}/ws`);
+    const gateway = await opened.connect(`ws://127.0.0.1:${httpPort}/gw`);
+    const handler = await opened.connect(`ws://127.0.0.1:${httpPort}/ws`);
     gateway.send({ event: 'ping', data: 'g' });
     handler.send('h');
     expect(await gateway.expectMessage()).toEqual({ event: 'pong', data: 'g' });
@@ -397,7 +374,7 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     @Module({ imports: [RiversideModule.forRoot({ port: 'http' })], providers: [WsPathEchoHandler, BarePathGateway] })
     class AppModule {}
     const { httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
-    const gateway = await connect(`ws://127.0.0.1:${httpPort}/bare`);
+    const gateway = await opened.connect(`ws://127.0.0.1:${httpPort}/bare`);
     gateway.send({ event: 'ping', data: 'bare' });
     expect(await gateway.expectMessage()).toEqual({ event: 'pong', data: 'bare' });
   });
@@ -409,8 +386,8 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     })
     class AppModule {}
     const { app, httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
-    const gateway = await connect(`ws://127.0.0.1:${httpPort}/gw`);
-    const handler = await connect(`ws://127.0.0.1:${httpPort}/ws`);
+    const gateway = await opened.connect(`ws://127.0.0.1:${httpPort}/gw`);
+    const handler = await opened.connect(`ws://127.0.0.1:${httpPort}/ws`);
     await app.close();
     expect(await handler.expectClose()).toEqual({ code: 1001, reason: 'server shutting down' });
     await gateway.expectClose();
@@ -429,7 +406,7 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     const url = `ws://127.0.0.1:${httpPort}/gw`;
 
     expect((await TestClient.expectRefused(url, { headers: { origin: 'https://evil.example' } })).status).toBe(403);
-    const gateway = await connect(url, { headers: { origin: 'https://app.example.com' } });
+    const gateway = await opened.connect(url, { headers: { origin: 'https://app.example.com' } });
     // The one slot is the gateway client's: neither a handler nor another gateway client gets in.
     expect((await TestClient.expectRefused(`ws://127.0.0.1:${httpPort}/ws`)).status).toBe(503);
     expect((await TestClient.expectRefused(url)).status).toBe(503);
@@ -439,7 +416,7 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     expect((await gateway.expectClose()).code).toBe(1009);
     // Its slot is free again once it closed.
     await eventually(async () => {
-      const next = await connect(url);
+      const next = await opened.connect(url);
       next.send({ event: 'ping', data: 1 });
       expect(await next.expectMessage()).toEqual({ event: 'pong', data: 1 });
     });
@@ -449,7 +426,7 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
     @Module({ imports: [RiversideModule.forRoot({ port: 'http' })], providers: [WsPathEchoHandler, PingGateway] })
     class AppModule {}
     const { app, httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
-    const gateway = await connect(`ws://127.0.0.1:${httpPort}/gw`);
+    const gateway = await opened.connect(`ws://127.0.0.1:${httpPort}/gw`);
     gateway.send({ event: 'ping', data: 'up' });
     expect(await gateway.expectMessage()).toEqual({ event: 'pong', data: 'up' });
     await app.get(RiversideServer).close();
@@ -483,7 +460,7 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
 describe('shutdown (SPEC 14.1)', () => {
   it("closes every client with 1001 'server shutting down'", async () => {
     const app = await start({});
-    const [first, second] = await Promise.all([connect(app.url('/')), connect(app.url('/'))]);
+    const [first, second] = await Promise.all([opened.connect(app.url('/')), opened.connect(app.url('/'))]);
     await app.app.close();
     expect(await first.expectClose(1001)).toEqual({ code: 1001, reason: 'server shutting down' });
     expect(await second.expectClose(1001)).toEqual({ code: 1001, reason: 'server shutting down' });
@@ -493,7 +470,7 @@ describe('shutdown (SPEC 14.1)', () => {
     @Module({ imports: [RiversideModule.forRoot({ port: 0, host: '127.0.0.1' })], providers: [EchoHandler] })
     class AppModule {}
     const { app } = await startHttpApp(AppModule);
-    const client = await connect(app.get(RiversideServer).url('/'));
+    const client = await opened.connect(app.get(RiversideServer).url('/'));
     await app.close();
     expect(await client.expectClose(1001)).toEqual({ code: 1001, reason: 'server shutting down' });
   });
@@ -502,7 +479,7 @@ describe('shutdown (SPEC 14.1)', () => {
     @Module({ imports: [RiversideModule.forRoot({ port: 'http' })], providers: [EchoHandler] })
     class AppModule {}
     const { app, httpPort } = await startHttpApp(AppModule);
-    const client = await connect(`ws://127.0.0.1:${httpPort}/`);
+    const client = await opened.connect(`ws://127.0.0.1:${httpPort}/`);
     await app.close();
     expect(await client.expectClose(1001)).toEqual({ code: 1001, reason: 'server shutting down' });
   });
@@ -520,7 +497,7 @@ describe('shutdown (SPEC 14.1)', () => {
     await first.app.close();
     const second = await start({ port });
     expect(second.server.address().port).toBe(port);
-    const client = await connect(second.url('/'));
+    const client = await opened.connect(second.url('/'));
     client.send('again');
     expect(await client.expectMessage()).toBe('again');
   });
@@ -549,7 +526,7 @@ describe('debug option (SPEC 10.3, Riverside show_debug_logs)', () => {
 
   it('logs a debug line per connection event when debug is true', async () => {
     const app = await start({ debug: true }, [AliceHandler]);
-    const client = await connect(app.url('/'));
+    const client = await opened.connect(app.url('/'));
     await client.close();
     await eventually(() =>
       expect(app.logger.entries.filter((entry) => entry.level === 'debug').map((entry) => entry.message)).toEqual([
@@ -561,7 +538,7 @@ describe('debug option (SPEC 10.3, Riverside show_debug_logs)', () => {
 
   it('logs no per-connection debug line by default', async () => {
     const app = await start({}, [AliceHandler]);
-    const client = await connect(app.url('/'));
+    const client = await opened.connect(app.url('/'));
     await client.close();
     await eventually(() => expect(app.server.registry.connections.size).toBe(0));
     expect(app.logger.entries.filter((entry) => entry.level === 'debug')).toEqual([]);

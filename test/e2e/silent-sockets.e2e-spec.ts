@@ -2,7 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AuthResult, OnAuthenticate, OnMessage, RiversideHandler, RiversideStats } from 'nestjs-riverside';
+import { RiversideStats } from 'nestjs-riverside';
+import { AuthenticatedEchoHandler } from '../support/echo-handlers.js';
 import { fetchRaw } from '../support/http.js';
 import { type RunningApp, startRiverside } from '../support/riverside-app.js';
 
@@ -21,19 +22,6 @@ const CAP = FULL ? undefined : 300;
 /** Pending sockets older than this may be evicted for a newcomer (pre-upgrade-guard.ts). */
 const EVICTABLE_AFTER = 2000;
 const SCRIPT = fileURLToPath(new URL('../support/silent-sockets.mjs', import.meta.url));
-
-@RiversideHandler({ path: '/echo' })
-class EchoHandler {
-  @OnAuthenticate()
-  authenticate(): AuthResult {
-    return { userId: 'echo' };
-  }
-
-  @OnMessage()
-  echo(message: unknown) {
-    return message;
-  }
-}
 
 interface Flooder {
   child: ChildProcess;
@@ -76,7 +64,7 @@ describe(`${TOTAL} silent TCP sockets before any upgrade`, () => {
     async () => {
       // A long handshakeTimeout, so that the cap (not the inactivity timeout) is what holds the
       // flood; no idleTimeout, so that the bystander may stay silent however long the flood takes.
-      running = await startRiverside({ handshakeTimeout: 120_000, idleTimeout: 0, ...(CAP !== undefined && { maxPendingSockets: CAP }) }, [EchoHandler]);
+      running = await startRiverside({ handshakeTimeout: 120_000, idleTimeout: 0, ...(CAP !== undefined && { maxPendingSockets: CAP }) }, [AuthenticatedEchoHandler]);
       const stats = running.app.get(RiversideStats);
       const port = running.server.address().port;
       const bystander = await running.connect('/echo');

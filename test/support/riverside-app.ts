@@ -65,6 +65,56 @@ export function running(app: INestApplicationContext, logger: RecordingLogger): 
   };
 }
 
+/**
+ * The Nest apps and clients a test file opens itself (its own `@Module` importing
+ * RiversideModule, or NestFactory.create), so that one
+ * `afterEach(() => opened.closeAll())` closes whatever the test left open.
+ */
+export class OpenedApps {
+  private readonly apps: { close(): Promise<unknown> }[] = [];
+  private readonly clients: TestClient[] = [];
+
+  /** Boots `module` as NestFactory.createApplicationContext, as a user's app would. */
+  async boot(module: Type<unknown>, logger = new RecordingLogger()): Promise<INestApplicationContext> {
+    // abortOnError: false, so that a boot failure rejects instead of exiting the test process.
+    return this.track(await NestFactory.createApplicationContext(module, { logger, abortOnError: false }));
+  }
+
+  /** The error booting `module` rejects with; fails the test if it boots. */
+  async bootFailure(module: Type<unknown>): Promise<Error> {
+    try {
+      await this.boot(module);
+    } catch (error) {
+      return error as Error;
+    }
+    throw new Error(`Expected ${module.name} to fail at boot, but it started`);
+  }
+
+  /** Closes `app` in closeAll(); returns it. */
+  track<App extends { close(): Promise<unknown> }>(app: App): App {
+    this.apps.push(app);
+    return app;
+  }
+
+  /** A client on `url`, terminated in closeAll(). */
+  async connect(url: string, options: TestClientOptions = {}): Promise<TestClient> {
+    const client = await TestClient.connect(url, options);
+    this.clients.push(client);
+    return client;
+  }
+
+  /** A client on `path` of the Riverside server in `app`, terminated in closeAll(). */
+  connectToApp(app: INestApplicationContext, path = '/', options: TestClientOptions = {}): Promise<TestClient> {
+    return this.connect(app.get(RiversideServer).url(path), options);
+  }
+
+  /** Terminates every client, then closes every app, in the order they were opened. */
+  async closeAll(): Promise<void> {
+    for (const client of this.clients.splice(0)) client.ws.terminate();
+    for (const app of this.apps.splice(0)) await app.close();
+  }
+}
+
 /** Polls until `check` stops throwing or rejecting (for counters updated asynchronously). */
 export async function eventually(check: () => void | Promise<unknown>, timeout = 2000): Promise<void> {
   const deadline = Date.now() + timeout;

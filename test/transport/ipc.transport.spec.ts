@@ -12,11 +12,12 @@ const DIST = new URL('../../dist/index.js', import.meta.url).href;
  * cluster.Worker handle are: structured-clone messages, delivered asynchronously, in order.
  * (test/cluster/workers.e2e-spec.ts runs the same transport over real cluster IPC.)
  */
-function channelPair(): { worker: IpcChannel; primary: IpcChannel; close(): void } {
+function channelPair(serialization: 'advanced' | 'json' = 'advanced'): { worker: IpcChannel; primary: IpcChannel; close(): void } {
   const { port1, port2 } = new MessageChannel();
   const end = (port: MessagePort): IpcChannel => ({
     send(message, callback) {
-      port.postMessage(message);
+      // 'json': what Node's default IPC serialization leaves of a message.
+      port.postMessage(serialization === 'json' ? JSON.parse(JSON.stringify(message)) : message);
       callback?.(null);
       return true;
     },
@@ -26,25 +27,27 @@ function channelPair(): { worker: IpcChannel; primary: IpcChannel; close(): void
   return { worker: end(port1), primary: end(port2), close: () => port1.close() };
 }
 
-function attached(hub: IpcHub, prefix: string, readyTimeout?: number) {
-  const pair = channelPair();
+function attached(hub: IpcHub, prefix: string, readyTimeout?: number, serialization: 'advanced' | 'json' = 'advanced') {
+  const pair = channelPair(serialization);
   hub.attach(pair.primary);
   return { transport: new IpcTransport({ channel: pair.worker, prefix, readyTimeout }), pair };
 }
 
-runTransportContract('IpcTransport through an IpcHub', async () => {
-  const hub = new IpcHub();
-  const nodes = [attached(hub, 'test'), attached(hub, 'test'), attached(hub, 'other')];
-  return {
-    a: nodes[0].transport,
-    b: nodes[1].transport,
-    otherPrefix: nodes[2].transport,
-    cleanup: async () => {
-      await Promise.all(nodes.map(({ transport }) => transport.close()));
-      for (const { pair } of nodes) pair.close();
-    },
-  };
-});
+for (const serialization of ['advanced', 'json'] as const) {
+  runTransportContract(`IpcTransport through an IpcHub (${serialization} IPC serialization)`, async () => {
+    const hub = new IpcHub();
+    const nodes = [attached(hub, 'test', undefined, serialization), attached(hub, 'test', undefined, serialization), attached(hub, 'other', undefined, serialization)];
+    return {
+      a: nodes[0].transport,
+      b: nodes[1].transport,
+      otherPrefix: nodes[2].transport,
+      cleanup: async () => {
+        await Promise.all(nodes.map(({ transport }) => transport.close()));
+        for (const { pair } of nodes) pair.close();
+      },
+    };
+  });
+}
 
 describe('IpcTransport', () => {
   it('fails connect() clearly when no hub answers within readyTimeout', async () => {
@@ -65,6 +68,8 @@ describe('IpcTransport', () => {
   });
 
   it('names the bad option', () => {
+    expect(() => new IpcHub({ maxWorkerBacklog: 1.5 })).toThrow('IpcHub: invalid option "maxWorkerBacklog": expected a positive integer (bytes), got 1.5.');
+    expect(() => new IpcHub({ max: 1 } as never)).toThrow('IpcHub: invalid option "max"');
     expect(() => new IpcTransport({ readyTimeout: -1 })).toThrow('IpcTransport: invalid option "readyTimeout": expected a positive integer (ms), got -1.');
     expect(() => new IpcTransport({ prefix: '' })).toThrow('IpcTransport: invalid option "prefix"');
     expect(() => new IpcTransport({ url: 'x' } as never)).toThrow('IpcTransport: invalid option "url"');
@@ -99,5 +104,38 @@ describe('IpcTransport', () => {
     expect(hub.topics()).toEqual([]);
     await a.transport.close();
     await b.transport.close();
+  });
+
+  it('sends payloads as bytes over a channel that carries them, as base64 over a JSON one, and between the two', async () => {
+    const hub = new IpcHub();
+    const cloning = attached(hub, 'p', undefined, 'advanced');
+    const json = attached(hub, 'p', undefined, 'json');
+    await Promise.all([cloning.transport.connect(), json.transport.connect()]);
+    const seen = { cloning: [] as unknown[], json: [] as unknown[] };
+    // What each end of each channel receives: payloads are the third entry of an 'ops', the second of a 'msg'.
+    const payloadsOf = (message: unknown): unknown[] => {
+      const m = message as { riverside: string; ops?: unknown[]; batch?: unknown[] };
+      if (m.riverside === 'ops') return (m.ops ?? []).filter((_, i, ops) => ops[i - 2] === 'p');
+      if (m.riverside === 'msg') return (m.batch ?? []).filter((_, i) => i % 2 === 1);
+      return [];
+    };
+    for (const [name, pair] of [['cloning', cloning.pair], ['json', json.pair]] as const) {
+      pair.primary.on('message', (message) => seen[name].push(...payloadsOf(message)));
+      pair.worker.on('message', (message) => seen[name].push(...payloadsOf(message)));
+    }
+    const received = { cloning: [] as string[], json: [] as string[] };
+    await cloning.transport.subscribe('user:1', (payload) => received.cloning.push(Buffer.from(payload).toString()));
+    await json.transport.subscribe('user:1', (payload) => received.json.push(Buffer.from(payload).toString()));
+
+    await cloning.transport.publish('user:1', Buffer.from('from the cloning worker'));
+    await json.transport.publish('user:1', Buffer.from('from the json worker'));
+    await eventually(() => {
+      expect(received.json).toEqual(['from the cloning worker']);
+      expect(received.cloning).toEqual(['from the json worker']);
+    });
+    expect(seen.cloning).toHaveLength(2);
+    for (const payload of seen.cloning) expect(payload).toBeInstanceOf(Uint8Array);
+    expect(seen.json).toEqual([Buffer.from('from the json worker').toString('base64'), Buffer.from('from the cloning worker').toString('base64')]);
+    await Promise.all([cloning.transport.close(), json.transport.close()]);
   });
 });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeliveryService, RedisTransport, RiversideStats } from 'nestjs-riverside';
 import { ClusterNodeHandler, join, runClusterDeliveryContract } from '../cluster/cluster-delivery.contract.js';
 import { uniquePrefix } from '../support/brokers.js';
@@ -53,6 +53,29 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
   });
 
   describe('connections', () => {
+    it("sends one event-loop turn's publishes in one write to Redis, in order, and the next turn's in another", async () => {
+      const prefix = uniquePrefix('corked');
+      const publisher = ioredis();
+      const a = new RedisTransport({ publisher, subscriber: ioredis(), prefix });
+      const b = new RedisTransport({ url: REDIS_URL, prefix });
+      await Promise.all([a.connect(), b.connect()]);
+      const received: string[] = [];
+      await b.subscribe('user:1', (payload) => received.push(Buffer.from(payload).toString()));
+      // What leaves for Redis: each _write or _writev of the publisher's socket is one write.
+      const socket = (publisher as unknown as { stream: { _write: () => void; _writev: () => void } }).stream;
+      const writes = [vi.spyOn(socket, '_write'), vi.spyOn(socket, '_writev')];
+      const writeCount = () => writes.reduce((n, spy) => n + spy.mock.calls.length, 0);
+
+      const first = Array.from({ length: 16 }, (_, i) => a.publish('user:1', Buffer.from(`m${i}`)));
+      expect(writeCount()).toBe(0); // not before the end of the turn
+      await Promise.all(first);
+      expect(writeCount()).toBe(1);
+      await Promise.all([a.publish('user:1', Buffer.from('m16')), a.publish('user:1', Buffer.from('m17'))]);
+      expect(writeCount()).toBe(2);
+      await eventually(() => expect(received).toEqual(Array.from({ length: 18 }, (_, i) => `m${i}`)));
+      await Promise.all([a.close(), b.close()]);
+    });
+
     it('subscribes on <prefix>:<topic>, and leaves no subscription behind after close(), whoever owns the clients', async () => {
       const prefix = uniquePrefix('owned');
       const observer = ioredis();

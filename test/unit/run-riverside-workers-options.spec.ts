@@ -13,8 +13,9 @@ describe('runRiversideWorkers options', () => {
     [{ main: () => {}, schedulingPolicy: 'rr' }, 'runRiversideWorkers: invalid option "schedulingPolicy": expected \'round-robin\' or \'none\', got "rr".'],
     [
       { main: () => {}, worker: 2 },
-      'runRiversideWorkers: invalid option "worker": expected one of the known options (main, workers, restartDelay, stopTimeout, handleSignals, schedulingPolicy), got 2.',
+      'runRiversideWorkers: invalid option "worker": expected one of the known options (main, workers, restartDelay, stopTimeout, handleSignals, schedulingPolicy, maxWorkerBacklog), got 2.',
     ],
+    [{ main: () => {}, maxWorkerBacklog: 0 }, 'runRiversideWorkers: invalid option "maxWorkerBacklog": expected a positive integer (bytes), got 0.'],
   ])('refuses %o', async (options, message) => {
     const refusal = runRiversideWorkers(options as never);
     await expect(refusal).rejects.toThrow(InvalidOptionsError);

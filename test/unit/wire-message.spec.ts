@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EncodeError } from '../../src/errors/encode.error.js';
-import { decodeWireMessage, encodeWireMessage } from '../../src/cluster/wire-message.js';
+import { serialize } from 'node:v8';
+import { decodeWireMessage, encodeWireMessage, isFromOrigin } from '../../src/cluster/wire-message.js';
 import { withNextMinor } from '../support/wire.js';
 import { channelTopic, sessionTopic, topicOf, userTopic } from '../../src/cluster/topics.js';
 
@@ -41,6 +42,28 @@ describe('wire messages between nodes (version 2)', () => {
       code: 4001,
       reason: 'kicked',
     });
+  });
+
+  it('lays a delivery out as 2.0 always did: header, body length, then V8 serialize() of the message', () => {
+    const message = { t: 123456789n, text: 'héllo' };
+    const wire = encodeWireMessage({ origin: 'node-a', session: 'ph', kind: 'deliver', message });
+    const body = serialize(message);
+    const head = Buffer.from([0xff, 0x52, 2, 0, 0, 4, 0, 1 + 6 + 2 + 2, 6, ...Buffer.from('node-a'), 0, 2, ...Buffer.from('ph'), 0, 0, 0, body.length]);
+    expect(wire).toEqual(Buffer.concat([head, body]));
+  });
+
+  it("recognizes a node's own messages from their bytes, and nothing else", () => {
+    const own = Buffer.from('0123456789abcdef', 'latin1');
+    for (const kind of ['deliver', 'info', 'close', 'frame'] as const) {
+      const mine = encodeWireMessage({ origin: '0123456789abcdef', session: null, kind, message: 1, info: 1, code: 1000, reason: '', binary: false, data: Buffer.from('x') } as never);
+      expect(isFromOrigin(mine, own)).toBe(true);
+      const theirs = encodeWireMessage({ origin: '0123456789abcdeg', session: null, kind, message: 1, info: 1, code: 1000, reason: '', binary: false, data: Buffer.from('x') } as never);
+      expect(isFromOrigin(theirs, own)).toBe(false);
+    }
+    expect(isFromOrigin(encodeWireMessage({ origin: '0123456789abcde', session: null, kind: 'info', info: 1 }), own)).toBe(false);
+    expect(isFromOrigin(Buffer.concat([Buffer.from([0xff, 1, 0, 0, 16]), own, Buffer.from('old')]), own)).toBe(false);
+    expect(isFromOrigin(Buffer.from('{"hello":1}'), own)).toBe(false);
+    expect(isFromOrigin(new Uint8Array(0), own)).toBe(false);
   });
 
   it('throws an EncodeError for what cannot cross nodes (a function)', () => {
