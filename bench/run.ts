@@ -12,7 +12,11 @@
 //   BENCH_ROUNDS=3                  rounds of echo and connect, and bursts of fan-out (default 7,
 //                                   5 for connect); the idle-memory figure keeps its 5,000
 //                                   connections. E.g. BENCH_ONLY=connect,memory,fanout BENCH_ROUNDS=3
-//   BENCH_PROFILE=riverside         run that contender's server with --cpu-prof (bench/dist/profiles/)
+//   BENCH_PROFILE=riverside         run that contender's server with --cpu-prof (bench/dist/profiles/);
+//                                   a comma list (riverside,raw-ws) profiles several, each file named
+//                                   <contender>-<time>.cpuprofile, so that the same run compares them
+//   BENCH_PROFILE_INTERVAL=100      sampling interval in µs (Node's default 1000 gives a connect
+//                                   round only a few hundred samples)
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +35,8 @@ const DIST = fileURLToPath(new URL('.', import.meta.url));
 const BENCH_DIR = join(DIST, '..');
 const quick = process.env.BENCH_QUICK === '1';
 const only = new Set((process.env.BENCH_ONLY ?? 'echo,fanout,connect,memory,micro').split(','));
-const profiled = process.env.BENCH_PROFILE;
+const profiled = process.env.BENCH_PROFILE?.split(',') ?? [];
+const profileInterval = process.env.BENCH_PROFILE_INTERVAL;
 const roundsOverride = process.env.BENCH_ROUNDS === undefined ? null : Number(process.env.BENCH_ROUNDS);
 if (roundsOverride !== null && !(Number.isInteger(roundsOverride) && roundsOverride > 0)) {
   throw new Error(`BENCH_ROUNDS must be a positive integer, got ${process.env.BENCH_ROUNDS}`);
@@ -83,10 +88,11 @@ interface RunningServer {
 async function startServer(contender: Contender): Promise<RunningServer> {
   const port = await freePort();
   const nodeFlags = ['--expose-gc'];
-  if (profiled === contender.id) {
+  if (profiled.includes(contender.id)) {
     const dir = join(DIST, 'profiles');
     mkdirSync(dir, { recursive: true });
-    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${contender.id}-${Date.now()}.cpuprofile`);
+    if (profileInterval !== undefined) nodeFlags.push(`--cpu-prof-interval=${profileInterval}`);
   }
   const child = spawnNode(contender.label, join(DIST, contender.server), {}, {
     cpu: SERVER_CPU,
