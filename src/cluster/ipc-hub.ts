@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { InvalidOptionsError } from '../errors/invalid-options.error.js';
-import { describeValue } from '../riverside.messages.js';
+import { OptionChecks } from './option-checks.js';
 import { asChannelPayload, type IpcChannel, bytesProbe, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
 
 /**
@@ -226,18 +225,8 @@ export class IpcHub {
 }
 
 function validateOptions(options: IpcHubOptions): IpcHubOptions {
-  const invalid = (option: string, value: unknown, expected: string): never => {
-    throw new InvalidOptionsError(option, `IpcHub: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
-  };
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', options, 'an object');
-  for (const key of Object.keys(options)) {
-    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
-      invalid(key, (options as Record<string, unknown>)[key], `one of the known options (${KNOWN_OPTIONS.join(', ')})`);
-    }
-  }
-  const { maxWorkerBacklog } = options;
-  if (maxWorkerBacklog !== undefined && !(Number.isInteger(maxWorkerBacklog) && maxWorkerBacklog > 0)) {
-    invalid('maxWorkerBacklog', maxWorkerBacklog, 'a positive integer (bytes)');
-  }
+  const check = new OptionChecks('IpcHub');
+  check.knownKeys(options, KNOWN_OPTIONS);
+  check.optionalPositiveInteger('maxWorkerBacklog', options.maxWorkerBacklog, 'bytes');
   return options;
 }

@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { InvalidOptionsError } from '../errors/invalid-options.error.js';
-import { describeValue } from '../riverside.messages.js';
+import { OptionChecks } from './option-checks.js';
 import type { RiversideTransport, TransportMessageHandler } from './transport.interface.js';
 import { asChannelPayload, bytesProbe, type IpcChannel, type IpcHubMessage, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
 
@@ -249,24 +248,15 @@ function channelClosed(): Error {
 }
 
 function validateOptions(options: IpcTransportOptions): void {
-  const invalid = (option: string, value: unknown, expected: string): never => {
-    throw new InvalidOptionsError(option, `IpcTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
-  };
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) invalid('options', options, 'an object');
-  for (const key of Object.keys(options)) {
-    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
-      invalid(key, (options as Record<string, unknown>)[key], `one of the known options (${KNOWN_OPTIONS.join(', ')})`);
-    }
-  }
+  const check = new OptionChecks('IpcTransport');
+  check.knownKeys(options, KNOWN_OPTIONS);
   const { prefix, channel, readyTimeout } = options;
-  if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '')) invalid('prefix', prefix, 'a non-empty string');
+  if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '')) check.invalid('prefix', prefix, 'a non-empty string');
   if (
     channel !== undefined &&
     (typeof channel !== 'object' || channel === null || !['send', 'on', 'off'].every((m) => typeof (channel as unknown as Record<string, unknown>)[m] === 'function'))
   ) {
-    invalid('channel', channel, 'an IPC channel with send(), on() and off() (process, a cluster Worker)');
+    check.invalid('channel', channel, 'an IPC channel with send(), on() and off() (process, a cluster Worker)');
   }
-  if (readyTimeout !== undefined && !(Number.isInteger(readyTimeout) && readyTimeout > 0)) {
-    invalid('readyTimeout', readyTimeout, 'a positive integer (ms)');
-  }
+  check.optionalPositiveInteger('readyTimeout', readyTimeout, 'ms');
 }

@@ -1,8 +1,7 @@
 import { Logger } from '@nestjs/common';
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { InvalidOptionsError } from '../errors/invalid-options.error.js';
-import { describeValue } from '../riverside.messages.js';
+import { OptionChecks } from './option-checks.js';
 import { IpcHub } from './ipc-hub.js';
 
 /**
@@ -175,26 +174,17 @@ function supervise(options: Resolved): RiversideWorkers {
 type Resolved = Required<Omit<RiversideWorkersOptions, 'schedulingPolicy' | 'maxWorkerBacklog'>> & Pick<RiversideWorkersOptions, 'schedulingPolicy' | 'maxWorkerBacklog'>;
 
 function validate(options: RiversideWorkersOptions): Resolved {
-  const invalid = (option: string, value: unknown, expected: string): never => {
-    throw new InvalidOptionsError(option, `runRiversideWorkers: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
-  };
-  if (typeof options !== 'object' || options === null) invalid('options', options, 'an object with main');
-  for (const key of Object.keys(options)) {
-    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
-      invalid(key, (options as unknown as Record<string, unknown>)[key], `one of the known options (${KNOWN_OPTIONS.join(', ')})`);
-    }
-  }
+  const check = new OptionChecks('runRiversideWorkers');
+  check.knownKeys(options, KNOWN_OPTIONS, 'an object with main');
   const { main, workers = availableParallelism(), restartDelay = 1000, stopTimeout = 10_000, handleSignals = true, schedulingPolicy, maxWorkerBacklog } = options;
-  if (typeof main !== 'function') invalid('main', main, 'a function that starts the app');
-  if (!(Number.isInteger(workers) && workers >= 1)) invalid('workers', workers, 'an integer >= 1');
-  if (!(Number.isInteger(restartDelay) && restartDelay >= 0)) invalid('restartDelay', restartDelay, 'an integer >= 0 (ms)');
-  if (!(Number.isInteger(stopTimeout) && stopTimeout > 0)) invalid('stopTimeout', stopTimeout, 'a positive integer (ms)');
-  if (typeof handleSignals !== 'boolean') invalid('handleSignals', handleSignals, 'true or false');
+  if (typeof main !== 'function') check.invalid('main', main, 'a function that starts the app');
+  if (!(Number.isInteger(workers) && workers >= 1)) check.invalid('workers', workers, 'an integer >= 1');
+  if (!(Number.isInteger(restartDelay) && restartDelay >= 0)) check.invalid('restartDelay', restartDelay, 'an integer >= 0 (ms)');
+  check.optionalPositiveInteger('stopTimeout', stopTimeout, 'ms');
+  if (typeof handleSignals !== 'boolean') check.invalid('handleSignals', handleSignals, 'true or false');
   if (schedulingPolicy !== undefined && schedulingPolicy !== 'round-robin' && schedulingPolicy !== 'none') {
-    invalid('schedulingPolicy', schedulingPolicy, "'round-robin' or 'none'");
+    check.invalid('schedulingPolicy', schedulingPolicy, "'round-robin' or 'none'");
   }
-  if (maxWorkerBacklog !== undefined && !(Number.isInteger(maxWorkerBacklog) && maxWorkerBacklog > 0)) {
-    invalid('maxWorkerBacklog', maxWorkerBacklog, 'a positive integer (bytes)');
-  }
+  check.optionalPositiveInteger('maxWorkerBacklog', maxWorkerBacklog, 'bytes');
   return { main, workers, restartDelay, stopTimeout, handleSignals, schedulingPolicy, maxWorkerBacklog };
 }
