@@ -4,7 +4,7 @@
 // files), and every child process stops by itself. Measures, over IpcTransport and
 // over Redis: connections opened and their rate, RSS per connection per worker, cross-worker
 // user deliveries at steady rates (p50/p99/p999 and server CPU per delivery, next to deliveries
-// that stay on one worker), channel fan-out across workers, and the drain on SIGTERM; then, on a
+// that stay on one worker and next to the same workers each on LocalTransport), channel fan-out across workers, and the drain on SIGTERM; then, on a
 // cluster of its own with maxHandshakesPerSecond, a reconnect storm after a worker is killed;
 // then fan-out throughput with 1
 // and 2 workers next to a single-process raw `ws` server. Writes bench/scale-results.json and
@@ -28,6 +28,8 @@
 //                            worker's share of them reconnects at once
 //   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
 //   SCALE_PROFILE_DIR=dir    `node --cpu-prof` on the cluster's processes, profiles written there on exit
+//   SCALE_LOCAL_WORKERS=0    no like-for-like baseline (SCALE_WORKERS workers each on LocalTransport,
+//                            SCALE_CONNECTIONS connections, local deliveries at the first rate)
 //   SCALE_RATES_ONLY=1       only the steady-rate deliveries (and the single-node baseline): no
 //                            fan-out, storm, 2-worker or raw ws run; writes only SCALE_OUT
 //   REDIS_URL                (default redis://127.0.0.1:6379)
@@ -36,7 +38,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, freePort, sourceAddress, spawnNode } from './lib/child.js';
-import { cpuSecondsOf, sleep } from './lib/process.js';
+import { cpuSecondsOf, runSecondsOf, sleep } from './lib/process.js';
 import type { ScaleLoadConfig, ScaleLoadReport } from './load/scale.load.js';
 import type { ServerReport } from './servers/harness.js';
 import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from './servers/scale-cluster.server.js';
@@ -50,7 +52,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PER_LOAD_GEN = 17_000;
 
 const SETTINGS = smoke
-  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 0, raw: false }
+  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 0, raw: false, localWorkers: false }
   : {
       workers: Number(process.env.SCALE_WORKERS ?? 7),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
@@ -64,6 +66,7 @@ const SETTINGS = smoke
       scaling: ratesOnly ? [1] : [1, 2],
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
       raw: !ratesOnly,
+      localWorkers: process.env.SCALE_LOCAL_WORKERS !== '0',
     };
 const SCHEDULING = process.env.SCALE_SCHEDULING === 'round-robin' ? 'round-robin' : 'none';
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
@@ -109,6 +112,11 @@ async function clusterStats(cluster: Cluster, gc = true) {
 
 function serverCpu(pids: number[]): number {
   return pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+}
+
+/** The same from the scheduler's exact run time (see runSecondsOf), not the tick-sampled one. */
+function serverRun(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + runSecondsOf(pid), 0);
 }
 
 interface LoadGens {
@@ -254,6 +262,13 @@ interface RateRow {
   cpuMicrosPerDelivery: number;
   /** The same, less the CPU the server spends idle (connections open, nothing delivered) over as long. */
   netCpuMicrosPerDelivery: number;
+  /**
+   * Server CPU per delivery from the scheduler's exact run time of every thread (runSecondsOf),
+   * where cpuMicrosPerDelivery is sampled at the timer tick.
+   */
+  runMicrosPerDelivery: number;
+  /** The part of runMicrosPerDelivery spent in the primary (the IpcHub's routing, for IpcTransport). */
+  primaryRunMicrosPerDelivery: number;
 }
 
 /** Server CPU seconds per second with every connection idle and nothing delivered. */
@@ -270,11 +285,15 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
+  const primaryBefore = runSecondsOf(pids[0]);
+  const runBefore = serverRun(pids);
   const startNs = process.hrtime.bigint();
   cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
   await sleep(1000); // stragglers
   const cpu = serverCpu(pids) - cpuBefore;
+  const run = serverRun(pids) - runBefore;
+  const primaryRun = runSecondsOf(pids[0]) - primaryBefore;
   const netCpu = cpu - idle * (Number(process.hrtime.bigint() - startNs) / 1e9);
   const { micros } = await gather(loads);
   const row: RateRow = {
@@ -291,10 +310,12 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
     max: (micros[micros.length - 1] ?? Number.NaN) / 1000,
     cpuMicrosPerDelivery: (cpu * 1e6) / driven.sent,
     netCpuMicrosPerDelivery: (netCpu * 1e6) / driven.sent,
+    runMicrosPerDelivery: (run * 1e6) / driven.sent,
+    primaryRunMicrosPerDelivery: (primaryRun * 1e6) / driven.sent,
   };
   log(
     `${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ` +
-      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle)`,
+      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle, scheduler's exact count ${row.runMicrosPerDelivery.toFixed(1)} µs, ${row.primaryRunMicrosPerDelivery.toFixed(1)} µs of it in the primary)`,
   );
   return row;
 }
@@ -426,6 +447,32 @@ async function stormRun() {
 }
 
 /**
+ * The like-for-like baseline of the steady-rate rows: as many workers as the main run, as many
+ * idle connections, the same drive (every worker at rate/workers in 5 ms ticks), but each worker
+ * on LocalTransport (no cluster, nothing published): each delivers to users of its own. The
+ * main run's "remote" rows differ from this one only in that every message crosses a process.
+ */
+async function localWorkersRun(): Promise<RateRow> {
+  const { workers, connections } = SETTINGS;
+  log(`local workers: ${workers} workers on LocalTransport, ${connections} connections`);
+  const cluster = await startCluster(workers, 'local');
+  try {
+    const loads = await openConnections(cluster.port, '/bench', connections, 0, false);
+    const stats = await clusterStats(cluster, false);
+    const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
+    cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where: 'local' });
+    await cluster.child.next('driven', 60_000);
+    await sleep(500);
+    const row = await steadyRate(cluster, loads, pids, await idleCpu(pids), `${workers} workers, LocalTransport`, SETTINGS.rates[0], 'local', loads.users);
+    await closeLoads(loads);
+    return row;
+  } finally {
+    cluster.child.process.kill('SIGKILL');
+    await cluster.child.stop(5000);
+  }
+}
+
+/**
  * Fan-out throughput with `workers` workers (1: LocalTransport, the single-node baseline; more:
  * IpcTransport), every connection a member; with one worker also the CPU of a local delivery.
  */
@@ -485,11 +532,12 @@ const started = Date.now();
 const loadBefore = loadavg();
 const runs: TransportRun[] = [];
 for (const transport of TRANSPORTS) runs.push(await mainRun(transport));
+const localWorkers = SETTINGS.localWorkers ? await localWorkersRun() : null;
 const storm = SETTINGS.storm && TRANSPORTS.includes('ipc') ? await stormRun() : null;
 const scaling = [];
 for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
 const rawWs = SETTINGS.raw ? await rawWsRun() : null;
-const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, storm, scaling, rawWs };
+const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, localWorkers, storm, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 if (!smoke && !ratesOnly) {
