@@ -48,17 +48,17 @@ export function render(results: Results): string {
   }
   lines.push('', '### User deliveries across workers, at a steady rate, with every connection idle', '');
   lines.push(
-    'A worker delivers `{ user }` messages to users picked at random among those with no session on it ("remote": every message crosses to another worker through the transport) or among its own ("local"), spread evenly over the workers in 5 ms ticks. The "N workers, LocalTransport" row is the like-for-like baseline: the same number of workers and connections and the same drive, each worker on LocalTransport (no cluster: nothing is published), delivering to its own users. Latency is from the `deliver()` call to the client reading the frame (one monotonic clock for all processes). Server CPU is that of the primary and every worker together, divided by the deliveries.',
+    'A worker delivers `{ user }` messages to users picked at random among those with no session on it ("remote": every message crosses to another worker through the transport) or among its own ("local"), spread evenly over the workers in 5 ms ticks. The "N workers, LocalTransport" row is the like-for-like baseline: the same number of workers and connections and the same drive, each worker on LocalTransport (no cluster: nothing is published), delivering to its own users. Latency is from the `deliver()` call to the client reading the frame (one monotonic clock for all processes). Server CPU is that of the primary and every worker together, divided by the deliveries; wake-ups are the times their event loops went to sleep and were woken again (voluntary context switches of their main threads).',
     '',
   );
-  lines.push('| transport | target | rate asked | sent | received | p50 | p99 | p99.9 | max | server CPU / delivery |');
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push('| transport | target | rate asked | sent | received | p50 | p99 | p99.9 | max | server CPU / delivery | event-loop wake-ups / delivery |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const baseline = results.scaling.find((row: any) => row.local)?.local;
   const localWorkers = results.localWorkers ?? null;
   for (const run of [...results.runs, ...(localWorkers ? [{ rates: [localWorkers] }] : []), ...(baseline ? [{ rates: [baseline] }] : [])]) {
     for (const row of run.rates) {
       lines.push(
-        `| ${row.transport} | ${row.where} | ${n(row.rate)}/s | ${n(row.sent)} | ${n(row.received)} | ${n(row.p50, 2)} ms | ${n(row.p99, 2)} ms | ${n(row.p999, 2)} ms | ${n(row.max, 1)} ms | ${n(row.cpuMicrosPerDelivery, 1)} µs |`,
+        `| ${row.transport} | ${row.where} | ${n(row.rate)}/s | ${n(row.sent)} | ${n(row.received)} | ${n(row.p50, 2)} ms | ${n(row.p99, 2)} ms | ${n(row.p999, 2)} ms | ${n(row.max, 1)} ms | ${n(row.cpuMicrosPerDelivery, 1)} µs | ${n(row.wakesPerDelivery, 2)} |`,
       );
     }
   }

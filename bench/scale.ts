@@ -38,7 +38,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, freePort, sourceAddress, spawnNode } from './lib/child.js';
-import { cpuSecondsOf, runSecondsOf, sleep } from './lib/process.js';
+import { cpuSecondsOf, runSecondsOf, sleep, waitsOf } from './lib/process.js';
 import type { ScaleLoadConfig, ScaleLoadReport } from './load/scale.load.js';
 import type { ServerReport } from './servers/harness.js';
 import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from './servers/scale-cluster.server.js';
@@ -269,6 +269,8 @@ interface RateRow {
   runMicrosPerDelivery: number;
   /** The part of runMicrosPerDelivery spent in the primary (the IpcHub's routing, for IpcTransport). */
   primaryRunMicrosPerDelivery: number;
+  /** Wake-ups of the server processes' event loops (primary and workers) per delivery (waitsOf). */
+  wakesPerDelivery: number;
 }
 
 /** Server CPU seconds per second with every connection idle and nothing delivered. */
@@ -287,6 +289,7 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
   const cpuBefore = serverCpu(pids);
   const primaryBefore = runSecondsOf(pids[0]);
   const runBefore = serverRun(pids);
+  const waitsBefore = pids.reduce((n, pid) => n + waitsOf(pid), 0);
   const startNs = process.hrtime.bigint();
   cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
@@ -294,6 +297,7 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
   const cpu = serverCpu(pids) - cpuBefore;
   const run = serverRun(pids) - runBefore;
   const primaryRun = runSecondsOf(pids[0]) - primaryBefore;
+  const waits = pids.reduce((n, pid) => n + waitsOf(pid), 0) - waitsBefore;
   const netCpu = cpu - idle * (Number(process.hrtime.bigint() - startNs) / 1e9);
   const { micros } = await gather(loads);
   const row: RateRow = {
@@ -312,10 +316,11 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
     netCpuMicrosPerDelivery: (netCpu * 1e6) / driven.sent,
     runMicrosPerDelivery: (run * 1e6) / driven.sent,
     primaryRunMicrosPerDelivery: (primaryRun * 1e6) / driven.sent,
+    wakesPerDelivery: waits / driven.sent,
   };
   log(
     `${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ` +
-      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle, scheduler's exact count ${row.runMicrosPerDelivery.toFixed(1)} µs, ${row.primaryRunMicrosPerDelivery.toFixed(1)} µs of it in the primary)`,
+      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle, scheduler's exact count ${row.runMicrosPerDelivery.toFixed(1)} µs, ${row.primaryRunMicrosPerDelivery.toFixed(1)} µs of it in the primary; ${row.wakesPerDelivery.toFixed(2)} event-loop wake-ups/delivery)`,
   );
   return row;
 }

@@ -43,6 +43,19 @@ export function runSecondsOf(pid: number): number {
   }
 }
 
+/**
+ * How many times a process's main thread (its event loop) gave up the CPU to wait: each is one
+ * wake-up to come. From /proc/<pid>/task/<pid>/status (Linux); NaN elsewhere.
+ */
+export function waitsOf(pid: number): number {
+  try {
+    const match = /^voluntary_ctxt_switches:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'));
+    return match === null ? Number.NaN : Number(match[1]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS = 100;
 
