@@ -10,7 +10,8 @@
 // and 2 workers next to a single-process raw `ws` server. Writes bench/scale-results.json and
 // the scale section of bench/RESULTS.md.
 //
-//   SCALE_SMOKE=1            2 workers, 2,000 connections, 1 s per rate, IpcTransport only, no storm;
+//   SCALE_SMOKE=1            2 workers, 2,000 connections, 1 s per rate, IpcTransport (and the local-workers
+//                            baseline) only, no storm;
 //                            writes only SCALE_OUT (the suite's smoke test)
 //   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
 //   SCALE_REDIS_CONNECTIONS=n  connections of the Redis run (default: SCALE_CONNECTIONS)
@@ -20,6 +21,7 @@
 //                            clients below maxConnections (19,000); with 6, 5 x 19,000 < 100,000)
 //   SCALE_SECONDS=n          seconds per steady rate (default 10)
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
+//   SCALE_WARMUP_SECONDS=n   seconds of deliveries at the first rate, not measured, before the steady rates (default 1)
 //   SCALE_TRANSPORTS=ipc,redis
 //   SCALE_SCHEDULING=none|round-robin  runRiversideWorkers' schedulingPolicy (default none: each
 //                            worker accepts its own connections; round-robin: the primary hands them out)
@@ -52,7 +54,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PER_LOAD_GEN = 17_000;
 
 const SETTINGS = smoke
-  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 0, raw: false, localWorkers: false }
+  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 0, raw: false, localWorkers: true, warmupSeconds: 1 }
   : {
       workers: Number(process.env.SCALE_WORKERS ?? 7),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
@@ -67,6 +69,7 @@ const SETTINGS = smoke
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
       raw: !ratesOnly,
       localWorkers: process.env.SCALE_LOCAL_WORKERS !== '0',
+      warmupSeconds: Number(process.env.SCALE_WARMUP_SECONDS ?? 1),
     };
 const SCHEDULING = process.env.SCALE_SCHEDULING === 'round-robin' ? 'round-robin' : 'none';
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
@@ -388,7 +391,7 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
     const pids = [cluster.primaryPid, ...after.workers.map((w) => w.pid)];
     // Warm-up (JIT, buffers), not measured: both kinds of delivery once.
     for (const where of ['local', 'remote'] as const) {
-      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where });
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: SETTINGS.warmupSeconds, users: loads.users, where });
       await cluster.child.next('driven', 60_000);
     }
     await sleep(500);
@@ -465,7 +468,7 @@ async function localWorkersRun(): Promise<RateRow> {
     const loads = await openConnections(cluster.port, '/bench', connections, 0, false);
     const stats = await clusterStats(cluster, false);
     const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
-    cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where: 'local' });
+    cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: SETTINGS.warmupSeconds, users: loads.users, where: 'local' });
     await cluster.child.next('driven', 60_000);
     await sleep(500);
     const row = await steadyRate(cluster, loads, pids, await idleCpu(pids), `${workers} workers, LocalTransport`, SETTINGS.rates[0], 'local', loads.users);
@@ -492,7 +495,7 @@ async function scalingRun(workers: number) {
     if (workers === 1) {
       const stats = await clusterStats(cluster, false);
       const pids = [cluster.primaryPid, ...stats.workers.map((w) => w.pid)];
-      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: 1, users: loads.users, where: 'local' });
+      cluster.child.send({ type: 'drive', rate: SETTINGS.rates[0], seconds: SETTINGS.warmupSeconds, users: loads.users, where: 'local' });
       await cluster.child.next('driven', 60_000);
       local = await steadyRate(cluster, loads, pids, await idleCpu(pids), 'single node (LocalTransport)', SETTINGS.rates[0], 'local', loads.users);
     }

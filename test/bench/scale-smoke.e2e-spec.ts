@@ -11,7 +11,7 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 // Issue 11: `npm run bench:scale` scaled down (2 workers, 2,000 connections, IpcTransport), so the
-// benchmark cannot rot. The figures are not asserted (the machine is shared); what every client
+// benchmark cannot rot, with the like-for-like baseline (the same workers each on LocalTransport). The figures are not asserted (the machine is shared); what every client
 // observes is: every connection opened, every delivery arrived, and SIGTERM closed every session
 // with 1001. (The reconnect storm runs in the full benchmark only.)
 describe('npm run bench:scale (smoke)', () => {
@@ -33,5 +33,9 @@ describe('npm run bench:scale (smoke)', () => {
     expect(ipc.rates.map((row: { where: string }) => row.where)).toEqual(['local', 'remote']);
     expect(ipc.fanout.deliveries).toBe(1000 * 5);
     expect(ipc.drain.closeCodes['1001']).toBe(2000);
+    // The like-for-like baseline: the same 2 workers each on LocalTransport, delivering to their own users.
+    expect(results.localWorkers).toMatchObject({ transport: '2 workers, LocalTransport', where: 'local', missedTargets: 0 });
+    expect(results.localWorkers.sent).toBeGreaterThan(0);
+    expect(results.localWorkers.received).toBe(results.localWorkers.sent);
   }, 180_000);
 });
