@@ -94,6 +94,11 @@ function cpuTimes(): { busy: number; total: number } {
   }
 }
 
+/** CPU seconds the whole machine has been busy, all cores together (0 when /proc is not there). */
+export function machineBusySeconds(): number {
+  return cpuTimes().busy / CLOCK_TICKS;
+}
+
 /** How many cores the whole machine kept busy over `sampleMs` (0 when /proc is not there). */
 export async function busyCores(sampleMs: number, cores: number): Promise<number> {
   const before = cpuTimes();
