@@ -64,7 +64,7 @@ export interface Results {
   settings: {
     echo: { connections: number; window: number; payloadBytes: number[]; rounds: number; warmupMs: number; measureMs: number };
     fanout: { members: number[]; bursts: number; deliveriesPerBurst: number; membersPerProcess: number; messageBytes: number; inFlight: number[] };
-    connect: { connections: number; rounds: number };
+    connect: { connections: number; warmupConnections: number; loaders: number; concurrency: number; rounds: number };
     memory: { connections: number; perProcess: number; warmConnections: number };
   };
   quick: boolean;
@@ -332,9 +332,15 @@ function markdown(results: Results): string {
       '(pre-framed)** builds the frame once with ws\'s `Sender.frame` and writes that buffer to every member\'s TCP socket. ' +
       `Each member count is also run with ${fanout.inFlight.filter((n) => n > 1).join(', ')} broadcasts issued in one macrotask ` +
       '("in flight"), as when several events arrive in one event-loop turn.',
-    `- Connect rate: ${settings.connect.connections} connections opened 64 at a time by one load generator with the user id in ` +
-      `the query (raw ws parses it with \`new URL\` at the upgrade, Riverside in \`@OnAuthenticate\`), then closed; ` +
-      `${settings.connect.rounds} rounds after a warm-up, contenders alternating. Rate = connections / time to open them all.`,
+    `- Connect rate: connection churn, ${settings.connect.connections} connections per round opened by ${settings.connect.loaders} ` +
+      `load generators (${settings.connect.concurrency} handshakes in flight each, bare TCP sockets) with the user id in ` +
+      `the query (raw ws parses it with \`new URL\` at the upgrade, Riverside in \`@OnAuthenticate\`), each closed as soon as ` +
+      `its 101 arrives; ${settings.connect.rounds} rounds, contenders alternating, each round on a fresh server process ` +
+      `warmed up with ${settings.connect.warmupConnections} connections first (one process's CPU per connection is off by ` +
+      'several percent for its whole life). Rate = connections / time ' +
+      'from the first connect to the last 101. Server CPU per connection = the server\'s CPU (all threads, from schedstat) ' +
+      'from the start of the round until every close is processed, divided by the connections: upgrade, auth, @OnInit and close. ' +
+      'A round during which other processes kept more than 0.3 cores busy is run again (up to 3 times).',
     '- Spread = half the range of a contender\'s rounds (or bursts), relative to their median: how much the same server ' +
       'varies from one round to the next on this machine. A difference between contenders smaller than that is noise.',
     `- 13.3 idle memory: ${memory.warmConnections} connections opened and closed first (so lazy initialisation is in the baseline), ` +

@@ -40,7 +40,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, freePort, sourceAddress, spawnNode } from './lib/child.js';
-import { cpuSecondsOf, runSecondsOf, sleep, waitsOf } from './lib/process.js';
+import { cpuSecondsOf, sleep, waitsOf } from './lib/process.js';
 import type { ScaleLoadConfig, ScaleLoadReport } from './load/scale.load.js';
 import type { ServerReport } from './servers/harness.js';
 import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from './servers/scale-cluster.server.js';
@@ -117,10 +117,6 @@ function serverCpu(pids: number[]): number {
   return pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
 }
 
-/** The same from the scheduler's exact run time (see runSecondsOf), not the tick-sampled one. */
-function serverRun(pids: number[]): number {
-  return pids.reduce((sum, pid) => sum + runSecondsOf(pid), 0);
-}
 
 interface LoadGens {
   children: Child[];
@@ -265,13 +261,8 @@ interface RateRow {
   cpuMicrosPerDelivery: number;
   /** The same, less the CPU the server spends idle (connections open, nothing delivered) over as long. */
   netCpuMicrosPerDelivery: number;
-  /**
-   * Server CPU per delivery from the scheduler's exact run time of every thread (runSecondsOf),
-   * where cpuMicrosPerDelivery is sampled at the timer tick.
-   */
-  runMicrosPerDelivery: number;
-  /** The part of runMicrosPerDelivery spent in the primary (the IpcHub's routing, for IpcTransport). */
-  primaryRunMicrosPerDelivery: number;
+  /** The part of cpuMicrosPerDelivery spent in the primary (the IpcHub's routing, for IpcTransport). */
+  primaryCpuMicrosPerDelivery: number;
   /** Wake-ups of the server processes' event loops (primary and workers) per delivery (waitsOf). */
   wakesPerDelivery: number;
 }
@@ -290,16 +281,14 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
-  const primaryBefore = runSecondsOf(pids[0]);
-  const runBefore = serverRun(pids);
+  const primaryBefore = cpuSecondsOf(pids[0]);
   const waitsBefore = pids.reduce((n, pid) => n + waitsOf(pid), 0);
   const startNs = process.hrtime.bigint();
   cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
   await sleep(1000); // stragglers
   const cpu = serverCpu(pids) - cpuBefore;
-  const run = serverRun(pids) - runBefore;
-  const primaryRun = runSecondsOf(pids[0]) - primaryBefore;
+  const primaryCpu = cpuSecondsOf(pids[0]) - primaryBefore;
   const waits = pids.reduce((n, pid) => n + waitsOf(pid), 0) - waitsBefore;
   const netCpu = cpu - idle * (Number(process.hrtime.bigint() - startNs) / 1e9);
   const { micros } = await gather(loads);
@@ -317,13 +306,12 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
     max: (micros[micros.length - 1] ?? Number.NaN) / 1000,
     cpuMicrosPerDelivery: (cpu * 1e6) / driven.sent,
     netCpuMicrosPerDelivery: (netCpu * 1e6) / driven.sent,
-    runMicrosPerDelivery: (run * 1e6) / driven.sent,
-    primaryRunMicrosPerDelivery: (primaryRun * 1e6) / driven.sent,
+    primaryCpuMicrosPerDelivery: (primaryCpu * 1e6) / driven.sent,
     wakesPerDelivery: waits / driven.sent,
   };
   log(
     `${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ` +
-      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle, scheduler's exact count ${row.runMicrosPerDelivery.toFixed(1)} µs, ${row.primaryRunMicrosPerDelivery.toFixed(1)} µs of it in the primary; ${row.wakesPerDelivery.toFixed(2)} event-loop wake-ups/delivery)`,
+      `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle, ${row.primaryCpuMicrosPerDelivery.toFixed(1)} µs of it in the primary; ${row.wakesPerDelivery.toFixed(2)} event-loop wake-ups/delivery)`,
   );
   return row;
 }

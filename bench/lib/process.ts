@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * CLOCK_MONOTONIC in ns. It is one clock for every process on the machine, so the load
@@ -8,36 +8,41 @@ export function nowNs(): number {
   return Number(process.hrtime.bigint());
 }
 
-/** CPU seconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
+/**
+ * CPU seconds a process has used, all its threads (Linux); NaN elsewhere. Read from each
+ * thread's /proc/<pid>/task/<tid>/schedstat (ns of CPU time) rather than /proc/<pid>/stat,
+ * whose utime and stime are whole clock ticks (10 ms): a 200 ms measurement read in ticks is
+ * only good to ±5%. Falls back to the ticks where schedstat is not compiled in.
+ */
 export function cpuSecondsOf(pid: number): number {
+  const precise = schedstatSecondsOf(pid);
+  return Number.isNaN(precise) ? tickSecondsOf(pid) : precise;
+}
+
+function schedstatSecondsOf(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        // "<ns on CPU> <ns waiting for a CPU> <timeslices>"
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+      } catch (error) {
+        // A thread that exited between the listing and the read.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && (error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+      }
+    }
+    return ns / 1e9;
   } catch {
     return Number.NaN;
   }
 }
 
-/**
- * CPU seconds a process's threads have run, from the scheduler's own count (`/proc/<pid>/task/<tid>/schedstat`,
- * in ns; Linux); NaN elsewhere. /proc/<pid>/stat's utime + stime are sampled at the timer tick
- * (CONFIG_TICK_CPU_ACCOUNTING, 250 Hz here): a process that runs in many short bursts, as a
- * worker woken every few ms does, is charged by where its bursts fall against the tick, not by
- * how long they last. This count is exact. Threads that exited in between are not counted.
- */
-export function runSecondsOf(pid: number): number {
+function tickSecondsOf(pid: number): number {
   try {
-    let ns = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      } catch {
-        // The thread exited while we read.
-      }
-    }
-    return ns / 1e9;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   } catch {
     return Number.NaN;
   }
@@ -100,6 +105,11 @@ function cpuTimes(): { busy: number; total: number } {
   } catch {
     return { busy: 0, total: 0 };
   }
+}
+
+/** CPU seconds the whole machine has been busy, all cores together (0 when /proc is not there). */
+export function machineBusySeconds(): number {
+  return cpuTimes().busy / CLOCK_TICKS;
 }
 
 /** How many cores the whole machine kept busy over `sampleMs` (0 when /proc is not there). */

@@ -120,14 +120,25 @@ function decodeQueryComponent(text: string): string {
 function parseQuery(query: string): Record<string, string | true> {
   const result: Record<string, string | true> = Object.create(null);
   if (query === '') return result;
-  for (const pair of query.split('&')) {
-    if (pair === '') continue;
-    const equals = pair.indexOf('=');
-    if (equals === 0) throw new MalformedRequestError('query parameter without a name');
-    if (equals === -1) result[decodeQueryComponent(pair)] = true;
-    else result[decodeQueryComponent(pair.slice(0, equals))] = decodeQueryComponent(pair.slice(equals + 1));
+  // Decided once for the whole query: most carry no escapes, and then no component is decoded.
+  const decode = ENCODED.test(query) ? decodeQueryComponent : identity;
+  // Walked in place, without an array of pairs or a slice per pair.
+  for (let start = 0; start <= query.length; ) {
+    let end = query.indexOf('&', start);
+    if (end === -1) end = query.length;
+    if (end > start) {
+      const equals = query.indexOf('=', start);
+      if (equals === start) throw new MalformedRequestError('query parameter without a name');
+      if (equals === -1 || equals > end) result[decode(query.slice(start, end))] = true;
+      else result[decode(query.slice(start, equals))] = decode(query.slice(equals + 1, end));
+    }
+    start = end + 1;
   }
   return result;
+}
+
+function identity(text: string): string {
+  return text;
 }
 
 /** One header as flattenHeaders() gives it, without flattening them all. */

@@ -13,7 +13,7 @@ import { describeValue } from '../riverside.messages.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
 import type { HandshakeDeadlines } from './handshake-deadlines.js';
 import { runHandshakeGuards } from './handshake-guards.js';
-import { rejectUpgrade } from './http-responses.js';
+import { destroyOnError, rejectUpgrade } from './http-responses.js';
 import { MAX_EARLY_BYTES_PER_SOCKET, type PreUpgradeGuard } from './pre-upgrade-guard.js';
 import type { RefusalLog } from './refusal-log.js';
 import { checkUpgrade, UpgradeRefusal } from './upgrade-conformance.js';
@@ -47,10 +47,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 }
 
-function destroyOnError(this: Duplex): void {
-  this.destroy();
-}
-
 function destroyOnEnd(this: Duplex): void {
   this.destroy();
 }
@@ -66,9 +62,10 @@ export function originOf(req: IncomingMessage): string | undefined {
  * subprotocol, then the 101.
  *
  * A synchronous @OnAuthenticate (no handshake guards) completes the upgrade in the same tick,
- * with nothing registered on the socket; only one that returns a Promise gets the listeners,
- * timer entry and closures that keep its slot accounted for while it runs. Returns a Promise
- * only in that case.
+ * with nothing registered on the socket (not even an 'error' listener: no event can reach the
+ * socket before ws attaches its own, and a refusal attaches one in rejectUpgrade); only one that
+ * returns a Promise gets the listeners, timer entry and closures that keep its slot accounted
+ * for while it runs. Returns a Promise only in that case.
  */
 export function performHandshake(
   host: HandshakeHost,
@@ -79,7 +76,6 @@ export function performHandshake(
   path: string,
   query: string,
 ): Promise<void> | void {
-  socket.on('error', destroyOnError);
   const upgrade = checkUpgrade(req, host.options.ws);
   if (upgrade instanceof UpgradeRefusal) return refuse(host, socket, upgrade);
   const origin = originOf(req);
@@ -132,12 +128,12 @@ function completeUpgrade(
   identity: ConnectionIdentity,
   accepted: (() => void) | null,
 ): void {
-  (req as unknown as Record<symbol, string | null>)[kSelectedProtocol] = identity.subprotocol;
+  // ws asks handleProtocols only when the client offered subprotocols, and then one was chosen.
+  if (identity.subprotocol !== null) (req as unknown as Record<symbol, string>)[kSelectedProtocol] = identity.subprotocol;
   let upgraded = false;
   // Without verifyClient (Riverside never passes one), ws calls back synchronously.
   host.wss.handleUpgrade(req, socket, head, (ws) => {
     upgraded = true;
-    socket.removeListener('error', destroyOnError);
     accepted?.();
     host.accept(ws, handler, identity);
   });
@@ -158,6 +154,8 @@ async function awaitAuthentication(
   // or goes away, whichever is first.
   let earlyBytes = 0;
   let settled = false;
+  // Errors of the socket while @OnAuthenticate runs only destroy it ('close' settles).
+  socket.on('error', destroyOnError);
   const settle = () => {
     if (settled) return false;
     settled = true;
@@ -227,6 +225,7 @@ async function awaitAuthentication(
     host.deadlines.delete(socket);
     host.handshakes.delete(socket);
     socket.removeListener('close', onClose);
+    socket.removeListener('error', destroyOnError);
     host.guard.giveBackEarlyBytes(earlyBytes);
   });
 }

@@ -1,11 +1,19 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
+/** The 'error' listener of a socket handed over by an 'upgrade' event that nothing else owns yet. */
+export function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 /**
  * Answers an upgrade request with an HTTP error and closes the socket. The body is the
  * status text only: never an internal detail.
  */
 export function rejectUpgrade(socket: Duplex, status: number, headers: Readonly<Record<string, string>> = {}): void {
+  // Node removes its own 'error' listener before 'upgrade': a reset while the answer is written
+  // must only destroy the socket, not reach the process as an unhandled 'error'.
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
   if (!socket.writable || socket.destroyed) {
     socket.destroy();
     return;
