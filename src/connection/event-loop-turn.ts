@@ -10,7 +10,14 @@ export interface TurnFlushable {
   flushTurn(): void;
 }
 
-const corked: TurnFlushable[] = [];
+/**
+ * The writers to flush, `corkedCount` of them. The array is kept across turns rather than
+ * emptied with `length = 0`, which would free its backing store and make the next broadcast to
+ * thousands of members grow it again, copy by copy; flushed slots are cleared so that no closed
+ * connection is kept alive by it.
+ */
+const corked: (TurnFlushable | null)[] = [];
+let corkedCount = 0;
 let scheduled = false;
 /** performance.now() as first read this turn; -1 when not read yet. */
 let clock = -1;
@@ -25,7 +32,7 @@ let clock = -1;
  * the same turn write.
  */
 export function flushAtEndOfTurn(writer: TurnFlushable): void {
-  corked.push(writer);
+  corked[corkedCount++] = writer;
   if (!scheduled) schedule();
 }
 
@@ -53,10 +60,17 @@ function schedule(): void {
 function endOfTurn(): void {
   scheduled = false;
   clock = -1;
+  let i = 0;
   try {
     // By index: a writer added meanwhile is flushed in this same pass.
-    for (let i = 0; i < corked.length; i++) corked[i].flushTurn();
+    for (; i < corkedCount; i++) {
+      const writer = corked[i] as TurnFlushable;
+      corked[i] = null;
+      writer.flushTurn();
+    }
   } finally {
-    corked.length = 0;
+    // After a throw, the writers not reached are dropped, as before.
+    for (; i < corkedCount; i++) corked[i] = null;
+    corkedCount = 0;
   }
 }

@@ -67,6 +67,15 @@ export class OutboundWriter implements TurnFlushable {
   private corkedBytes = 0;
   /** ws.bufferedAmount at the turn's first write: what earlier turns left unsent. */
   private unsentBefore = 0;
+  /**
+   * The socket had nothing unsent at the end of this writer's last turn, and nothing has been
+   * written to it since: its bufferedAmount is 0 without reading it. Reading it at the turn's
+   * first write touches the socket's stream state and ws's sender, which a broadcast to
+   * thousands of members otherwise does not touch until the end of the turn; at the end of the
+   * turn, right after the write, that state is at hand. Only ws writes behind the writer's back:
+   * pongs (see `wsWrote`) and the close frame (then the socket is no longer open).
+   */
+  private drained = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -172,6 +181,14 @@ export class OutboundWriter implements TurnFlushable {
   flushTurn(): void {
     this.flushQueued = false;
     this.release();
+    // Without an extension ws's sender never queues (it does only while compressing or reading
+    // a Blob, which Riverside never sends), so the socket's own buffer is all that is unsent.
+    this.drained = this.plain && this.socket.writableLength === 0;
+  }
+
+  /** ws wrote to the socket itself (a pong): what is unsent must be read again. */
+  wsWrote(): void {
+    this.drained = false;
   }
 
   /**
@@ -199,7 +216,15 @@ export class OutboundWriter implements TurnFlushable {
     const ws = this.ws;
     if (ws.readyState !== 1) return false;
     const pending = this.pending;
-    if (pending === null && !this.corked) this.unsentBefore = ws.bufferedAmount;
+    if (pending === null && !this.corked) {
+      // The turn's first write: from here on the socket is written to this turn.
+      if (this.drained) {
+        this.drained = false;
+        this.unsentBefore = 0;
+        return true;
+      }
+      this.unsentBefore = ws.bufferedAmount;
+    }
     if (this.unsentBefore === 0) return true;
     // A kept-back frame is not in ws.bufferedAmount yet.
     const unsent = ws.bufferedAmount + (pending === null ? 0 : pending.length);
