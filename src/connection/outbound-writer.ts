@@ -21,12 +21,8 @@ export interface SlowConsumerPolicyHost {
  */
 export const TURN_FLUSH_BYTES = 16 * 1024;
 
-/** ws's Sender state DEFAULT: nothing queued behind a compression or a Blob read. */
-const SENDER_IDLE = 0;
-
 interface WsInternals {
   _socket: Socket;
-  _sender: { _state: number };
   _extensions: Record<string, unknown>;
 }
 
@@ -45,8 +41,11 @@ interface WsInternals {
  * Before the connection closes, what is kept back is written ahead of the close frame.
  *
  * Replies and deliveries alike are framed by hand into one buffer and written to the TCP socket
- * directly; ws.send() is used only while ws's sender is busy or an extension (permessage-deflate)
- * rewrites payloads, so that frames never overtake one another.
+ * directly; ws.send() is used only when an extension (permessage-deflate) rewrites payloads.
+ * Without an extension ws's sender never queues a frame (it queues only behind a compression
+ * or the read of a Blob, and Riverside hands ws no Blob), so a frame written to the socket
+ * directly cannot overtake one ws still holds, and the socket's own buffer is all that is
+ * unsent. (ws's pongs and close frame go through that same idle sender.)
  *
  * Every size is in bytes as they go on the wire (UTF-8), never in UTF-16 units.
  */
@@ -56,8 +55,7 @@ export class OutboundWriter implements TurnFlushable {
   /** Joins whose channel subscription the broker has not confirmed yet. */
   private subscriptionsPending = 0;
   private readonly socket: Socket;
-  private readonly sender: { _state: number };
-  /** No extension negotiated: frames can be written without ws.send(). Fixed at the handshake. */
+  /** No extension negotiated: frames are written without ws.send(). Fixed at the handshake. */
   private readonly plain: boolean;
   /** The turn's first frame, kept back until the end of the turn or a second frame. */
   private pending: Buffer | null = null;
@@ -85,7 +83,6 @@ export class OutboundWriter implements TurnFlushable {
   ) {
     const internals = ws as unknown as WsInternals;
     this.socket = internals._socket;
-    this.sender = internals._sender;
     this.plain = !hasExtensions(internals);
   }
 
@@ -181,8 +178,7 @@ export class OutboundWriter implements TurnFlushable {
   flushTurn(): void {
     this.flushQueued = false;
     this.release();
-    // Without an extension ws's sender never queues (it does only while compressing or reading
-    // a Blob, which Riverside never sends), so the socket's own buffer is all that is unsent.
+    // Without an extension the socket's own buffer is all that is unsent (see the class doc).
     this.drained = this.plain && this.socket.writableLength === 0;
   }
 
@@ -233,8 +229,9 @@ export class OutboundWriter implements TurnFlushable {
     return false;
   }
 
+  /** Framed by hand and written to the socket (see the class doc), else through ws.send(). */
   private direct(): boolean {
-    return this.plain && this.sender._state === SENDER_IDLE;
+    return this.plain;
   }
 
   /** `keepBack`: a delivery, which may wait for the end of the turn uncorked (see above). */
@@ -267,7 +264,7 @@ export class OutboundWriter implements TurnFlushable {
     if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
   }
 
-  /** Through ws (extensions, or its sender busy): still corked, so the order on the wire is kept. */
+  /** Through ws (an extension): still corked, so the order on the wire is kept. */
   private viaWs(data: Uint8Array, binary: boolean): void {
     if (!this.corked) this.cork();
     this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
