@@ -7,7 +7,7 @@ import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-fram
 import { frameBytes, frameString } from '../delivery/wire-frame.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
-import { flushAtEndOfTurn, type TurnFlushable } from './event-loop-turn.js';
+import { flushAtEndOfTurn, keepForTurn, keptForTurn, type TurnFlushable } from './event-loop-turn.js';
 
 /** What the writer needs from its connection: the slow-consumer close. */
 export interface SlowConsumerPolicyHost {
@@ -34,7 +34,7 @@ interface WsInternals {
  * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
  * (event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
  * write. A delivery that is the turn's first write is not corked but kept back (one buffer,
- * `pending`) and written at the end of the turn: a socket that gets one frame per turn (a
+ * `pendingSlot`) and written at the end of the turn: a socket that gets one frame per turn (a
  * broadcast's member) costs one plain socket write, as with raw ws; a second write in the turn
  * corks the socket behind it. Replies are always corked: ws's answer to a close frame read in
  * the same TCP chunk as the frame replied to then leaves after the reply, as it always did.
@@ -57,8 +57,13 @@ export class OutboundWriter implements TurnFlushable {
   private readonly socket: Socket;
   /** No extension negotiated: frames are written without ws.send(). Fixed at the handshake. */
   private readonly plain: boolean;
-  /** The turn's first frame, kept back until the end of the turn or a second frame. */
-  private pending: Buffer | null = null;
+  /**
+   * The turn's first frame, kept back until the end of the turn or a second frame: its slot in
+   * the turn's kept frames (keepForTurn), -1 when none. A slot number rather than the buffer: a
+   * broadcast's frame is a young object, and storing it in thousands of long-lived writers
+   * would give the scavenger thousands of old-to-young references to record and update.
+   */
+  private pendingSlot = -1;
   private corked = false;
   private flushQueued = false;
   /** Bytes written (or kept back) this turn. */
@@ -192,12 +197,12 @@ export class OutboundWriter implements TurnFlushable {
    * socket behind the writer's back (the close frame), so that nothing overtakes it.
    */
   release(): void {
-    const pending = this.pending;
-    if (pending !== null) {
-      this.pending = null;
+    const slot = this.pendingSlot;
+    if (slot >= 0) {
+      this.pendingSlot = -1;
       // ws has sent a close frame of its own meanwhile (a protocol error, the peer's close): no
       // data frame may follow it.
-      if (this.ws.readyState === 1) this.socket.write(pending);
+      if (this.ws.readyState === 1) this.socket.write(keptForTurn(slot));
     } else if (this.corked) {
       this.uncork();
     }
@@ -211,8 +216,8 @@ export class OutboundWriter implements TurnFlushable {
   private admit(bytes: number): boolean {
     const ws = this.ws;
     if (ws.readyState !== 1) return false;
-    const pending = this.pending;
-    if (pending === null && !this.corked) {
+    const kept = this.pendingSlot >= 0;
+    if (!kept && !this.corked) {
       // The turn's first write: from here on the socket is written to this turn.
       if (this.drained) {
         this.drained = false;
@@ -223,7 +228,7 @@ export class OutboundWriter implements TurnFlushable {
     }
     if (this.unsentBefore === 0) return true;
     // A kept-back frame is not in ws.bufferedAmount yet.
-    const unsent = ws.bufferedAmount + (pending === null ? 0 : pending.length);
+    const unsent = ws.bufferedAmount + (kept ? this.corkedBytes : 0);
     if (unsent + bytes <= this.options.maxBackpressure) return true;
     this.refuse();
     return false;
@@ -237,9 +242,9 @@ export class OutboundWriter implements TurnFlushable {
   /** `keepBack`: a delivery, which may wait for the end of the turn uncorked (see above). */
   private put(chunk: Buffer, keepBack: boolean): void {
     if (!this.corked) {
-      if (keepBack && this.pending === null && chunk.length < TURN_FLUSH_BYTES) {
+      if (keepBack && this.pendingSlot < 0 && chunk.length < TURN_FLUSH_BYTES) {
         // The turn's first frame: kept back, in case more follow.
-        this.pending = chunk;
+        this.pendingSlot = keepForTurn(chunk);
         this.corkedBytes = chunk.length;
         this.queueFlush();
         return;
@@ -276,10 +281,10 @@ export class OutboundWriter implements TurnFlushable {
   private cork(): void {
     this.socket.cork();
     this.corked = true;
-    const pending = this.pending;
-    if (pending !== null) {
-      this.pending = null;
-      this.socket.write(pending);
+    const slot = this.pendingSlot;
+    if (slot >= 0) {
+      this.pendingSlot = -1;
+      this.socket.write(keptForTurn(slot));
     } else {
       this.corkedBytes = 0;
     }
