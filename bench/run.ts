@@ -17,6 +17,9 @@
 //                                   <contender>-<time>.cpuprofile, so that the same run compares them
 //   BENCH_PROFILE_INTERVAL=100      sampling interval in µs (Node's default 1000 gives a connect
 //                                   round only a few hundred samples)
+//   BENCH_FANOUT_MEMBERS=10000      fan-out channel sizes to run (default 1000,10000)
+//   BENCH_FANOUT_IN_FLIGHT=1        broadcasts in flight to run (default 1,4), e.g. to profile
+//                                   one-at-a-time fan-out alone
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +50,15 @@ function rounds(normal: number, short: number): number {
   return roundsOverride ?? (quick ? short : normal);
 }
 
+/** A comma list of positive integers from the environment, else `fallback`. */
+function listSetting(name: string, fallback: number[]): number[] {
+  const value = process.env[name];
+  if (value === undefined) return fallback;
+  const list = value.split(',').map(Number);
+  if (!list.every((n) => Number.isInteger(n) && n > 0)) throw new Error(`${name} must be a comma list of positive integers, got ${value}`);
+  return list;
+}
+
 const SETTINGS = {
   echo: {
     connections: 100,
@@ -57,14 +69,14 @@ const SETTINGS = {
     measureMs: quick ? 1000 : 2500,
   },
   fanout: {
-    members: [1000, 10_000],
+    members: listSetting('BENCH_FANOUT_MEMBERS', [1000, 10_000]),
     bursts: rounds(7, 2),
     /** Broadcasts per burst are chosen so that a burst is about this many deliveries. */
     deliveriesPerBurst: quick ? 50_000 : 100_000,
     membersPerProcess: 2500,
     messageBytes: 64,
     /** Broadcasts issued in one macrotask: 1, and several at once. */
-    inFlight: [1, 4],
+    inFlight: listSetting('BENCH_FANOUT_IN_FLIGHT', [1, 4]),
   },
   connect: {
     /** Connections opened (and closed) per round, with the user id in the query. */

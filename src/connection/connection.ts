@@ -218,6 +218,8 @@ export class Connection implements SessionConnection, TransmissionWindow {
 
   /** @internal A ping: it keeps the connection alive and counts against the flood limit. */
   receivePing(): void {
+    // ws has just written the pong.
+    this.outbound?.wsWrote();
     if (this.state >= CLOSING) return;
     const now = this.host.now();
     this.lastSeen = now;

@@ -10,7 +10,20 @@ export interface TurnFlushable {
   flushTurn(): void;
 }
 
-const corked: TurnFlushable[] = [];
+/**
+ * The writers to flush, `corkedCount` of them. The array is kept across turns rather than
+ * emptied with `length = 0`, which would free its backing store and make the next broadcast to
+ * thousands of members grow it again, copy by copy; flushed slots are cleared so that no closed
+ * connection is kept alive by it.
+ */
+const corked: (TurnFlushable | null)[] = [];
+let corkedCount = 0;
+/**
+ * The frames writers keep back this turn (see OutboundWriter), `keptCount` of them: each
+ * broadcast's frame once, however many members keep it, and cleared at the end of the turn.
+ */
+const kept: (Buffer | null)[] = [];
+let keptCount = 0;
 let scheduled = false;
 /** performance.now() as first read this turn; -1 when not read yet. */
 let clock = -1;
@@ -25,8 +38,25 @@ let clock = -1;
  * the same turn write.
  */
 export function flushAtEndOfTurn(writer: TurnFlushable): void {
-  corked.push(writer);
+  corked[corkedCount++] = writer;
   if (!scheduled) schedule();
+}
+
+/**
+ * Keeps `chunk` until the end of this turn; returns its slot for keptForTurn(). The members of
+ * one broadcast keep the same frame one after the other, so it takes one slot.
+ */
+export function keepForTurn(chunk: Buffer): number {
+  const last = keptCount - 1;
+  if (last >= 0 && kept[last] === chunk) return last;
+  kept[keptCount] = chunk;
+  if (!scheduled) schedule();
+  return keptCount++;
+}
+
+/** The frame kept in `slot` this turn. */
+export function keptForTurn(slot: number): Buffer {
+  return kept[slot] as Buffer;
 }
 
 /**
@@ -53,10 +83,27 @@ function schedule(): void {
 function endOfTurn(): void {
   scheduled = false;
   clock = -1;
+  let next = 0;
   try {
     // By index: a writer added meanwhile is flushed in this same pass.
-    for (let i = 0; i < corked.length; i++) corked[i].flushTurn();
+    while (next < corkedCount) {
+      const writer = corked[next] as TurnFlushable;
+      corked[next++] = null;
+      writer.flushTurn();
+    }
   } finally {
-    corked.length = 0;
+    if (next < corkedCount) {
+      // A flush threw (the error goes on): the writers not reached are flushed in a next pass,
+      // and the frames they keep stay where their slots say.
+      const left = corkedCount - next;
+      corked.copyWithin(0, next, corkedCount);
+      for (let slot = left; slot < corkedCount; slot++) corked[slot] = null;
+      corkedCount = left;
+      schedule();
+    } else {
+      corkedCount = 0;
+      for (let slot = 0; slot < keptCount; slot++) kept[slot] = null;
+      keptCount = 0;
+    }
   }
 }

@@ -7,7 +7,7 @@ import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-fram
 import { frameBytes, frameString } from '../delivery/wire-frame.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
-import { flushAtEndOfTurn, type TurnFlushable } from './event-loop-turn.js';
+import { flushAtEndOfTurn, keepForTurn, keptForTurn, type TurnFlushable } from './event-loop-turn.js';
 
 /** What the writer needs from its connection: the slow-consumer close. */
 export interface SlowConsumerPolicyHost {
@@ -21,12 +21,8 @@ export interface SlowConsumerPolicyHost {
  */
 export const TURN_FLUSH_BYTES = 16 * 1024;
 
-/** ws's Sender state DEFAULT: nothing queued behind a compression or a Blob read. */
-const SENDER_IDLE = 0;
-
 interface WsInternals {
   _socket: Socket;
-  _sender: { _state: number };
   _extensions: Record<string, unknown>;
 }
 
@@ -38,46 +34,76 @@ interface WsInternals {
  * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
  * (event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
  * write. A delivery that is the turn's first write is not corked but kept back (one buffer,
- * `pending`) and written at the end of the turn: a socket that gets one frame per turn (a
+ * `pendingSlot`) and written at the end of the turn: a socket that gets one frame per turn (a
  * broadcast's member) costs one plain socket write, as with raw ws; a second write in the turn
  * corks the socket behind it. Replies are always corked: ws's answer to a close frame read in
  * the same TCP chunk as the frame replied to then leaves after the reply, as it always did.
  * Before the connection closes, what is kept back is written ahead of the close frame.
  *
  * Replies and deliveries alike are framed by hand into one buffer and written to the TCP socket
- * directly; ws.send() is used only while ws's sender is busy or an extension (permessage-deflate)
- * rewrites payloads, so that frames never overtake one another.
+ * directly; ws.send() is used only when an extension (permessage-deflate) rewrites payloads.
+ * Without an extension ws's sender never queues a frame (it queues only behind a compression
+ * or the read of a Blob, and Riverside hands ws no Blob), so a frame written to the socket
+ * directly cannot overtake one ws still holds, and the socket's own buffer is all that is
+ * unsent. (ws's pongs and close frame go through that same idle sender.)
  *
  * Every size is in bytes as they go on the wire (UTF-8), never in UTF-16 units.
  */
 export class OutboundWriter implements TurnFlushable {
-  private held: OutboundFrame[] | null = null;
-  private heldBytes = 0;
-  /** Joins whose channel subscription the broker has not confirmed yet. */
-  private subscriptionsPending = 0;
+  private readonly ws: WebSocket;
   private readonly socket: Socket;
-  private readonly sender: { _state: number };
-  /** No extension negotiated: frames can be written without ws.send(). Fixed at the handshake. */
+  /** No extension negotiated: frames are written without ws.send(). Fixed at the handshake. */
   private readonly plain: boolean;
-  /** The turn's first frame, kept back until the end of the turn or a second frame. */
-  private pending: Buffer | null = null;
-  private corked = false;
-  private flushQueued = false;
+  /**
+   * The turn's first frame, kept back until the end of the turn or a second frame: its slot in
+   * the turn's kept frames (keepForTurn), -1 when none. A slot number rather than the buffer: a
+   * broadcast's frame is a young object, and storing it in thousands of long-lived writers
+   * would give the scavenger thousands of old-to-young references to record and update.
+   */
+  private pendingSlot: number;
+  private corked: boolean;
+  private flushQueued: boolean;
+  /**
+   * The socket had nothing unsent at the end of this writer's last turn, and nothing has been
+   * written to it since: its bufferedAmount is 0 without reading it. Reading it at the turn's
+   * first write touches the socket's stream state and ws's sender, which a broadcast to
+   * thousands of members otherwise does not touch until the end of the turn; at the end of the
+   * turn, right after the write, that state is at hand. Only ws writes behind the writer's back:
+   * pongs (see `wsWrote`) and the close frame (then the socket is no longer open).
+   */
+  private drained: boolean;
   /** Bytes written (or kept back) this turn. */
-  private corkedBytes = 0;
+  private corkedBytes: number;
   /** ws.bufferedAmount at the turn's first write: what earlier turns left unsent. */
-  private unsentBefore = 0;
+  private unsentBefore: number;
+  /** Joins whose channel subscription the broker has not confirmed yet. */
+  private subscriptionsPending: number;
+  private readonly stats: RiversideStats;
+  private readonly options: ResolvedRiversideOptions;
+  private readonly host: SlowConsumerPolicyHost;
+  private held: OutboundFrame[] | null;
+  private heldBytes: number;
 
-  constructor(
-    private readonly ws: WebSocket,
-    private readonly options: ResolvedRiversideOptions,
-    private readonly stats: RiversideStats,
-    private readonly host: SlowConsumerPolicyHost,
-  ) {
+  constructor(ws: WebSocket, options: ResolvedRiversideOptions, stats: RiversideStats, host: SlowConsumerPolicyHost) {
+    // V8 lays the fields out in the order they are first assigned: what every delivery reads
+    // and writes comes first, so that a broadcast touches as few cache lines of each member's
+    // writer as it can, twice a turn (the write, then the end of the turn).
     const internals = ws as unknown as WsInternals;
+    this.ws = ws;
     this.socket = internals._socket;
-    this.sender = internals._sender;
     this.plain = !hasExtensions(internals);
+    this.pendingSlot = -1;
+    this.corked = false;
+    this.flushQueued = false;
+    this.drained = false;
+    this.corkedBytes = 0;
+    this.unsentBefore = 0;
+    this.subscriptionsPending = 0;
+    this.stats = stats;
+    this.options = options;
+    this.host = host;
+    this.held = null;
+    this.heldBytes = 0;
   }
 
   /** Deliveries held back (while @OnInit runs). */
@@ -172,6 +198,13 @@ export class OutboundWriter implements TurnFlushable {
   flushTurn(): void {
     this.flushQueued = false;
     this.release();
+    // Without an extension the socket's own buffer is all that is unsent (see the class doc).
+    this.drained = this.plain && this.socket.writableLength === 0;
+  }
+
+  /** ws wrote to the socket itself (a pong): what is unsent must be read again. */
+  wsWrote(): void {
+    this.drained = false;
   }
 
   /**
@@ -179,12 +212,12 @@ export class OutboundWriter implements TurnFlushable {
    * socket behind the writer's back (the close frame), so that nothing overtakes it.
    */
   release(): void {
-    const pending = this.pending;
-    if (pending !== null) {
-      this.pending = null;
+    const slot = this.pendingSlot;
+    if (slot >= 0) {
+      this.pendingSlot = -1;
       // ws has sent a close frame of its own meanwhile (a protocol error, the peer's close): no
       // data frame may follow it.
-      if (this.ws.readyState === 1) this.socket.write(pending);
+      if (this.ws.readyState === 1) this.socket.write(keptForTurn(slot));
     } else if (this.corked) {
       this.uncork();
     }
@@ -198,26 +231,35 @@ export class OutboundWriter implements TurnFlushable {
   private admit(bytes: number): boolean {
     const ws = this.ws;
     if (ws.readyState !== 1) return false;
-    const pending = this.pending;
-    if (pending === null && !this.corked) this.unsentBefore = ws.bufferedAmount;
+    const kept = this.pendingSlot >= 0;
+    if (!kept && !this.corked) {
+      // The turn's first write: from here on the socket is written to this turn.
+      if (this.drained) {
+        this.drained = false;
+        this.unsentBefore = 0;
+        return true;
+      }
+      this.unsentBefore = ws.bufferedAmount;
+    }
     if (this.unsentBefore === 0) return true;
     // A kept-back frame is not in ws.bufferedAmount yet.
-    const unsent = ws.bufferedAmount + (pending === null ? 0 : pending.length);
+    const unsent = ws.bufferedAmount + (kept ? this.corkedBytes : 0);
     if (unsent + bytes <= this.options.maxBackpressure) return true;
     this.refuse();
     return false;
   }
 
+  /** Framed by hand and written to the socket (see the class doc), else through ws.send(). */
   private direct(): boolean {
-    return this.plain && this.sender._state === SENDER_IDLE;
+    return this.plain;
   }
 
   /** `keepBack`: a delivery, which may wait for the end of the turn uncorked (see above). */
   private put(chunk: Buffer, keepBack: boolean): void {
     if (!this.corked) {
-      if (keepBack && this.pending === null && chunk.length < TURN_FLUSH_BYTES) {
+      if (keepBack && this.pendingSlot < 0 && chunk.length < TURN_FLUSH_BYTES) {
         // The turn's first frame: kept back, in case more follow.
-        this.pending = chunk;
+        this.pendingSlot = keepForTurn(chunk);
         this.corkedBytes = chunk.length;
         this.queueFlush();
         return;
@@ -242,7 +284,7 @@ export class OutboundWriter implements TurnFlushable {
     if (this.corkedBytes >= TURN_FLUSH_BYTES) this.uncork();
   }
 
-  /** Through ws (extensions, or its sender busy): still corked, so the order on the wire is kept. */
+  /** Through ws (an extension): still corked, so the order on the wire is kept. */
   private viaWs(data: Uint8Array, binary: boolean): void {
     if (!this.corked) this.cork();
     this.ws.send(data, binary ? SEND_BINARY : SEND_TEXT);
@@ -254,10 +296,10 @@ export class OutboundWriter implements TurnFlushable {
   private cork(): void {
     this.socket.cork();
     this.corked = true;
-    const pending = this.pending;
-    if (pending !== null) {
-      this.pending = null;
-      this.socket.write(pending);
+    const slot = this.pendingSlot;
+    if (slot >= 0) {
+      this.pendingSlot = -1;
+      this.socket.write(keptForTurn(slot));
     } else {
       this.corkedBytes = 0;
     }

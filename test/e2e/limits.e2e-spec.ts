@@ -11,9 +11,12 @@ import {
   RawBinaryCodec,
   RiversideHandler,
   RiversideStats,
+  type Session,
   type TerminateReason,
 } from 'nestjs-riverside';
 import { HandshakeRefusedError, TestClient } from 'nestjs-riverside/testing';
+import type { WebSocket } from 'ws';
+import { connectionOf } from '../../src/connection/session.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 /** Echoes every frame it handles and records what it handled and why connections ended. */
@@ -195,6 +198,26 @@ describe('max connection age (SPEC 7.3)', () => {
   });
 });
 
+/** Keeps the session of the one connection of its test, to look at the server's socket. */
+@RiversideHandler({ path: '/kept' })
+class SessionKeeper {
+  static session: Session | null = null;
+
+  static forget(): void {
+    SessionKeeper.session = null;
+  }
+
+  @OnAuthenticate()
+  authenticate() {
+    return { userId: 'u' };
+  }
+
+  @OnInit()
+  init(session: Session) {
+    SessionKeeper.session = session;
+  }
+}
+
 describe('slow consumer (SPEC 7.4)', () => {
   const LIMIT = 64 * 1024;
   const CHUNK = Frame.binary(Buffer.alloc(16 * 1024, 7));
@@ -243,6 +266,35 @@ describe('slow consumer (SPEC 7.4)', () => {
       }
     }
     expect(client.ws.readyState).toBe(client.ws.OPEN);
+  });
+
+  it("refuses a delivery per event-loop turn exactly when the server socket's unsent bytes would pass maxBackpressure, also while the client pings", async () => {
+    SessionKeeper.forget();
+    // Pings count against the flood limit: lifted, so that they can come every few turns.
+    app = await startRiverside({ maxBackpressure: LIMIT, slowConsumer: 'drop', transmissionLimit: { capacity: Infinity } }, [SessionKeeper]);
+    const client = await app.connect('/kept');
+    const delivery = app.app.get(DeliveryService);
+    await eventually(() => expect(SessionKeeper.session).not.toBeNull());
+    const serverSocket = (connectionOf(SessionKeeper.session as Session) as unknown as { ws: WebSocket }).ws;
+    client.ws.pause();
+
+    // One broadcast-like delivery per turn (each a socket's only write of its turn), and a ping
+    // from the client now and then, whose pong ws writes to the same socket.
+    const decisions: { unsentBefore: number; written: boolean }[] = [];
+    for (let turn = 0; turn < 4096 && decisions.filter((d) => !d.written).length < 3; turn++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (turn % 3 === 0) client.ws.ping();
+      const unsentBefore = serverSocket.bufferedAmount;
+      decisions.push({ unsentBefore, written: delivery.deliver({ user: 'u' }, CHUNK) === 1 });
+    }
+
+    const refused = decisions.filter((d) => !d.written);
+    const queuedBehind = decisions.filter((d) => d.written && d.unsentBefore > 0);
+    expect(refused.length).toBe(3);
+    expect(queuedBehind.length).toBeGreaterThan(0);
+    for (const { unsentBefore, written } of decisions) {
+      expect({ unsentBefore, written }).toEqual({ unsentBefore, written: unsentBefore === 0 || unsentBefore + CHUNK.data.length <= LIMIT });
+    }
   });
 
   it('writes a single message larger than maxBackpressure to a client that keeps up', async () => {
