@@ -6,7 +6,9 @@
 // Clients authenticate with `?user=<id>&role=member|idle`; no `user` is refused (401). A member
 // joins the channel "churn" in @OnInit. Every message is echoed.
 import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { WebSocketServer } from 'ws';
@@ -39,6 +41,7 @@ function riversideSizes(server) {
     preUpgradeGuard: server.guard.pending.size,
     refusalLog: server.refusals.quiet.size,
     pendingTerminations: server.pendingTerminations.size,
+    relaySubscribing: server.relay.subscribing.size,
     gatewayClients: server.gateways.clients.size,
     statsTerminationKeys: Object.keys(server.stats.terminations).length,
     statsRejectionKeys: Object.keys(server.stats.rejections).length,
@@ -114,21 +117,46 @@ async function startRawWs() {
 }
 
 const contender = process.env.CHURN_CONTENDER === 'raw-ws' ? await startRawWs() : await startRiverside();
+// Time spent in GC between samples (the forced collections of a sample are left out).
+let gcMs = 0;
+let gcCount = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gcMs += entry.duration;
+    gcCount++;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** TIME_WAIT sockets of the whole machine (every process's, the kernel's hash tables hold them all). */
+function timeWaits() {
+  return Number(/tw (\d+)/.exec(readFileSync('/proc/net/sockstat', 'latin1'))?.[1] ?? -1);
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 process.on('message', async (command) => {
   if (command.type === 'open-now') return process.send({ type: 'open-now', openNow: contender.sizes().openNow });
   if (command.type !== 'sample') return;
   const cpu = process.cpuUsage();
+  // Entries of the batch's collections are delivered in a later task: let them in first.
+  await sleep(0);
+  const gcOfBatch = { gcMs, gcCount };
   for (let i = 0; i < 4; i++) {
     gc();
     await sleep(20);
   }
   const memory = process.memoryUsage();
+  await sleep(0);
+  gcMs = 0;
+  gcCount = 0;
   const resources = process.getActiveResourcesInfo();
   process.send({
     type: 'sample',
     cpuMicros: cpu.user + cpu.system,
+    userMicros: cpu.user,
+    systemMicros: cpu.system,
+    ...gcOfBatch,
+    timeWaits: timeWaits(),
     cpuAfterGcMicros: (({ user, system }) => user + system)(process.cpuUsage()),
     heapUsed: memory.heapUsed,
     rss: memory.rss,

@@ -13,6 +13,7 @@
 //   3     idle, sends a frame, waits for its echo, closed by the client with a FIN (no close frame)
 //   4     idle, reset by the client after the 101
 //   5..9  idle, closed with a FIN as soon as the 101 arrives (what bench/load/connect.load.ts does)
+// CHURN_MIX=connect makes every connection a 5.
 // Users repeat modulo CHURN_USERS (1000), so some users have several sessions at once.
 import { fork } from 'node:child_process';
 import { connect } from 'node:net';
@@ -23,6 +24,8 @@ const CONNECTIONS = Number(process.env.CHURN_CONNECTIONS ?? 20_000);
 const CONCURRENCY = Number(process.env.CHURN_CONCURRENCY ?? 64);
 const USERS = Number(process.env.CHURN_USERS ?? 1000);
 const CONTENDER = process.env.CHURN_CONTENDER ?? 'riverside';
+/** CHURN_MIX=connect: every connection of kind 5 (the connect scenario's churn), instead of the mix. */
+const kindOf = process.env.CHURN_MIX === 'connect' ? () => 5 : (index) => index % 10;
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 /** A masked text frame `{"n":1}` with a zero mask key (the payload goes as is). */
@@ -45,7 +48,7 @@ const ask = (command) => {
 const { port } = await next();
 
 function request(index) {
-  const kind = index % 10;
+  const kind = kindOf(index);
   const user = kind === 0 ? '' : `u${index % USERS}`;
   const role = kind === 1 || kind === 2 ? 'member' : 'idle';
   return `GET /churn?user=${user}&role=${role} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${KEY}\r\n\r\n`;
@@ -53,7 +56,7 @@ function request(index) {
 
 /** Opens connection `index`, plays its part, resolves once the client side is done with it. */
 function churnOne(index, localAddress) {
-  const kind = index % 10;
+  const kind = kindOf(index);
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port, localAddress });
     socket.setNoDelay(true);
@@ -134,7 +137,7 @@ async function serverSettled() {
   throw new Error('the server still counts open connections 10 s after the batch');
 }
 
-let cpuAfterGc = (await ask({ type: 'sample' })).cpuAfterGcMicros;
+let previous = await ask({ type: 'sample' });
 for (let batch = 0; batch < BATCHES; batch++) {
   const start = performance.now();
   await churnBatch(batch);
@@ -145,7 +148,13 @@ for (let batch = 0; batch < BATCHES; batch++) {
     contender: CONTENDER,
     batch,
     connPerS: Math.round(CONNECTIONS / (ms / 1000)),
-    cpuUsPerConn: +((sample.cpuMicros - cpuAfterGc) / CONNECTIONS).toFixed(1),
+    cpuUsPerConn: +((sample.cpuMicros - previous.cpuAfterGcMicros) / CONNECTIONS).toFixed(1),
+    // The user/system split counts the previous sample's forced GCs in user time (a few ms).
+    userUsPerConn: +((sample.userMicros - previous.userMicros) / CONNECTIONS).toFixed(1),
+    systemUsPerConn: +((sample.systemMicros - previous.systemMicros) / CONNECTIONS).toFixed(1),
+    gcUsPerConn: +((sample.gcMs * 1000) / CONNECTIONS).toFixed(1),
+    gcs: sample.gcCount,
+    timeWaits: sample.timeWaits,
     heapMB: +(sample.heapUsed / 2 ** 20).toFixed(2),
     rssMB: +(sample.rss / 2 ** 20).toFixed(1),
     externalMB: +(sample.external / 2 ** 20).toFixed(2),
@@ -153,7 +162,7 @@ for (let batch = 0; batch < BATCHES; batch++) {
     timers: sample.timers,
     ...sample.sizes,
   };
-  cpuAfterGc = sample.cpuAfterGcMicros;
+  previous = sample;
   console.log(JSON.stringify(line));
 }
 server.kill();
