@@ -137,6 +137,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 process.on('message', async (command) => {
   if (command.type === 'open-now') return process.send({ type: 'open-now', openNow: contender.sizes().openNow });
   if (command.type !== 'sample') return;
+  // Splits a --trace-* log into batches (stdout goes to CHURN_SERVER_LOG then).
+  if (process.env.CHURN_SERVER_LOG) process.stdout.write('--- sample\n');
   const cpu = process.cpuUsage();
   // Entries of the batch's collections are delivered in a later task: let them in first.
   await sleep(0);

@@ -16,6 +16,7 @@
 // CHURN_MIX=connect makes every connection a 5.
 // Users repeat modulo CHURN_USERS (1000), so some users have several sessions at once.
 import { fork } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -33,8 +34,13 @@ const TEXT_FRAME = Buffer.concat([Buffer.from([0x81, 0x80 | 7, 0, 0, 0, 0]), Buf
 /** A masked close frame, code 1000, zero mask key. */
 const CLOSE_FRAME = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
 
+// CHURN_SERVER_FLAGS: more V8/Node flags for the server (e.g. --trace-opt --trace-deopt), its
+// stdout then into CHURN_SERVER_LOG, where each sample writes a "--- sample" line.
+const serverFlags = process.env.CHURN_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [];
+const serverLog = process.env.CHURN_SERVER_LOG ? openSync(process.env.CHURN_SERVER_LOG, 'w') : 'inherit';
 const server = fork(fileURLToPath(new URL('./churn-server.mjs', import.meta.url)), [], {
-  execArgv: ['--expose-gc'],
+  execArgv: ['--expose-gc', ...serverFlags],
+  stdio: ['ignore', serverLog, 'inherit', 'ipc'],
   env: { ...process.env, CHURN_CONTENDER: CONTENDER },
 });
 const replies = [];
