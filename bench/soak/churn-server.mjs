@@ -8,7 +8,7 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { WebSocketServer } from 'ws';
@@ -120,10 +120,12 @@ const contender = process.env.CHURN_CONTENDER === 'raw-ws' ? await startRawWs() 
 // Time spent in GC between samples (the forced collections of a sample are left out).
 let gcMs = 0;
 let gcCount = 0;
+let majorGcs = 0;
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
     gcMs += entry.duration;
     gcCount++;
+    if (entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
   }
 }).observe({ entryTypes: ['gc'] });
 
@@ -142,8 +144,10 @@ process.on('message', async (command) => {
   const cpu = process.cpuUsage();
   // Entries of the batch's collections are delivered in a later task: let them in first.
   await sleep(0);
-  const gcOfBatch = { gcMs, gcCount };
-  for (let i = 0; i < 4; i++) {
+  const gcOfBatch = { gcMs, gcCount, majorGcs };
+  // CHURN_FORCE_GC=0: no forced GC (heap and RSS then are not after GC), to see what the
+  // process does between its own collections only.
+  for (let i = 0; i < 4 && process.env.CHURN_FORCE_GC !== '0'; i++) {
     gc();
     await sleep(20);
   }
@@ -151,6 +155,7 @@ process.on('message', async (command) => {
   await sleep(0);
   gcMs = 0;
   gcCount = 0;
+  majorGcs = 0;
   const resources = process.getActiveResourcesInfo();
   process.send({
     type: 'sample',

@@ -160,6 +160,7 @@ for (let batch = 0; batch < BATCHES; batch++) {
     systemUsPerConn: +((sample.systemMicros - previous.systemMicros) / CONNECTIONS).toFixed(1),
     gcUsPerConn: +((sample.gcMs * 1000) / CONNECTIONS).toFixed(1),
     gcs: sample.gcCount,
+    majorGcs: sample.majorGcs,
     timeWaits: sample.timeWaits,
     heapMB: +(sample.heapUsed / 2 ** 20).toFixed(2),
     rssMB: +(sample.rss / 2 ** 20).toFixed(1),
