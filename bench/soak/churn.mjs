@@ -13,7 +13,8 @@
 //   3     idle, sends a frame, waits for its echo, closed by the client with a FIN (no close frame)
 //   4     idle, reset by the client after the 101
 //   5..9  idle, closed with a FIN as soon as the 101 arrives (what bench/load/connect.load.ts does)
-// CHURN_MIX=connect makes every connection a 5.
+// CHURN_MIX=connect makes every connection a 5. CHURN_FORCE_GC=0 leaves the forced GCs out of a
+// sample; CHURN_SERVER_FLAGS and CHURN_SERVER_LOG trace the server (see below).
 // Users repeat modulo CHURN_USERS (1000), so some users have several sessions at once.
 import { fork } from 'node:child_process';
 import { openSync } from 'node:fs';
