@@ -76,6 +76,15 @@ probes['CPU wait of the receiving load generator'] = (s) => {
   return i === undefined ? Number.NaN : waitedMs(i, s.sent, s.got);
 };
 
+// What the tail would be without each cause: p99 of the deliveries that no pause of it overlapped.
+const p99Of = (xs: Sample[]) => (xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a.ms - b.ms)[Math.floor(0.99 * xs.length)].ms);
+for (const name of ['GC in a worker (most of any one)', 'GC in the receiving load generator']) {
+  const kept = samples.filter((s) => probes[name](s) === 0);
+  console.log(`p99 without the ${samples.length - kept.length} deliveries overlapped by ${name}: ${p99Of(kept).toFixed(2)} ms`);
+}
+const noGc = samples.filter((s) => Object.entries(probes).every(([name, probe]) => !name.startsWith('GC') || !(probe(s) > 0)));
+console.log(`p99 without the ${samples.length - noGc.length} deliveries overlapped by any GC pause: ${p99Of(noGc).toFixed(2)} ms`);
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log('\nwhat overlapped a delivery (ms inside its [sent, received]): slowest 1% vs all');
 console.log('probe | slow: share > 1 ms, median ms | all: share > 1 ms, median ms');
