@@ -34,6 +34,12 @@
 //                            SCALE_CONNECTIONS connections, local deliveries at the first rate)
 //   SCALE_RATES_ONLY=1       only the steady-rate deliveries (and the single-node baseline): no
 //                            fan-out, storm, 2-worker or raw ws run; writes only SCALE_OUT
+//   SCALE_TRACE_DIR=dir      record, for the latency tail, every process' GC pauses and the load generators'
+//                            samples (send and receive times), and each rate phase's run-queue waits of
+//                            the server, the load generators and redis-server; read them with
+//                            `node bench/dist/trace-tail.js dir [phase]` (default phase redis-remote-5000)
+//   SCALE_SERVER_FLAGS, SCALE_LOAD_FLAGS  extra Node flags (space-separated) of the cluster's
+//                            processes (workers inherit the primary's) and of the load generators
 //   REDIS_URL                (default redis://127.0.0.1:6379)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -41,6 +47,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child, freePort, sourceAddress, spawnNode } from './lib/child.js';
 import { cpuSecondsOf, sleep, waitsOf } from './lib/process.js';
+import { TRACE_DIR } from './lib/trace.js';
+import { type RunQueueTrace, traceRunQueues } from './lib/run-queue-trace.js';
 import type { ScaleLoadConfig, ScaleLoadReport } from './load/scale.load.js';
 import type { ServerReport } from './servers/harness.js';
 import type { ScaleReport, ScaleServerConfig, UserRanges, WorkerFigures } from './servers/scale-cluster.server.js';
@@ -78,6 +86,9 @@ const MAX_LIFETIME = smoke ? 120_000 : 30 * 60_000;
 const OPEN_BUDGET_S = Number(process.env.SCALE_OPEN_BUDGET ?? 600);
 
 const profileFlags = process.env.SCALE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_PROFILE_DIR}`] : [];
+/** Extra Node flags of the cluster's processes (the workers inherit the primary's) and of the load generators (experiments). */
+const serverFlags = (process.env.SCALE_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
+const loadFlags = (process.env.SCALE_LOAD_FLAGS ?? '').split(' ').filter(Boolean);
 
 const log = (line: string) => console.log(`[bench:scale] ${line}`);
 
@@ -103,7 +114,7 @@ async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local
     maxLifetimeMs: MAX_LIFETIME,
   };
   // No pinning: the workers are meant to spread over every core.
-  const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc', ...profileFlags] });
+  const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc', ...serverFlags, ...profileFlags] });
   const ready = await child.next<Extract<ScaleReport, { type: 'ready' }>>('ready', 60_000);
   return { child, port, primaryPid: ready.primaryPid, workers };
 }
@@ -145,7 +156,7 @@ async function openConnections(port: number, path: string, connections: number, 
       reconnect,
       openDeadlineNs: Number(process.hrtime.bigint()) + OPEN_BUDGET_S * 1e9,
     };
-    children.push(spawnNode(`load ${i}`, join(DIST, 'load/scale.load.js'), config, { cpu: -1 }));
+    children.push(spawnNode(`load ${i}`, join(DIST, 'load/scale.load.js'), config, { cpu: -1, nodeFlags: loadFlags }));
   }
   const readies = await Promise.all(children.map((child) => child.next<Extract<ScaleLoadReport, { type: 'ready' }>>('ready', MAX_LIFETIME)));
   const startNs = Math.min(...readies.map((r) => r.startNs));
@@ -284,9 +295,11 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
   const primaryBefore = cpuSecondsOf(pids[0]);
   const waitsBefore = pids.reduce((n, pid) => n + waitsOf(pid), 0);
   const startNs = process.hrtime.bigint();
+  const runQueues: RunQueueTrace | null = TRACE_DIR === undefined ? null : traceRunQueues({ server: pids, load: loads.children.map((c) => c.pid) });
   cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
   await sleep(1000); // stragglers
+  runQueues?.stop(`${transport}-${where}-${rate}`, Number(startNs), Number(process.hrtime.bigint()));
   const cpu = serverCpu(pids) - cpuBefore;
   const primaryCpu = cpuSecondsOf(pids[0]) - primaryBefore;
   const waits = pids.reduce((n, pid) => n + waitsOf(pid), 0) - waitsBefore;

@@ -6,6 +6,7 @@
 import { boundLifetime, childConfig, nowNs, send } from '../lib/process.js';
 import { BenchSocket } from './bench-socket.js';
 import { pooled } from './wire.js';
+import { TRACE_DIR, traceProcess } from '../lib/trace.js';
 
 export interface ScaleLoadConfig {
   host: string;
@@ -40,6 +41,10 @@ boundLifetime(config.maxLifetimeMs);
 
 let measuring = false;
 let latencies: number[] = [];
+/** SCALE_TRACE_DIR only: [send ns, receive ns] of every measured delivery. */
+const samples: [number, number][] = [];
+const tracing = TRACE_DIR !== undefined;
+traceProcess('load', () => ({ samples }));
 let fanoutReceived = 0;
 let fanoutTarget = Number.POSITIVE_INFINITY;
 let open = 0;
@@ -81,7 +86,10 @@ function onText(payload: Buffer): void {
     }
     return;
   }
-  if (measuring) latencies.push(Math.round((now - t) / 1000));
+  if (measuring) {
+    latencies.push(Math.round((now - t) / 1000));
+    if (tracing) samples.push([t, now]);
+  }
 }
 
 async function open1(index: number): Promise<void> {

@@ -23,6 +23,7 @@ import {
   runRiversideWorkers,
 } from 'nestjs-riverside';
 import { boundLifetime, childConfig, nowNs, send, sleep } from '../lib/process.js';
+import { traceProcess } from '../lib/trace.js';
 
 export interface ScaleServerConfig {
   port: number;
@@ -135,6 +136,7 @@ function transport() {
 class ScaleModule {}
 
 async function worker(): Promise<void> {
+  traceProcess('worker', undefined, 5000);
   const app = await NestFactory.createApplicationContext(ScaleModule, { logger: ['error', 'warn'] });
   app.enableShutdownHooks();
   const delivery = app.get(DeliveryService);
@@ -205,6 +207,7 @@ async function drive(delivery: DeliveryService, rate: number, seconds: number, u
 
 async function primary(): Promise<void> {
   boundLifetime(config.maxLifetimeMs);
+  traceProcess('primary', undefined, 5000);
   const supervisor = await runRiversideWorkers({ workers: config.workers, main: worker, restartDelay: 100, stopTimeout: 60_000, schedulingPolicy: config.schedulingPolicy });
   if (supervisor === null) return;
   let listening = 0;
