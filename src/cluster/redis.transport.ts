@@ -2,7 +2,7 @@ import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
 import { requireOptional } from '../optional-package.js';
 import { describeValue } from '../riverside.messages.js';
-import { flushAtEndOfTurn, type TurnFlushable } from '../connection/event-loop-turn.js';
+import { flushAtEndOfTurn, type TurnFlushable } from '../event-loop-turn.js';
 import { BrokerTransport, TOPIC_CHUNK, within } from './broker-transport.js';
 import type { TransportMessageHandler } from './transport.interface.js';
 

@@ -7,7 +7,7 @@ import { OutboundFrame, SEND_BINARY, SEND_TEXT } from '../delivery/outbound-fram
 import { frameBytes, frameString } from '../delivery/wire-frame.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
-import { flushAtEndOfTurn, keepForTurn, keptForTurn, type TurnFlushable } from './event-loop-turn.js';
+import { flushAtEndOfTurn, keepForTurn, keptForTurn, type TurnFlushable } from '../event-loop-turn.js';
 
 /** What the writer needs from its connection: the slow-consumer close. */
 export interface SlowConsumerPolicyHost {
@@ -32,7 +32,7 @@ interface WsInternals {
  * channel's subscription, bounded like unsent bytes.
  *
  * Coalescing: the first write of an event-loop turn corks the socket, and the end of the turn
- * (event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
+ * (src/event-loop-turn.ts) uncorks it, so that everything written to it in one turn leaves in one
  * write. A delivery that is the turn's first write is not corked but kept back (one buffer,
  * `pendingSlot`) and written at the end of the turn: a socket that gets one frame per turn (a
  * broadcast's member) costs one plain socket write, as with raw ws; a second write in the turn

@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionHost, type ConnectionIdentity } from '../connection/connection.js';
 import { ConnectionSweep } from '../connection/connection-sweep.js';
-import { turnNow } from '../connection/event-loop-turn.js';
+import { turnNow } from '../event-loop-turn.js';
 import { PresenceTracker } from '../cluster/presence/presence.tracker.js';
 import { ClusterRelay } from '../cluster/cluster-relay.js';
 import { SessionRegistry } from '../delivery/session-registry.js';
