@@ -26,7 +26,7 @@ export function unmapIPv4(address: string): string {
  */
 export const leftMostForwardedFor: ForwardedForReader = (_socketAddress, header) => {
   if (header === undefined) return '';
-  const first = header?.split(',')[0]?.trim() ?? '';
+  const first = header.split(',')[0].trim();
   return LEGACY_FORWARDED_FOR.test(first) ? first : '';
 };
 

@@ -127,7 +127,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
   }
 
   private set readPaused(value: boolean) {
-    this.flags = value ? this.flags | READ_PAUSED : this.flags & ~READ_PAUSED;
+    this.setFlag(READ_PAUSED, value);
   }
 
   private get busy(): boolean {
@@ -135,7 +135,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
   }
 
   private set busy(value: boolean) {
-    this.flags = value ? this.flags | BUSY : this.flags & ~BUSY;
+    this.setFlag(BUSY, value);
   }
 
   private get terminatePending(): boolean {
@@ -143,7 +143,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
   }
 
   private set terminatePending(value: boolean) {
-    this.flags = value ? this.flags | TERMINATE_PENDING : this.flags & ~TERMINATE_PENDING;
+    this.setFlag(TERMINATE_PENDING, value);
   }
 
   private get terminated(): boolean {
@@ -151,7 +151,11 @@ export class Connection implements SessionConnection, TransmissionWindow {
   }
 
   private set terminated(value: boolean) {
-    this.flags = value ? this.flags | TERMINATED : this.flags & ~TERMINATED;
+    this.setFlag(TERMINATED, value);
+  }
+
+  private setFlag(flag: number, on: boolean): void {
+    this.flags = on ? this.flags | flag : this.flags & ~flag;
   }
 
   /** The writer, made on first use. */
