@@ -1,5 +1,7 @@
-import { DefaultSerializer, deserialize } from 'node:v8';
+import { DefaultSerializer } from 'node:v8';
 import { EncodeError } from '../errors/encode.error.js';
+import { readPlainClone } from './plain-clone-reader.js';
+import { writePlainClone } from './plain-clone-writer.js';
 
 /**
  * What nodes send each other on the node-to-node topics (`user:<id>`, `channel:<id>`). External
@@ -88,7 +90,7 @@ export function encodeWireMessage(message: WireMessage): Buffer {
       return wire;
     }
     case 'deliver':
-      return structured(message, KIND_DELIVER, headerFields, headLength, message.message);
+      return plainOrStructured(message, headerFields, headLength, message.message);
     case 'info':
       return structured(message, KIND_INFO, headerFields, headLength, message.info);
     case 'close': {
@@ -210,14 +212,33 @@ function decodeV1(buffer: Buffer): WireMessage | WireRejection {
   }
 }
 
+/**
+ * A delivery's message: plain data is written by plain-clone-writer.ts (no native serializer per message,
+ * see there), anything else by V8. Only deliveries: what they carry is encoded by the receiving
+ * node's codec, to which an object reached twice and two equal copies of it are the same.
+ */
+function plainOrStructured(address: WireAddress, headerFields: number, headLength: number, value: unknown): Buffer {
+  let wire: Buffer | null;
+  try {
+    wire = writePlainClone(placeholder(headLength), value);
+  } catch (error) {
+    throw new EncodeError('the cluster wire format (structured clone)', error);
+  }
+  if (wire === null) return structured(address, KIND_DELIVER, headerFields, headLength, value);
+  writeHead(wire, address, KIND_DELIVER, 0, headerFields, wire.length - headLength);
+  return wire;
+}
+
+function placeholder(headLength: number): Buffer {
+  return headLength <= HEAD_PLACEHOLDER.length ? (headPlaceholders[headLength] ??= HEAD_PLACEHOLDER.subarray(0, headLength)) : Buffer.alloc(headLength);
+}
+
 /** Header, then the value as structured-clone data, in the serializer's one buffer. */
 function structured(address: WireAddress, kind: number, headerFields: number, headLength: number, value: unknown): Buffer {
   let wire: Buffer;
   try {
     const serializer = new DefaultSerializer();
-    serializer.writeRawBytes(
-      headLength <= HEAD_PLACEHOLDER.length ? (headPlaceholders[headLength] ??= HEAD_PLACEHOLDER.subarray(0, headLength)) : Buffer.alloc(headLength),
-    );
+    serializer.writeRawBytes(placeholder(headLength));
     serializer.writeHeader();
     serializer.writeValue(value);
     wire = serializer.releaseBuffer();
@@ -231,7 +252,7 @@ function structured(address: WireAddress, kind: number, headerFields: number, he
 function readStructured(kind: 'deliver' | 'info', origin: string, session: string | null, body: Buffer): WireMessage | WireRejection {
   let value: unknown;
   try {
-    value = deserialize(body);
+    value = readPlainClone(body);
   } catch (error) {
     return rejected(`unreadable structured-clone body: ${(error as Error).message}`);
   }
