@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import {
   CLONE_VERSION,
   LITTLE_ENDIAN,
@@ -94,7 +95,8 @@ function writeValue(value: unknown, depth: number): void {
       return writeTag(TAG_UNDEFINED);
     case 'object':
       if (value === null) return writeTag(TAG_NULL);
-      if (depth >= MAX_DEPTH) throw NOT_PLAIN;
+      // V8 refuses a Proxy (a DataCloneError): left to it, so that it still does.
+      if (depth >= MAX_DEPTH || types.isProxy(value)) throw NOT_PLAIN;
       if (Array.isArray(value)) return writeArray(value, depth + 1);
       return writeObject(value, depth + 1);
     default:

@@ -80,6 +80,7 @@ describe('plain data in V8 structured-clone format, written without a native ser
     ['deep nesting', deep],
     ['more than 64 KiB', 'x'.repeat(70_000)],
     ['a function inside', { f: () => 1 }],
+    ['a Proxy', { inner: new Proxy({ a: 1 }, {}) }],
   ];
 
   for (const [name, value] of notPlain) {
