@@ -130,6 +130,30 @@ export function runClusterDeliveryContract(name: string, createTransports: () =>
       expect(await onB.expectMessage()).toEqual({ hello: 'from A' });
     });
 
+    it('sends a session on another node the very bytes a local session gets, JSON and MessagePack, whatever plain data or structure the message holds', async () => {
+      const { nodeA, nodeB } = cluster;
+      const msgpack = new MessagePackCodec();
+      const jsonA = await nodeA.connect('/', { query: { user: 'same' } });
+      const jsonB = await nodeB.connect('/', { query: { user: 'same' } });
+      const packA = await nodeA.connect('/mp', { query: { user: 'same' }, codec: msgpack });
+      const packB = await nodeB.connect('/mp', { query: { user: 'same' }, codec: msgpack });
+      await cluster.subscribed('user:same', 2);
+      const shared = { id: 7 };
+      const messages = [
+        { text: 'héllo ✓ 😀', n: [0, -1, 2 ** 31, 1.5, -0, NaN], nested: { list: [[], {}, null], skipped: undefined }, a: shared, b: shared },
+        Object.assign(Object.create(null), { bare: true }),
+        ['top', 'level', 1],
+        { at: new Date(0), tags: new Map([['a', 1]]), 3: 'index key' },
+      ];
+      for (const message of messages) {
+        nodeA.app.get(DeliveryService).deliver({ user: 'same' }, message);
+        for (const [local, remote] of [[jsonA, jsonB], [packA, packB]]) {
+          const [here, there] = [await local.expectFrame(), await remote.expectFrame()];
+          expect(there.data.equals(here.data)).toBe(true);
+        }
+      }
+    });
+
     it('delivers to every session of a user spread over both nodes exactly once, its own node served locally', async () => {
       const { nodeA, nodeB } = cluster;
       const onA = await nodeA.connect('/', { query: { user: 'bob' } });
