@@ -42,9 +42,9 @@ describe('plain data in V8 structured-clone format, written without a native ser
     }
   });
 
-  it('reads back as the same value what V8 would write differently: -0, shared objects', () => {
+  it('reads back as the same value what V8 would write differently: -0, integers among doubles, shared objects', () => {
     const shared = { id: 1 };
-    const value = { zero: -0, a: shared, b: shared, half: 0.5 };
+    const value = { zero: -0, a: shared, b: shared, mixed: [1, -2, 2.5] };
     const bytes = writePlainClone(NO_HEAD, value) as Buffer;
     const back = deserialize(bytes);
     expect(back).toEqual(value);

@@ -52,6 +52,16 @@ describe('wire messages between nodes (version 2)', () => {
     expect(wire).toEqual(Buffer.concat([head, body]));
   });
 
+  it('lays out a delivery of plain data, written without V8\'s serializer, byte for byte as V8 would', () => {
+    // Latin-1 only: V8 aligns a two-byte string on the offset from the start of the wire message, not of the body.
+    const message = { text: 'héllo', n: [1, -2, 3], half: 2.5, nested: { ok: true, none: null } };
+    const wire = encodeWireMessage({ origin: 'node-a', session: null, kind: 'deliver', message });
+    const body = serialize(message);
+    const head = Buffer.from([0xff, 0x52, 2, 0, 0, 0, 0, 1 + 6, 6, ...Buffer.from('node-a'), 0, 0, 0, body.length]);
+    expect(wire.equals(Buffer.concat([head, body]))).toBe(true);
+    expect(decodeWireMessage(wire)).toEqual({ origin: 'node-a', session: null, kind: 'deliver', message });
+  });
+
   it("recognizes a node's own messages from their bytes, and nothing else", () => {
     const own = Buffer.from('0123456789abcdef', 'latin1');
     for (const kind of ['deliver', 'info', 'close', 'frame'] as const) {
