@@ -36,7 +36,9 @@ export class DeliveryService {
    * never a throw, when nobody is here): whether the user is reachable on another node is
    * `PresenceService.isOnline()`'s question. Throws an `EncodeError`, before writing anything,
    * when a local session's codec cannot encode the message or (in a cluster) when it cannot
-   * cross nodes as structured-clone data; a `Frame` bypasses both.
+   * cross nodes as structured-clone data; a `Frame` bypasses both. Plain data (plain objects and
+   * arrays of strings, numbers, booleans, null) crosses nodes cheapest; a Date, Map, BigInt,
+   * Buffer or class instance in it costs a native V8 serializer per message on each side.
    */
   deliver(target: DeliveryTarget, message: unknown): number {
     assertDeliveryTarget(target);
