@@ -71,9 +71,9 @@ const headPlaceholders: Buffer[] = [];
  * The bytes of a message, in one buffer. Throws an EncodeError when the message (or info)
  * cannot be carried as structured-clone data (functions, symbols, class instances of native types).
  *
- * Data is serialized straight after the header, into the serializer's own buffer (whose body
- * length is filled in afterwards): the body is never copied to join it to its header. Only a raw
- * Frame's bytes are copied, once.
+ * Data is serialized straight after the header (whose body length is filled in afterwards): a
+ * delivery's plain data into plain-clone-writer.ts' scratch buffer, copied out once; anything
+ * else into V8's serializer's own buffer, never copied. A raw Frame's bytes are copied once.
  */
 export function encodeWireMessage(message: WireMessage): Buffer {
   const originLength = Buffer.byteLength(message.origin, 'latin1');
@@ -213,9 +213,10 @@ function decodeV1(buffer: Buffer): WireMessage | WireRejection {
 }
 
 /**
- * A delivery's message: plain data is written by plain-clone-writer.ts (no native serializer per message,
- * see there), anything else by V8. Only deliveries: what they carry is encoded by the receiving
- * node's codec, to which an object reached twice and two equal copies of it are the same.
+ * A delivery's message: plain data is written by plain-clone-writer.ts (no native serializer
+ * per message, see there), anything else by V8. Only deliveries: what they carry is encoded by
+ * the receiving node's codec, to which an object reached twice and two equal copies of it are
+ * the same; an info reaches @OnInfo as it is, so it keeps V8's shared references.
  */
 function plainOrStructured(address: WireAddress, headerFields: number, headLength: number, value: unknown): Buffer {
   let wire: Buffer | null;
