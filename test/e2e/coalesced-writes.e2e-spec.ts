@@ -78,6 +78,31 @@ describe('coalesced writes', () => {
     }
   });
 
+  it('writes the broadcasts of one turn to each member with one socket write, in order; a lone broadcast with one', async () => {
+    app = await startRiverside({}, [EchoHandler]);
+    const port = app.server.address().port;
+    const delivery = app.app.get(DeliveryService);
+    const members = [];
+    for (let i = 0; i < 3; i++) {
+      EchoHandler.lastSession = null;
+      members.push(await app.connect('/echo'));
+      await vi.waitFor(() => expect(EchoHandler.lastSession).not.toBeNull());
+      EchoHandler.lastSession!.join('room');
+    }
+    const writes = countServerWrites(port);
+    try {
+      for (let n = 0; n < 3; n++) delivery.deliver({ channel: 'room' }, { n });
+      for (const member of members) expect(await member.expectMessages(3)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+      expect(writes.count).toBe(3);
+
+      delivery.deliver({ channel: 'room' }, { alone: true });
+      for (const member of members) expect(await member.expectMessage()).toEqual({ alone: true });
+      expect(writes.count).toBe(6);
+    } finally {
+      writes.restore();
+    }
+  });
+
   it('reads the clock once for the 16 frames of one TCP chunk, not once per frame (flood window, idle sweep)', async () => {
     app = await startRiverside({}, [EchoHandler]);
     const client = await rawClient(app.server.address().port, '/echo');
