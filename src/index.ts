@@ -67,14 +67,14 @@ export {
   RIVERSIDE_TRANSPORT,
 } from './cluster/transport.interface.js';
 export { LocalTransport } from './cluster/local.transport.js';
-export {
-  RedisTransport,
-  type RedisClientLike,
-  type RedisTransportOptions,
-  type RedisTransportUrlOptions,
-  type RedisTransportClientOptions,
-  type RedisTransportClientsOptions,
-} from './cluster/redis.transport.js';
+export { RedisTransport } from './cluster/redis.transport.js';
+export type {
+  RedisClientLike,
+  RedisTransportOptions,
+  RedisTransportUrlOptions,
+  RedisTransportClientOptions,
+  RedisTransportClientsOptions,
+} from './cluster/redis-transport.options.js';
 export {
   NatsTransport,
   type NatsTransportOptions,

@@ -1,138 +1,18 @@
-import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
 import { requireOptional } from '../optional-package.js';
-import { describeValue } from '../riverside.messages.js';
 import { flushAtEndOfTurn, type TurnFlushable } from '../event-loop-turn.js';
 import { BrokerTransport, TOPIC_CHUNK, within } from './broker-transport.js';
+import {
+  type RedisClientLike,
+  type RedisConnectionOverrides,
+  type RedisTransportOptions,
+  validateRedisTransportOptions,
+} from './redis-transport.options.js';
 import type { TransportMessageHandler } from './transport.interface.js';
-
-/**
- * The part of an ioredis client that `RedisTransport` uses. An ioredis `Redis` (v5 or v6)
- * satisfies it; ioredis itself is never imported unless `url` is given.
- * @publicApi
- */
-export interface RedisClientLike {
-  /** ioredis' connection state: `wait`, `connecting`, `connect`, `ready`, `close`, `reconnecting` or `end`. */
-  readonly status: string;
-  /**
-   * ioredis' socket to Redis. When it can be corked, the publishes of one event-loop turn leave
-   * in one write (uncorked at the end of the turn) instead of one write each.
-   */
-  readonly stream?: { cork?(): void; uncork?(): void };
-  publish(channel: string, message: Buffer): Promise<unknown>;
-  subscribe(...channels: string[]): Promise<unknown>;
-  unsubscribe(...channels: string[]): Promise<unknown>;
-  /** Used for the external namespace (`<prefix>:ext:*`); without it, there is none. */
-  psubscribe?(...patterns: string[]): Promise<unknown>;
-  punsubscribe?(...patterns: string[]): Promise<unknown>;
-  on(event: 'messageBuffer', listener: (channel: Buffer, message: Buffer) => void): unknown;
-  on(event: 'pmessageBuffer', listener: (pattern: Buffer, channel: Buffer, message: Buffer) => void): unknown;
-  on(event: 'ready' | 'close', listener: () => void): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  off(event: 'messageBuffer', listener: (channel: Buffer, message: Buffer) => void): unknown;
-  off(event: 'pmessageBuffer', listener: (pattern: Buffer, channel: Buffer, message: Buffer) => void): unknown;
-  off(event: 'ready' | 'close', listener: () => void): unknown;
-  off(event: 'error', listener: (error: Error) => void): unknown;
-  duplicate(override?: RedisConnectionOverrides): RedisClientLike;
-  connect(): Promise<unknown>;
-  quit(): Promise<unknown>;
-  disconnect(): void;
-}
-
-/** The ioredis options RedisTransport sets on the connections it creates. */
-interface RedisConnectionOverrides {
-  lazyConnect?: boolean;
-  enableOfflineQueue?: boolean;
-  autoResubscribe?: boolean;
-  autoResendUnfulfilledCommands?: boolean;
-  maxRetriesPerRequest?: number;
-  retryStrategy?: (attempt: number) => number;
-}
-
-interface RedisTransportCommonOptions {
-  /**
-   * Put in front of every topic: the Redis channel of `user:42` is `<prefix>:user:42`.
-   * Deployments sharing one Redis stay apart with different prefixes.
-   * @default 'riverside'
-   */
-  prefix?: string;
-  /**
-   * How long `connect()` (run at application bootstrap) waits for both connections to be
-   * ready, in ms. When Redis cannot be reached by then, the application does not start.
-   * @default 10000
-   */
-  readyTimeout?: number;
-  /**
-   * Longest wait between two reconnection attempts of the connections RedisTransport creates
-   * (`url` and the subscriber of `client`), in ms: attempt n waits min(50 * n, this). A node is
-   * back at most this long after Redis is. Clients you pass keep their own `retryStrategy`.
-   * @default 500
-   */
-  maxReconnectDelay?: number;
-}
-
-/**
- * Two ioredis clients of yours: one publishes, the other is dedicated to subscribing (a Redis
- * connection that subscribes cannot publish). RedisTransport never closes them; at `close()`
- * it unsubscribes its channels from `subscriber` and removes its listeners. It connects them
- * if they were created with `lazyConnect`.
- *
- * Whatever their options, a publish or subscribe fails at once while a client is not ready.
- * One written just before ioredis notices an outage waits for ioredis' retries, though (up to
- * `maxRetriesPerRequest`, 20 by default, about 10 s): create the clients with
- * `{ maxRetriesPerRequest: 1 }` (or `enableOfflineQueue: false` and a `commandTimeout`) to
- * bound that too, as RedisTransport does for the connections it creates.
- * @publicApi
- */
-export interface RedisTransportClientsOptions extends RedisTransportCommonOptions {
-  publisher: RedisClientLike;
-  subscriber: RedisClientLike;
-  client?: never;
-  url?: never;
-}
-
-/**
- * One ioredis client of yours, used to publish (and never closed by RedisTransport; the advice
- * on its options under {@link RedisTransportClientsOptions} applies); the subscriber is
- * `client.duplicate()`, with the transport's own fail-fast options, which RedisTransport owns
- * and closes.
- * @publicApi
- */
-export interface RedisTransportClientOptions extends RedisTransportCommonOptions {
-  client: RedisClientLike;
-  publisher?: never;
-  subscriber?: never;
-  url?: never;
-}
-
-/**
- * A `redis://` or `rediss://` URL: RedisTransport creates both connections with ioredis (an
- * optional peer dependency, loaded only in this case) and closes them.
- * @publicApi
- */
-export interface RedisTransportUrlOptions extends RedisTransportCommonOptions {
-  url: string;
-  client?: never;
-  publisher?: never;
-  subscriber?: never;
-}
-
-/**
- * Options of `new RedisTransport(options)`: exactly one of `publisher` + `subscriber`,
- * `client` or `url`, plus the common options.
- * @publicApi
- */
-export type RedisTransportOptions = RedisTransportClientsOptions | RedisTransportClientOptions | RedisTransportUrlOptions;
 
 type RedisConstructor = new (url: string, options: RedisConnectionOverrides) => RedisClientLike;
 type Role = 'publisher' | 'subscriber';
 
-const KNOWN_OPTIONS = ['url', 'client', 'publisher', 'subscriber', 'prefix', 'readyTimeout', 'maxReconnectDelay'] as const;
-const CLIENT_METHODS: Record<'client' | Role, readonly string[]> = {
-  client: ['publish', 'duplicate', 'on', 'off', 'connect', 'quit', 'disconnect'],
-  publisher: ['publish', 'on', 'off', 'connect', 'quit', 'disconnect'],
-  subscriber: ['subscribe', 'unsubscribe', 'on', 'off', 'connect', 'quit', 'disconnect'],
-};
 /**
  * For the connections RedisTransport owns: fail fast instead of queueing while Redis is down
  * (no offline queue, no retry of in-flight commands), and no ioredis resubscription: the
@@ -201,7 +81,7 @@ export class RedisTransport extends BrokerTransport {
 
   constructor(options: RedisTransportOptions) {
     super('RedisTransport');
-    this.options = validateOptions(options);
+    this.options = validateRedisTransportOptions(options);
     this.prefix = options.prefix ?? 'riverside';
     this.channelPrefix = `${this.prefix}:`;
     this.externalChannelPrefix = `${this.prefix}:ext:`;
@@ -473,99 +353,4 @@ function loadIoredis(): RedisConstructor {
   const Redis = ioredis.Redis ?? ioredis.default;
   if (typeof Redis !== 'function') throw new MissingPackageError('ioredis', 'RedisTransport');
   return Redis;
-}
-
-function invalid(option: string, value: unknown, expected: string): never {
-  throw new InvalidOptionsError(option, `RedisTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
-}
-
-function validateOptions(options: RedisTransportOptions): RedisTransportOptions {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    invalid('options', options, 'an object: { url }, { client } or { publisher, subscriber }');
-  }
-  const raw = options as unknown as Record<string, unknown>;
-  for (const key of Object.keys(raw)) {
-    if (!(KNOWN_OPTIONS as readonly string[]).includes(key)) {
-      throw new InvalidOptionsError(
-        key,
-        `RedisTransport: unknown option "${key}" (got ${describeValue(raw[key])}); the known options are ${KNOWN_OPTIONS.join(', ')}.`,
-      );
-    }
-  }
-  const given = (['url', 'client', 'publisher', 'subscriber'] as const).filter((key) => raw[key] !== undefined);
-  const shapes = new Set(given.map((key) => (key === 'subscriber' ? 'publisher' : key)));
-  if (shapes.size === 0) {
-    throw new InvalidOptionsError(
-      'client',
-      'RedisTransport: no Redis connection given: pass { url: "redis://..." }, { client } (an ioredis client; ' +
-        'the subscriber is its duplicate()) or { publisher, subscriber } (two ioredis clients).',
-    );
-  }
-  if (shapes.size > 1) {
-    const [first, second] = given;
-    throw new InvalidOptionsError(
-      second,
-      `RedisTransport: options "${first}" and "${second}" exclude each other: pass only one of { url }, { client } ` +
-        'or { publisher, subscriber }.',
-    );
-  }
-  if (raw.url !== undefined) {
-    if (typeof raw.url !== 'string' || !isRedisUrl(raw.url)) invalid('url', raw.url, 'a redis:// or rediss:// URL');
-  } else if (raw.client !== undefined) {
-    checkClient('client', raw.client);
-  } else {
-    if (raw.publisher === undefined) invalid('publisher', raw.publisher, 'an ioredis client to publish with, given with subscriber');
-    if (raw.subscriber === undefined) invalid('subscriber', raw.subscriber, 'an ioredis client dedicated to subscribing, given with publisher');
-    checkClient('publisher', raw.publisher);
-    checkClient('subscriber', raw.subscriber);
-    if (raw.publisher === raw.subscriber) {
-      throw new InvalidOptionsError(
-        'subscriber',
-        'RedisTransport: invalid option "subscriber": it is the same client as "publisher", but a Redis connection ' +
-          'that subscribes cannot publish. Pass a second client, or { client } to let RedisTransport duplicate it.',
-      );
-    }
-  }
-  if (raw.prefix !== undefined && (typeof raw.prefix !== 'string' || raw.prefix.length === 0)) {
-    invalid('prefix', raw.prefix, 'a non-empty string');
-  }
-  if (
-    raw.readyTimeout !== undefined &&
-    (typeof raw.readyTimeout !== 'number' || !Number.isInteger(raw.readyTimeout) || raw.readyTimeout <= 0)
-  ) {
-    invalid('readyTimeout', raw.readyTimeout, 'a positive integer (ms)');
-  }
-  if (
-    raw.maxReconnectDelay !== undefined &&
-    (typeof raw.maxReconnectDelay !== 'number' || !Number.isInteger(raw.maxReconnectDelay) || raw.maxReconnectDelay <= 0)
-  ) {
-    invalid('maxReconnectDelay', raw.maxReconnectDelay, 'a positive integer (ms)');
-  }
-  return options;
-}
-
-function checkClient(option: 'client' | Role, value: unknown): void {
-  const methods = CLIENT_METHODS[option];
-  const expected = `an ioredis client (status, ${methods.join(', ')})`;
-  if (typeof value !== 'object' || value === null) invalid(option, value, expected);
-  const candidate = value as Record<string, unknown>;
-  const missing = [
-    ...(typeof candidate.status === 'string' ? [] : ['status']),
-    ...methods.filter((method) => typeof candidate[method] !== 'function').map((method) => `${method}()`),
-  ];
-  if (missing.length > 0) {
-    throw new InvalidOptionsError(
-      option,
-      `RedisTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)} without ${missing.join(', ')}.`,
-    );
-  }
-}
-
-function isRedisUrl(value: string): boolean {
-  try {
-    const { protocol } = new URL(value);
-    return protocol === 'redis:' || protocol === 'rediss:';
-  } catch {
-    return false;
-  }
 }
