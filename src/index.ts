@@ -75,16 +75,16 @@ export type {
   RedisTransportClientOptions,
   RedisTransportClientsOptions,
 } from './cluster/redis-transport.options.js';
-export {
-  NatsTransport,
-  type NatsTransportOptions,
-  type NatsTransportConnectionOptions,
-  type NatsTransportServersOptions,
-  type NatsConnectOptions,
-  type NatsAuthenticator,
-  type NatsConnectionLike,
-  type NatsSubscriptionLike,
-} from './cluster/nats.transport.js';
+export { NatsTransport } from './cluster/nats.transport.js';
+export type {
+  NatsTransportOptions,
+  NatsTransportConnectionOptions,
+  NatsTransportServersOptions,
+  NatsConnectOptions,
+  NatsAuthenticator,
+  NatsConnectionLike,
+  NatsSubscriptionLike,
+} from './cluster/nats-transport.options.js';
 export { natsSubject } from './cluster/nats-subjects.js';
 export { IpcTransport, type IpcTransportOptions } from './cluster/ipc.transport.js';
 export { IpcHub, type IpcHubOptions } from './cluster/ipc-hub.js';

@@ -1,4 +1,4 @@
-import type { NatsSubscriptionLike } from './nats.transport.js';
+import type { NatsSubscriptionLike } from './nats-transport.options.js';
 
 /**
  * Subscriptions of a few dozen bytes on a nats.js connection, instead of its `Subscription`s.

@@ -1,153 +1,22 @@
-import { InvalidOptionsError } from '../errors/invalid-options.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
 import { isPackageMissing } from '../optional-package.js';
-import { describeValue } from '../riverside.messages.js';
 import { BrokerTransport, within } from './broker-transport.js';
 import { type LeanSubscribe, leanSubscriber } from './nats-lean-subscriptions.js';
-import { isValidNatsPrefix, natsSubject, topicOfNatsSubject } from './nats-subjects.js';
+import { natsSubject, topicOfNatsSubject } from './nats-subjects.js';
+import {
+  type NatsConnectionLike,
+  type NatsConnectSettings,
+  type NatsSubscriptionLike,
+  type NatsTransportOptions,
+  resolveNatsTransportOptions,
+} from './nats-transport.options.js';
 import type { TransportMessageHandler } from './transport.interface.js';
 
 const NATS_PACKAGE = '@nats-io/transport-node';
 
-/**
- * What `NatsTransport` uses of a `NatsConnection` from `@nats-io/transport-node` v3 (the value
- * `connect()` resolves to). Declared here so that the package stays an optional peer.
- * @publicApi
- */
-export interface NatsConnectionLike {
-  publish(subject: string, payload?: Uint8Array | string): void;
-  subscribe(
-    subject: string,
-    options?: { callback?: (error: Error | null, message: { readonly subject: string; readonly data: Uint8Array }) => void },
-  ): NatsSubscriptionLike;
-  flush(): Promise<void>;
-  drain(): Promise<void>;
-  close(): Promise<void>;
-  isClosed(): boolean;
-  status(): AsyncIterable<{ readonly type: string; readonly server?: string; readonly error?: unknown }>;
-}
-
-/**
- * What `NatsTransport` uses of a NATS `Subscription`.
- * @publicApi
- */
-export interface NatsSubscriptionLike {
-  unsubscribe(): void;
-}
-
-/**
- * The `connect()` options of `@nats-io/transport-node` that `NatsTransport` passes through when it
- * opens the connection itself. Anything not listed here: connect yourself and pass `connection`.
- * @publicApi
- */
-export interface NatsConnectOptions {
-  /** Client name shown by the server's monitoring. */
-  name?: string;
-  user?: string;
-  pass?: string;
-  token?: string;
-  /** An `Authenticator` of `@nats-io/transport-node`: `nkeyAuthenticator()`, `credsAuthenticator()`... */
-  authenticator?: NatsAuthenticator | NatsAuthenticator[];
-  /** TLS options (PEM strings or file paths); an empty object requires TLS. */
-  tls?: {
-    ca?: string;
-    caFile?: string;
-    cert?: string;
-    certFile?: string;
-    key?: string;
-    keyFile?: string;
-    handshakeFirst?: boolean;
-    rejectUnauthorized?: boolean;
-  } | null;
-  /** Milliseconds to wait for the server's handshake. @default 20000 */
-  timeout?: number;
-  /**
-   * Reconnect attempts per server before the client gives up and closes for good.
-   * @default -1 (never give up; the client's own default is 10)
-   */
-  maxReconnectAttempts?: number;
-  /**
-   * Milliseconds between reconnect attempts: a node is back at most about this long (plus
-   * `reconnectJitter`) after the server is.
-   * @default 250 (the client's own default is 2000)
-   */
-  reconnectTimeWait?: number;
-  /** Upper bound of a random delay added to `reconnectTimeWait`. @default 100 */
-  reconnectJitter?: number;
-  /** Milliseconds between client pings. @default 120000 */
-  pingInterval?: number;
-  /** Unanswered pings before the connection counts as stale and reconnects. @default 2 */
-  maxPingOut?: number;
-  /** Keep the order of `servers` instead of shuffling it. @default false */
-  noRandomize?: boolean;
-  /**
-   * Do not send this node's own publications back to it (the relay would drop them anyway).
-   * @default true (the client's own default is false)
-   */
-  noEcho?: boolean;
-  /** Keep retrying the first connection (the bootstrap waits for it) instead of failing at once. @default false */
-  waitOnFirstConnect?: boolean;
-  /** Print the protocol exchange. @default false */
-  debug?: boolean;
-}
-
-/**
- * The credentials callback of a NATS client (its `Authenticator` type).
- * @publicApi
- */
-export type NatsAuthenticator = (
-  nonce?: string,
-) =>
-  | void
-  | { auth_token: string }
-  | { user: string; pass?: string }
-  | { nkey: string; sig: string }
-  | { jwt: string; nkey?: string; sig?: string };
-
-interface NatsTransportCommonOptions {
-  /**
-   * First token(s) of every subject, so that several deployments can share a NATS server:
-   * one or more `.`-separated tokens without `*`, `>` or whitespace.
-   * @default 'riverside'
-   */
-  prefix?: string;
-}
-
-/**
- * `NatsTransport` on a connection you made and own: it is not closed by the transport.
- * @publicApi
- */
-export interface NatsTransportConnectionOptions extends NatsTransportCommonOptions {
-  /** A connected `NatsConnection` from `connect()` of `@nats-io/transport-node` v3. */
-  connection: NatsConnectionLike;
-}
-
-/**
- * `NatsTransport` opening its own connection at bootstrap and closing it at shutdown.
- * @publicApi
- */
-export interface NatsTransportServersOptions extends NatsTransportCommonOptions, NatsConnectOptions {
-  /** One `host:port` / `nats://host:port` or several (a cluster). */
-  servers: string | string[];
-  /**
-   * Upper bound in milliseconds of `close()`: draining the connection, then closing it.
-   * @default 2000
-   */
-  closeTimeout?: number;
-}
-
-/**
- * Options of {@link NatsTransport}: either `connection` or `servers`.
- * @publicApi
- */
-export type NatsTransportOptions = NatsTransportConnectionOptions | NatsTransportServersOptions;
-
 interface NatsModule {
-  connect(options: NatsConnectOptions & { servers: string | string[] }): Promise<NatsConnectionLike>;
+  connect(options: NatsConnectSettings): Promise<NatsConnectionLike>;
 }
-
-const CONNECTION_KEYS = ['prefix', 'connection'];
-const CONNECTION_METHODS = ['publish', 'subscribe', 'flush', 'drain', 'close', 'isClosed', 'status'] as const;
 
 /**
  * A `RiversideTransport` on NATS core pub/sub (`@nats-io/transport-node` v3, an optional peer).
@@ -174,7 +43,7 @@ export class NatsTransport extends BrokerTransport {
   /** The first token(s) of every subject. */
   readonly prefix: string;
   private readonly givenConnection: NatsConnectionLike | null;
-  private readonly connectOptions: (NatsConnectOptions & { servers: string | string[] }) | null;
+  private readonly connectSettings: NatsConnectSettings | null;
   private readonly closeTimeout: number;
   /** Topic -> its NATS subscription (the client restores them after a reconnect). */
   private readonly subscriptions = new Map<string, NatsSubscriptionLike>();
@@ -193,58 +62,12 @@ export class NatsTransport extends BrokerTransport {
   /** @throws InvalidOptionsError naming the offending option. */
   constructor(options: NatsTransportOptions) {
     super('NatsTransport');
-    if (typeof options !== 'object' || options === null) {
-      invalid('options', options, 'an object with either "connection" or "servers"');
-    }
-    const raw = options as unknown as Record<string, unknown>;
-    const prefix = raw.prefix ?? 'riverside';
-    if (typeof prefix !== 'string' || !isValidNatsPrefix(prefix)) {
-      invalid('prefix', prefix, 'one or more "."-separated NATS subject tokens without "*", ">" or whitespace');
-    }
-    this.prefix = prefix;
-    this.externalPrefix = `${prefix}.ext`;
-    const hasConnection = raw.connection !== undefined;
-    const hasServers = raw.servers !== undefined;
-    if (hasConnection === hasServers) {
-      invalid(
-        hasConnection ? 'connection' : 'servers',
-        hasConnection ? raw.connection : raw.servers,
-        'either "connection" (a NatsConnection) or "servers" (NATS URLs), exactly one of them',
-      );
-    }
-    if (hasConnection) {
-      const connection = raw.connection as Record<string, unknown> | null;
-      if (typeof connection !== 'object' || connection === null || !CONNECTION_METHODS.every((m) => typeof connection[m] === 'function')) {
-        invalid('connection', raw.connection, 'a NatsConnection from connect() of @nats-io/transport-node v3');
-      }
-      for (const key of Object.keys(raw)) {
-        if (!CONNECTION_KEYS.includes(key) && raw[key] !== undefined) {
-          throw new InvalidOptionsError(
-            key,
-            `NatsTransport: option "${key}" only applies with "servers"; with "connection", configure the connection you pass.`,
-          );
-        }
-      }
-      this.givenConnection = connection as unknown as NatsConnectionLike;
-      this.connectOptions = null;
-      this.closeTimeout = 0;
-      return;
-    }
-    const servers = raw.servers;
-    const validServer = (s: unknown) => typeof s === 'string' && s.trim() !== '';
-    if (!(validServer(servers) || (Array.isArray(servers) && servers.length > 0 && servers.every(validServer)))) {
-      invalid('servers', servers, 'a NATS server URL or a non-empty array of them, e.g. "nats://127.0.0.1:4222"');
-    }
-    const closeTimeout = raw.closeTimeout ?? 2000;
-    if (typeof closeTimeout !== 'number' || !Number.isFinite(closeTimeout) || closeTimeout <= 0) {
-      invalid('closeTimeout', closeTimeout, 'a positive number of milliseconds');
-    }
-    this.closeTimeout = closeTimeout;
-    const { prefix: _prefix, closeTimeout: _closeTimeout, ...connectOptions } = options as NatsTransportServersOptions;
-    const given = Object.fromEntries(Object.entries(connectOptions).filter(([, value]) => value !== undefined));
-    // A server node should outlive any outage, and has no use for its own messages.
-    this.connectOptions = { maxReconnectAttempts: -1, noEcho: true, reconnectTimeWait: 250, ...given, servers: connectOptions.servers };
-    this.givenConnection = null;
+    const resolved = resolveNatsTransportOptions(options);
+    this.prefix = resolved.prefix;
+    this.externalPrefix = `${resolved.prefix}.ext`;
+    this.givenConnection = resolved.connection;
+    this.connectSettings = resolved.connectSettings;
+    this.closeTimeout = resolved.closeTimeout;
   }
 
   /** The NATS subject of a Riverside topic under this transport's prefix (see {@link natsSubject}). */
@@ -406,11 +229,11 @@ export class NatsTransport extends BrokerTransport {
       return this.givenConnection;
     }
     const nats = await loadNats();
-    const options = this.connectOptions!;
+    const settings = this.connectSettings!;
     try {
-      return await nats.connect(options);
+      return await nats.connect(settings);
     } catch (error) {
-      throw new Error(`NatsTransport could not connect to ${String(options.servers)}: ${(error as Error)?.message ?? error}`, {
+      throw new Error(`NatsTransport could not connect to ${String(settings.servers)}: ${(error as Error)?.message ?? error}`, {
         cause: error,
       });
     }
@@ -460,10 +283,6 @@ export class NatsTransport extends BrokerTransport {
     if (this.connection === null) throw new Error(`NatsTransport: cannot ${action} ${topic} before connect() or after close()`);
     return this.connection;
   }
-}
-
-function invalid(option: string, value: unknown, expected: string): never {
-  throw new InvalidOptionsError(option, `NatsTransport: invalid option "${option}": expected ${expected}, got ${describeValue(value)}.`);
 }
 
 async function loadNats(): Promise<NatsModule> {
