@@ -3,7 +3,6 @@ import type { PeerAddress } from '../auth/auth-request.js';
 import type { SessionRegistry } from '../delivery/session-registry.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import type { RiversideStats } from '../stats/riverside-stats.js';
-import type { Connection } from './connection.js';
 
 /** What a connection needs from the server that accepted it. */
 export interface ConnectionHost {
@@ -13,10 +12,10 @@ export interface ConnectionHost {
   readonly logger: Logger;
   /** Monotonic milliseconds. */
   now(): number;
-  /** The socket is gone: release its slot. */
-  connectionClosed(connection: Connection): void;
-  /** @OnTerminate has been called (its Promise, if any, is tracked): shutdown may go on. */
-  connectionTerminated(connection: Connection): void;
+  /** A connection's socket is gone: release its slot. */
+  connectionClosed(): void;
+  /** A connection's @OnTerminate has been called (its Promise, if any, is tracked): shutdown may go on. */
+  connectionTerminated(): void;
   /** An async @OnTerminate is running; shutdown waits for it (bounded). */
   trackTermination(pending: Promise<unknown>): void;
 }

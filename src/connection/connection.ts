@@ -2,72 +2,36 @@ import type { WebSocket } from 'ws';
 import { INVALID_MESSAGE } from '../codec/codec.interface.js';
 import { FrameList } from '../codec/frame.js';
 import type { OutboundFrame } from '../delivery/outbound-frame.js';
-import { HandlerTimeoutError } from '../errors/handler-timeout.error.js';
 import type { HandlerDefinition } from '../handler/handler-definition.js';
 import { errorFrameOf } from '../handler/error-frame.js';
 import { isObservableLike, type ObservableLike, type ObservableReply, sendEach } from '../handler/observable-reply.js';
 import { assertJoinable } from './channel-limits.js';
-import { CLOSE_FRAMES } from './close-codes.js';
-import { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
+import type { ConnectionHost, ConnectionIdentity } from './connection-host.js';
+import { CLOSING, ConnectionLifecycle, INITIALIZING, OPEN } from './connection-lifecycle.js';
 import { InboundQueue, TASK_FRAME } from './inbound-queue.js';
 import { OutboundWriter } from './outbound-writer.js';
+import { isPromiseLike } from './promise-like.js';
 import { ScheduledInfos } from './scheduled-infos.js';
 import { listenTo } from './socket-listeners.js';
 import { type ScheduledInfo, Session, type SessionConnection } from './session.js';
-import { type TerminateReason, terminateReasonName } from './terminate-reason.js';
 import { admitTransmission, type TransmissionWindow } from './transmission-window.js';
 
 export { type ConnectionHost, type ConnectionIdentity, ConnectionLostError } from './connection-host.js';
 
-// Lifecycle states, in order: a connection only moves forward.
-const INITIALIZING = 0;
-const OPEN = 1;
-const CLOSING = 2;
-const CLOSED = 3;
-
-/**
- * The close reason of a connection lost without a close frame, until something reads it: its
- * ConnectionLostError is made only for @OnTerminate or a HandlerTimeoutError, not for every
- * dropped connection.
- */
-const CONNECTION_LOST = Symbol('riverside.connection_lost');
-
 const NOTHING_SCHEDULED: ScheduledInfo = Object.freeze({ cancel() {} });
 
-// Flags of a connection, packed into one field (each field costs every connection 8 bytes).
-/** A callback is in flight (@OnInit included): frames and infos wait in the queue. */
-const BUSY = 1;
-/** The socket is not read while too much waits in the queue. */
-const READ_PAUSED = 2;
-/** The socket closed while a callback was in flight: terminate once it settles. */
-const TERMINATE_PENDING = 4;
-/** @OnTerminate has run (or is running). */
-const TERMINATED = 8;
-
 /**
- * A slow consumer's close frame waits behind its unsent bytes: past this, its TCP connection
- * is dropped instead of waiting for ws's 30 s close timeout.
- */
-export const SLOW_CONSUMER_CLOSE_MS = 1000;
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
-
-/**
- * One accepted WebSocket and its handler: the lifecycle (states, exactly-once termination,
- * handlerTimeout) and the frame path (limit -> decode -> call -> encode). What waits while a
- * callback is in flight is the InboundQueue's; what is written, the OutboundWriter's.
+ * One accepted WebSocket and its handler: the frame path (limit -> decode -> call -> encode),
+ * the callbacks' results (awaited, replied, streamed) and what the session asks of it (send,
+ * join, schedule). How it ends (states, exactly-once termination, handlerTimeout) is its base,
+ * ConnectionLifecycle; what waits while a callback is in flight is the InboundQueue's; what is
+ * written, the OutboundWriter's.
  *
  * Ordering: while a callback's Promise is pending (@OnInit included), later frames and infos
  * wait in the queue, and deliveries from elsewhere wait until @OnInit is done. Per frame,
  * nothing is allocated beyond what the codec and the handler allocate.
  */
-export class Connection implements SessionConnection, TransmissionWindow {
+export class Connection extends ConnectionLifecycle implements SessionConnection, TransmissionWindow {
   readonly session: Session;
   /** Channels this connection is in; owned by the SessionRegistry. */
   joined: Set<string> | null = null;
@@ -75,40 +39,23 @@ export class Connection implements SessionConnection, TransmissionWindow {
   lastSeen: number;
   /** When @OnInit finished, for the max-age sweep; 0 while initializing. */
   openedAt = 0;
-  /**
-   * When the callback in flight is given up on (monotonic ms): set once the socket has closed
-   * while a callback is pending; 0 otherwise. The sweep calls abandonCallback() past it.
-   */
-  abandonAt = 0;
 
-  private state = INITIALIZING;
-  /** BUSY, READ_PAUSED, TERMINATE_PENDING, TERMINATED. */
-  private flags = BUSY;
-  private busyLabel: string;
   private queue: InboundQueue | null = null;
   /** Made by the first write: a connection nothing is written to carries none. */
   private outbound: OutboundWriter | null = null;
-  private closeReason: TerminateReason | typeof CONNECTION_LOST | null = null;
-  private socketError: Error | null = null;
   /** @internal The flood limit's window (transmission-window.ts), inlined. */
   windowStart: number;
   /** @internal */
   windowCount = 0;
   private scheduled: ScheduledInfos | null = null;
-  private closeDeadline: NodeJS.Timeout | null = null;
   /** A returned Observable being sent; unsubscribed when the connection closes. */
   private stream: ObservableReply | null = null;
 
-  constructor(
-    readonly ws: WebSocket,
-    readonly handler: HandlerDefinition,
-    private readonly host: ConnectionHost,
-    identity: ConnectionIdentity,
-  ) {
+  constructor(ws: WebSocket, handler: HandlerDefinition, host: ConnectionHost, identity: ConnectionIdentity) {
+    super(ws, handler, host);
     const now = host.now();
     this.lastSeen = now;
     this.windowStart = now;
-    this.busyLabel = handler.labels.init;
     this.session = new Session(
       this,
       identity.userId,
@@ -121,50 +68,9 @@ export class Connection implements SessionConnection, TransmissionWindow {
     listenTo(ws, this);
   }
 
-  /** The socket is not read while too much waits in the queue (see queueFrame). */
-  get readPaused(): boolean {
-    return (this.flags & READ_PAUSED) !== 0;
-  }
-
-  private set readPaused(value: boolean) {
-    this.setFlag(READ_PAUSED, value);
-  }
-
-  private get busy(): boolean {
-    return (this.flags & BUSY) !== 0;
-  }
-
-  private set busy(value: boolean) {
-    this.setFlag(BUSY, value);
-  }
-
-  private get terminatePending(): boolean {
-    return (this.flags & TERMINATE_PENDING) !== 0;
-  }
-
-  private set terminatePending(value: boolean) {
-    this.setFlag(TERMINATE_PENDING, value);
-  }
-
-  private get terminated(): boolean {
-    return (this.flags & TERMINATED) !== 0;
-  }
-
-  private set terminated(value: boolean) {
-    this.setFlag(TERMINATED, value);
-  }
-
-  private setFlag(flag: number, on: boolean): void {
-    this.flags = on ? this.flags | flag : this.flags & ~flag;
-  }
-
   /** The writer, made on first use. */
   private writer(): OutboundWriter {
     return (this.outbound ??= new OutboundWriter(this.ws, this.host.options, this.host.stats, this));
-  }
-
-  get isOpen(): boolean {
-    return this.state <= OPEN && this.ws.readyState === 1;
   }
 
   /** Runs @OnInit; frames that arrive meanwhile wait in order. */
@@ -387,7 +293,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
       }
       if (queue.isEmpty && this.readPaused && this.state < CLOSING) this.resumeReading();
     }
-    if (!this.busy && this.terminatePending) this.terminate();
+    this.terminateIfPending();
   }
 
   // ---- outbound ---------------------------------------------------------------------------
@@ -480,49 +386,7 @@ export class Connection implements SessionConnection, TransmissionWindow {
     return (this.scheduled ??= new ScheduledInfos(this)).schedule(ms, info);
   }
 
-  // ---- closing ----------------------------------------------------------------------------
-
-  /** `session.close()` / `delivery.close()`: the code and reason were validated by the caller. */
-  close(code: number, reason: string): void {
-    this.beginClose('stop', code, reason);
-  }
-
-  /** Closes with the documented code of a server-side reason (SPEC 8). */
-  closeFor(reason: Exclude<keyof typeof CLOSE_FRAMES, 'error'>): void {
-    const [code, text] = CLOSE_FRAMES[reason];
-    this.beginClose(reason, code, text);
-  }
-
-  private beginClose(reason: TerminateReason, code: number, text: string): void {
-    if (this.state >= CLOSING) return;
-    this.state = CLOSING;
-    this.closeReason = reason;
-    // Nothing queued is handled or held any more: release it now, not at terminate.
-    this.queue?.clear();
-    this.outbound?.dropHeld();
-    // What this turn wrote goes ahead of the close frame.
-    this.outbound?.release();
-    // The closing handshake needs the client's close frame to be read.
-    if (this.readPaused) this.resumeReading();
-    this.clearTimers();
-    this.cancelStream();
-    this.debug(`closing with ${code}`);
-    try {
-      this.ws.close(code, text);
-    } catch (error) {
-      // Every entry validates codes and reasons; should one slip through, ws's refusal must
-      // not leave a connection that is CLOSING forever.
-      this.host.logger.error(`Closing ${this.session} with ${code} failed: ${asError(error).message}; dropping it`);
-      this.ws.terminate();
-      return;
-    }
-    if (reason === 'slowConsumer') {
-      // Its close frame waits behind the bytes it does not read.
-      const ws = this.ws;
-      this.closeDeadline = setTimeout(() => ws.terminate(), SLOW_CONSUMER_CLOSE_MS);
-      this.closeDeadline.unref();
-    }
-  }
+  // ---- closing (ConnectionLifecycle) ----------------------------------------------------
 
   /**
    * A message or info callback threw. A `WsException` (or a client-caused `HttpException`) is
@@ -534,121 +398,21 @@ export class Connection implements SessionConnection, TransmissionWindow {
     else this.reply(frame, label);
   }
 
-  /** A callback threw: log once with class and method, close this connection only, with 1011. */
-  private fail(error: unknown, label: string): void {
-    const cause = asError(error);
-    this.host.logger.error(`${label} threw: ${cause.message} (${this.session})`, cause.stack);
-    const [code, text] = CLOSE_FRAMES.error;
-    this.beginClose({ kind: 'error', error: cause }, code, text);
-  }
-
-  /** @internal */
-  socketErrored(error: Error): void {
-    this.socketError ??= error;
-    this.debug(`socket error: ${error.message}`);
-  }
-
-  /**
-   * @internal The socket is closed: terminate once the callback in flight (if any) is done,
-   * or `handlerTimeout` ms from now, whichever comes first.
-   */
-  socketClosed(code: number, reason: Buffer): void {
-    if (this.state === CLOSED) return;
-    const wasClosing = this.state === CLOSING;
-    this.state = CLOSED;
-    this.clearTimers();
-    this.cancelStream();
+  protected dropPending(): void {
     this.queue?.clear();
     this.outbound?.dropHeld();
-    if (this.closeDeadline !== null) clearTimeout(this.closeDeadline);
-    if (!wasClosing || this.closeReason === null) {
-      this.closeReason = this.socketError
-        ? { kind: 'error', error: this.socketError }
-        : code === 1006
-          ? CONNECTION_LOST
-          : { kind: 'remote', code, reason: reason.toString() };
-    }
-    this.host.connectionClosed(this);
-    if (this.terminated) return;
-    if (this.busy) {
-      this.terminatePending = true;
-      this.abandonAt = this.host.now() + this.host.options.handlerTimeout;
-    } else {
-      this.terminate();
-    }
-  }
-
-  /**
-   * @internal The callback in flight is given up on (handlerTimeout, or the end of
-   * shutdownTimeout): @OnTerminate runs now, with a HandlerTimeoutError, and the session is
-   * released; whatever the callback does later is discarded.
-   */
-  abandonCallback(warn = true): void {
-    if (this.terminated) return;
-    const closeReason = this.terminateReason('shutdown');
-    this.closeReason = {
-      kind: 'error',
-      error: new HandlerTimeoutError(this.busyLabel, this.host.options.handlerTimeout, closeReason),
-    };
-    if (warn) {
-      this.host.logger.warn(
-        `${this.busyLabel} had not settled ${this.host.options.handlerTimeout} ms after ${this.session} closed; released without it`,
-      );
-    }
-    this.busy = false;
-    this.terminate();
-  }
-
-  /** Whether @OnTerminate has run (or is running). */
-  get isTerminated(): boolean {
-    return this.terminated;
-  }
-
-  private terminate(): void {
-    if (this.terminated) return;
-    this.terminated = true;
-    this.terminatePending = false;
-    this.abandonAt = 0;
-    this.queue = null;
-    const name = this.closeReason === CONNECTION_LOST ? 'error' : terminateReasonName(this.closeReason ?? 'stop');
-    this.host.stats.countTermination(name);
-    this.debug(`terminated: ${name}`);
-    const callback = this.handler.terminate;
-    if (callback !== null) {
-      try {
-        const result = callback(this.terminateReason('stop'), this.session);
-        if (isPromiseLike(result)) {
-          this.host.trackTermination(
-            Promise.resolve(result).catch((error: unknown) => this.logTerminateError(error)),
-          );
-        }
-      } catch (error) {
-        this.logTerminateError(error);
-      }
-    }
-    // After the synchronous part of @OnTerminate, which may still read session.channels().
-    this.host.registry.remove(this);
-    this.host.connectionTerminated(this);
-  }
-
-  /** Why the connection ended, as @OnTerminate gets it; `fallback` when nothing closed it yet. */
-  private terminateReason(fallback: TerminateReason): TerminateReason {
-    const reason = this.closeReason;
-    if (reason === CONNECTION_LOST) return (this.closeReason = { kind: 'error', error: new ConnectionLostError() });
-    return reason ?? fallback;
-  }
-
-  private logTerminateError(error: unknown): void {
-    const cause = asError(error);
-    this.host.logger.error(`${this.handler.labels.terminate} threw: ${cause.message} (${this.session})`, cause.stack);
-  }
-
-  private clearTimers(): void {
     this.scheduled?.clear();
     this.scheduled = null;
+    this.cancelStream();
   }
 
-  private debug(message: string): void {
-    if (this.host.options.debug) this.host.logger.debug(`${this.session} ${message}`);
+  protected beforeCloseFrame(): void {
+    this.outbound?.release();
+    if (this.readPaused) this.resumeReading();
+  }
+
+  protected released(): void {
+    this.queue = null;
+    this.host.registry.remove(this);
   }
 }
