@@ -8,8 +8,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -24,7 +23,6 @@ import type { HandlerDefinition } from '../handler/handler-definition.js';
 import { HandlerExplorer } from '../handler/handler.explorer.js';
 import type { ResolvedRiversideOptions } from '../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../riverside.constants.js';
-import { invalidOptionMessage } from '../riverside.messages.js';
 import { RiversideMetrics } from '../stats/riverside-metrics.js';
 import { RiversideStats } from '../stats/riverside-stats.js';
 import { HandshakeDeadlines } from './handshake-deadlines.js';
@@ -36,6 +34,7 @@ import { HttpSurface } from './http-surface.js';
 import { PreUpgradeGuard } from './pre-upgrade-guard.js';
 import { RefusalLog } from './refusal-log.js';
 import { explainPortCollision } from './port-collision.js';
+import { createStandaloneServer, listenStandalone, logServerErrors } from './standalone-server.js';
 
 // Lifecycle of the server as a whole; close() is idempotent.
 const IDLE = 0;
@@ -293,57 +292,17 @@ export class RiversideServer
     rejectUpgrade(socket, 500);
   }
 
-  private createStandaloneServer(): Server {
-    const { tls } = this.options;
-    const limits = this.guard.serverOptions();
-    if (!tls) return createHttpServer(limits, this.surface.onRequest);
-    try {
-      return createHttpsServer({ ...(tls as Parameters<typeof createHttpsServer>[0]), ...limits }, this.surface.onRequest);
-    } catch (error) {
-      throw new InvalidOptionsError(
-        'tls',
-        invalidOptionMessage('tls', '(the given cert and key)', `a PEM certificate and its private key (${(error as Error).message})`),
-      );
-    }
-  }
-
   private async listenStandalone(): Promise<void> {
-    const server = this.createStandaloneServer();
+    const server = createStandaloneServer(this.options, this.guard.serverOptions(), this.surface.onRequest);
     this.guard.attach(server);
     server.on('upgrade', this.onUpgrade);
     this.httpServer = server;
     this.ownsHttpServer = true;
-    const { port, host, reusePort } = this.options;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException) => {
-        server.off('listening', onListening);
-        reject(
-          new InvalidOptionsError(
-            'port',
-            `RiversideModule could not listen on port ${port}${host ? ` of ${host}` : ''}: ${error.code ?? error.message}. ` +
-              (error.code === 'EADDRINUSE' ? 'Another process holds it: choose another port option.' : 'Check the port and host options.'),
-          ),
-        );
-      };
-      const onListening = () => {
-        server.off('error', onError);
-        resolve();
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
-      server.listen({ port, host, ...(reusePort && { reusePort: true }) });
-    });
-    server.on('error', (error: NodeJS.ErrnoException) => {
-      // Out of descriptors, accept() fails for every new connection: log it once per interval.
-      if (error.code === 'EMFILE' || error.code === 'ENFILE') {
-        this.refusals.warn(error.code, `Cannot accept connections: ${error.code} (out of file descriptors); lower maxPendingSockets or raise the limit`);
-      } else {
-        this.logger.error(`HTTP server error: ${error.message}`, error.stack);
-      }
-    });
+    await listenStandalone(server, this.options);
+    logServerErrors(server, this.refusals, this.logger);
     const { port: bound } = this.address();
     this.logger.log(
-      `Listening on ${this.options.tls ? 'wss' : 'ws'}://${host ?? '0.0.0.0'}:${bound} for ${[...this.explorer.handlers.keys()].join(', ') || 'no handler'}`,
+      `Listening on ${this.options.tls ? 'wss' : 'ws'}://${this.options.host ?? '0.0.0.0'}:${bound} for ${[...this.explorer.handlers.keys()].join(', ') || 'no handler'}`,
     );
   }
 
