@@ -21,7 +21,7 @@ export function render(results: Results): string {
     `Written by \`npm run bench:scale\` (bench/scale.ts) on ${results.date.slice(0, 10)}, in ${Math.round(results.seconds)} s; rerun it rather than editing this section. ` +
       `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, shared with other work while it ran ` +
       `(load average ${results.loadBefore.map((v: number) => v.toFixed(1)).join(' / ')} before, ${results.loadAfter.map((v: number) => v.toFixed(1)).join(' / ')} after, 1/5/15 min, on 2 cores). ` +
-      'Everything on loopback; the load generators are separate processes (at most 17,000 connections each, each from its own 127.0.0.x source address) and speak WebSocket themselves, at little CPU per message; the workers and the load generators share the same 2 cores, so every figure below is a lower bound of what the server alone could do.',
+      'Everything on loopback; the load generators are separate processes (at most 17,000 connections each, each from its own 127.0.0.x source address) and speak WebSocket themselves, at little CPU per message (each reads all its sockets into one reused buffer, with no allocation or stream event per read: they stand in for clients that would be on other machines); the workers and the load generators share the same 2 cores, so every figure below is a lower bound of what the server alone could do.',
     '',
   );
   for (const run of results.runs) {

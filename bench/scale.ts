@@ -1,7 +1,10 @@
 // `npm run bench:scale` (issue 11): Riverside on several cluster workers sharing one port, at
 // scale, on this machine's loopback only. Load generators are their own processes, each from its
 // own 127.0.0.x source address and choosing its source ports itself (one process may hold 20,000
-// files), and every child process stops by itself. Measures, over IpcTransport and
+// files), and every child process stops by itself. The load generators stand in for clients that
+// would be on other machines, so they are kept lean: each reads all its sockets into one reused
+// buffer (`onread`, see bench/load/wire.ts) and parses the send time from the bytes, with no
+// Buffer, string or stream event per frame (bench/PROFILE.md, "The Redis tail, stop 17"). Measures, over IpcTransport and
 // over Redis: connections opened and their rate, RSS per connection per worker, cross-worker
 // user deliveries at steady rates (p50/p99/p999 and server CPU per delivery, next to deliveries
 // that stay on one worker and next to the same workers each on LocalTransport), channel fan-out across workers, and the drain on SIGTERM; then, on a

@@ -43,7 +43,7 @@ export interface ConnectOptions {
   localAddress?: string;
   /** Source port (with `localAddress`, `rawHandshake` only): see `Target.localPort`. */
   localPort?: number;
-  /** Upgrade on a bare TCP socket (`rawUpgrade`) rather than through node:http. */
+  /** Upgrade on a bare TCP socket (`rawUpgrade`, reading into a shared buffer) rather than through node:http; not for Socket.IO. */
   rawHandshake?: boolean;
 }
 
@@ -54,7 +54,10 @@ export class BenchSocket {
   collect = true;
   /** Called after every chunk read, with the reader's count already updated. */
   onData: (() => void) | null = null;
-  /** With `collect` on, receives each data frame's payload instead of counting it (bench:scale reads timestamps). */
+  /**
+   * With `collect` on, receives each data frame's payload instead of counting it (bench:scale reads
+   * timestamps). The payload may be a view of a reused read buffer: valid during the call only.
+   */
   onText: ((payload: Buffer) => void) | null = null;
   closeCode = 0;
   private waiting: ((text: string) => void) | null = null;
@@ -67,36 +70,53 @@ export class BenchSocket {
       (opcode, length) => this.collect || opcode >= OP_CLOSE || (protocol === 'socket.io' && length === 1),
       (opcode, payload) => this.frame(opcode, payload),
     );
-    socket.on('data', (chunk: Buffer) => {
-      this.reader.push(chunk);
-      this.onData?.();
-    });
     socket.on('error', () => {});
     socket.on('close', () => {
       if (this.closeCode === 0) this.closeCode = 1006;
     });
   }
 
+  /** Reads the socket's 'data' events. */
+  private listen(): void {
+    this.socket.on('data', (chunk: Buffer) => this.read(chunk, chunk.length));
+  }
+
+  private read(bytes: Buffer, end: number): void {
+    this.reader.push(bytes, end);
+    this.onData?.();
+  }
+
   static async connect(options: ConnectOptions): Promise<BenchSocket> {
-    const { socket, head } = await (options.rawHandshake ? rawUpgrade : upgrade)({
+    const target = {
       host: options.host,
       port: options.port,
       path: pathFor(options.protocol, options.path, options.user, options.role),
       localAddress: options.localAddress,
       localPort: options.localPort,
-    });
-    const client = new BenchSocket(socket, options.protocol);
-    if (options.protocol === 'socket.io') {
-      const opened = client.nextText();
-      if (head.length > 0) client.reader.push(head);
-      const open = await opened;
-      if (!open.startsWith('0{')) throw new Error(`expected an Engine.IO open packet, got ${open.slice(0, 40)}`);
-      const connected = client.nextText();
-      socket.write(SIO_CONNECT);
-      const ack = await connected;
-      if (!ack.startsWith('40')) throw new Error(`expected a Socket.IO CONNECT packet, got ${ack.slice(0, 40)}`);
-    } else if (head.length > 0) {
-      client.reader.push(head);
+    };
+    let client: BenchSocket;
+    if (options.rawHandshake) {
+      if (options.protocol === 'socket.io') throw new Error('rawHandshake does not speak Socket.IO');
+      // Reads into the process' shared buffer, no 'data' events (see rawUpgrade).
+      const { socket, setSink } = await rawUpgrade(target);
+      client = new BenchSocket(socket, options.protocol);
+      setSink((bytes, end) => client.read(bytes, end));
+    } else {
+      const { socket, head } = await upgrade(target);
+      client = new BenchSocket(socket, options.protocol);
+      client.listen();
+      if (options.protocol === 'socket.io') {
+        const opened = client.nextText();
+        if (head.length > 0) client.reader.push(head);
+        const open = await opened;
+        if (!open.startsWith('0{')) throw new Error(`expected an Engine.IO open packet, got ${open.slice(0, 40)}`);
+        const connected = client.nextText();
+        socket.write(SIO_CONNECT);
+        const ack = await connected;
+        if (!ack.startsWith('40')) throw new Error(`expected a Socket.IO CONNECT packet, got ${ack.slice(0, 40)}`);
+      } else if (head.length > 0) {
+        client.reader.push(head);
+      }
     }
     client.collect = false;
     return client;

@@ -61,9 +61,13 @@ export class FrameReader {
     private readonly onFrame: (opcode: number, payload: Buffer) => void,
   ) {}
 
-  push(chunk: Buffer): void {
+  /**
+   * Reads `chunk[0, end)`. The chunk may be a buffer that is reused once this returns (a
+   * socket's `onread` buffer): a payload handed to `onFrame` is only valid during that call, and
+   * the part of a frame that continues in a later chunk is copied.
+   */
+  push(chunk: Buffer, end = chunk.length): void {
     let i = 0;
-    const end = chunk.length;
     while (i < end) {
       if (this.state === READ_HEADER) {
         this.header[this.have++] = chunk[i++];
@@ -76,7 +80,10 @@ export class FrameReader {
         continue;
       }
       const take = Math.min(this.left, end - i);
-      if (this.parts !== null) this.parts.push(chunk.subarray(i, i + take));
+      if (this.parts !== null) {
+        const part = chunk.subarray(i, i + take);
+        this.parts.push(take < this.left ? Buffer.from(part) : part);
+      }
       i += take;
       this.left -= take;
       if (this.left === 0) this.endFrame();
@@ -173,25 +180,42 @@ export async function pooled<T, R>(items: readonly T[], limit: number, task: (it
 const HEADER_END = Buffer.from('\r\n\r\n');
 
 /**
+ * The one buffer every `rawUpgrade` socket of this process reads into (Node's `onread` option):
+ * Node calls back synchronously after each read, so one buffer serves them all, and a read
+ * allocates nothing and skips the stream machinery behind 'data' events. The load generators of
+ * bench:scale receive thousands of small frames a second over 17,000 sockets each; with a
+ * Buffer and a stream 'data' event per read they cost the machine about as much CPU as the
+ * server under test (see bench/PROFILE.md, "The Redis tail, stop 17").
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** Where a raw connection's bytes go after its upgrade: `bytes[0, end)`, valid during the call only. */
+export type ByteSink = (bytes: Buffer, end: number) => void;
+
+/**
  * The same upgrade as `upgrade()`, written on a bare TCP socket: no http.ClientRequest, a
  * fraction of its CPU and memory per connection, for the load generators that open tens of
  * thousands of them (bench:scale). Rejects like `upgrade()` (`... answered HTTP <status>`).
+ * The socket reads into READ_BUFFER and emits no 'data' events: the bytes after the 101 go to
+ * `sink` (those read with the 101 are copied and handed over first, once `sink` is set).
  */
-export function rawUpgrade(target: Target, timeoutMs = 30_000): Promise<{ socket: Socket; head: Buffer }> {
+export function rawUpgrade(target: Target, timeoutMs = 30_000): Promise<{ socket: Socket; setSink: (sink: ByteSink) => void }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: target.host, port: target.port, localAddress: target.localAddress, localPort: target.localPort });
     let received: Buffer = Buffer.alloc(0);
+    let upgraded = false;
+    let sink: ByteSink | null = null;
+    /** Bytes after the 101 read before `sink` was set (copies). */
+    let pending: Buffer[] = [];
     const fail = (error: Error) => {
       clearTimeout(timer);
       socket.destroy();
       reject(error);
     };
-    const timer = setTimeout(() => fail(new Error(`handshake timed out after ${timeoutMs} ms`)), timeoutMs);
-    const onData = (chunk: Buffer) => {
+    const onHandshakeBytes = (nread: number) => {
+      const chunk = Buffer.from(READ_BUFFER.subarray(0, nread));
       received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
       const end = received.indexOf(HEADER_END);
       if (end === -1) return;
-      socket.off('data', onData);
       socket.off('error', fail);
       clearTimeout(timer);
       const status = Number(received.toString('latin1', 9, 12));
@@ -201,10 +225,35 @@ export function rawUpgrade(target: Target, timeoutMs = 30_000): Promise<{ socket
         reject(new Error(`handshake on ${target.path} answered HTTP ${status}${retryAfter ? ` (Retry-After: ${retryAfter[1]})` : ''}`));
         return;
       }
+      upgraded = true;
+      const head = received.subarray(end + HEADER_END.length);
+      if (head.length > 0) pending.push(head);
       socket.setNoDelay(true);
-      resolve({ socket, head: received.subarray(end + HEADER_END.length) });
+      resolve({
+        socket,
+        setSink: (next) => {
+          sink = next;
+          for (const bytes of pending) next(bytes, bytes.length);
+          pending = [];
+        },
+      });
     };
-    socket.on('data', onData);
+    const socket = connect({
+      host: target.host,
+      port: target.port,
+      localAddress: target.localAddress,
+      localPort: target.localPort,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (nread: number) => {
+          if (!upgraded) onHandshakeBytes(nread);
+          else if (sink !== null) sink(READ_BUFFER, nread);
+          else pending.push(Buffer.from(READ_BUFFER.subarray(0, nread)));
+          return true;
+        },
+      },
+    });
+    const timer = setTimeout(() => fail(new Error(`handshake timed out after ${timeoutMs} ms`)), timeoutMs);
     socket.on('error', fail);
     socket.on('connect', () =>
       socket.write(
