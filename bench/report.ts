@@ -39,6 +39,9 @@ export interface FanoutRow {
   serverUsPerDelivery: number;
   /** Server CPU µs per delivery of every measured burst, in burst order. */
   usPerDeliveryBursts: number[];
+  /** Messages owed to the members over all bursts (the warm-up included), and how many they got. */
+  deliveries: number;
+  received: number;
 }
 
 export interface ConnectRow {
@@ -68,6 +71,8 @@ export interface Results {
     memory: { connections: number; perProcess: number; warmConnections: number };
   };
   quick: boolean;
+  /** BENCH_SMOKE=1: every scenario at a tiny scale, to check the harness (absent in older results). */
+  smoke?: boolean;
   echo: EchoRow[];
   fanout: FanoutRow[];
   connect: ConnectRow[];
@@ -284,6 +289,7 @@ function markdown(results: Results): string {
     );
   }
   if (results.quick) out.push('**Quick run (BENCH_QUICK=1): short rounds, not for publishing.**', '');
+  if (results.smoke) out.push('**Smoke run (BENCH_SMOKE=1): a tiny scale that checks the harness; the figures mean nothing.**', '');
   if (results.errors.length > 0) out.push('**Errors:**', '', ...results.errors.map((e) => `    ${e.split('\n')[0]}`), '');
 
   out.push('## Machine', '');
@@ -611,12 +617,16 @@ export function presenceSection(dir: string): string {
   return `\n## Presence (SPEC 16.4)\n\nCopied from bench/presence/RESULTS.md, which \`npm run bench:presence\` writes (a separate run).\n\n${body}`;
 }
 
-export function writeReports(dir: string, results: Results): string[] {
+/**
+ * Writes results.json, RESULTS.md, results.svg (and results.png when a converter is installed)
+ * into `dir`; the presence section comes from `benchDir`/presence/RESULTS.md. Returns the paths written.
+ */
+export function writeReports(dir: string, results: Results, benchDir: string): string[] {
   results.machine.loadAfter ||= loadavg().map((value) => value.toFixed(2)).join(' ');
   const written: string[] = [];
   const write = (name: string, content: string) => {
     writeFileSync(join(dir, name), content);
-    written.push(`bench/${name}`);
+    written.push(join(dir, name));
   };
   write('results.json', `${JSON.stringify(results, null, 2)}\n`);
   // The section `npm run bench:scale` writes (between its markers) stays.
@@ -627,7 +637,7 @@ export function writeReports(dir: string, results: Results): string[] {
     // First run.
   }
   const scaleSection = /<!-- bench:scale start -->[\s\S]*<!-- bench:scale end -->/.exec(previous)?.[0];
-  write('RESULTS.md', `${(markdown(results) + presenceSection(dir)).trimEnd()}\n${scaleSection ? `\n${scaleSection}\n` : ''}`);
+  write('RESULTS.md', `${(markdown(results) + presenceSection(benchDir)).trimEnd()}\n${scaleSection ? `\n${scaleSection}\n` : ''}`);
   write('results.svg', svg(results));
   // librsvg's rsvg-convert, else ImageMagick (which needs an SVG delegate, often librsvg).
   const svgPath = join(dir, 'results.svg');
@@ -640,7 +650,7 @@ export function writeReports(dir: string, results: Results): string[] {
   for (const [command, args] of attempts) {
     const converted = spawnSync(command, args, { encoding: 'utf8' });
     if (converted.status === 0) {
-      written.push('bench/results.png');
+      written.push(pngPath);
       return written;
     }
     failures.push(`${command}: ${converted.error?.message ?? converted.stderr.trim().split('\n')[0]}`);

@@ -20,6 +20,14 @@
 //   BENCH_FANOUT_MEMBERS=10000      fan-out channel sizes to run (default 1000,10000)
 //   BENCH_FANOUT_IN_FLIGHT=1        broadcasts in flight to run (default 1,4), e.g. to profile
 //                                   one-at-a-time fan-out alone
+//   BENCH_OUT=/tmp/bench            where results.json, RESULTS.md, results.svg and results.png go
+//                                   (default bench/); results.json there is also what BENCH_ONLY
+//                                   carries rows over from
+//   BENCH_SMOKE=1                   every scenario and contender at a tiny scale (one round, a few
+//                                   hundred connections, no waiting for a quiet machine): a few
+//                                   seconds a scenario, figures meaningless. The suite's smoke
+//                                   (test/bench/bench-smoke.e2e-spec.ts) runs it; needs BENCH_OUT, so
+//                                   that it never replaces the published results in bench/
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +46,11 @@ import type { ServerReport } from './servers/harness.js';
 const DIST = fileURLToPath(new URL('.', import.meta.url));
 const BENCH_DIR = join(DIST, '..');
 const quick = process.env.BENCH_QUICK === '1';
+const smoke = process.env.BENCH_SMOKE === '1';
+const OUT_DIR = process.env.BENCH_OUT ?? BENCH_DIR;
+if (smoke && process.env.BENCH_OUT === undefined) {
+  throw new Error('BENCH_SMOKE=1 needs BENCH_OUT=<directory>: a smoke run must not replace the results in bench/');
+}
 const only = new Set((process.env.BENCH_ONLY ?? 'echo,fanout,connect,memory,micro').split(','));
 const profiled = process.env.BENCH_PROFILE?.split(',') ?? [];
 const profileInterval = process.env.BENCH_PROFILE_INTERVAL;
@@ -47,7 +60,12 @@ if (roundsOverride !== null && !(Number.isInteger(roundsOverride) && roundsOverr
 }
 /** Rounds (or bursts) of a scenario: BENCH_ROUNDS if set, else its default. */
 function rounds(normal: number, short: number): number {
-  return roundsOverride ?? (quick ? short : normal);
+  return roundsOverride ?? (smoke ? 1 : quick ? short : normal);
+}
+
+/** A scenario's size: the normal one, BENCH_QUICK's, or BENCH_SMOKE's. */
+function scale<T>(normal: T, short: T, tiny: T): T {
+  return smoke ? tiny : quick ? short : normal;
 }
 
 /** A comma list of positive integers from the environment, else `fallback`. */
@@ -61,28 +79,29 @@ function listSetting(name: string, fallback: number[]): number[] {
 
 const SETTINGS = {
   echo: {
-    connections: 100,
+    connections: scale(100, 100, 10),
     window: 16,
     payloadBytes: [64, 1024],
     rounds: rounds(7, 2),
-    warmupMs: 500,
-    measureMs: quick ? 1000 : 2500,
+    warmupMs: scale(500, 500, 100),
+    measureMs: scale(2500, 1000, 200),
   },
   fanout: {
-    members: listSetting('BENCH_FANOUT_MEMBERS', [1000, 10_000]),
+    members: listSetting('BENCH_FANOUT_MEMBERS', scale([1000, 10_000], [1000, 10_000], [200])),
     bursts: rounds(7, 2),
     /** Broadcasts per burst are chosen so that a burst is about this many deliveries. */
-    deliveriesPerBurst: quick ? 50_000 : 100_000,
-    membersPerProcess: 2500,
+    deliveriesPerBurst: scale(100_000, 50_000, 1000),
+    /** Several load generators even in a smoke, so that their counts are summed as in a full run. */
+    membersPerProcess: scale(2500, 2500, 100),
     messageBytes: 64,
     /** Broadcasts issued in one macrotask: 1, and several at once. */
     inFlight: listSetting('BENCH_FANOUT_IN_FLIGHT', [1, 4]),
   },
   connect: {
     /** Connections opened (and closed) per round, with the user id in the query. */
-    connections: quick ? 4000 : 12_000,
+    connections: scale(12_000, 4000, 200),
     /** Opened first by every fresh server process, not measured: JIT warm-up. */
-    warmupConnections: quick ? 2000 : 6000,
+    warmupConnections: scale(6000, 2000, 100),
     /** Load generator processes, each from a source address of its own. */
     loaders: 2,
     /** Handshakes in flight per load generator. */
@@ -90,9 +109,12 @@ const SETTINGS = {
     rounds: rounds(5, 2),
   },
   memory: {
-    connections: quick ? 1000 : 5000,
-    perProcess: 2500,
-    warmConnections: 200,
+    connections: scale(5000, 1000, 200),
+    perProcess: scale(2500, 2500, 100),
+    warmConnections: scale(200, 200, 20),
+  },
+  micro: {
+    durationMs: scale(400, 150, 20),
   },
 };
 
@@ -151,7 +173,11 @@ async function until(server: RunningServer, what: string, check: (counts: { memb
 // ---- other work on the machine --------------------------------------------------------------
 
 const QUIET_CORES = 0.3;
-const MAX_TOTAL_WAIT_MS = 90_000;
+/** A smoke runs alongside the rest of the suite: it records how busy the machine was, never waits. */
+const MAX_TOTAL_WAIT_MS = smoke ? 0 : 90_000;
+const QUIET_SAMPLE_MS = smoke ? 50 : 500;
+/** How long a step that moves connections or messages may take before the run gives up on it. */
+const STEP_TIMEOUT_MS = smoke ? 30_000 : 120_000;
 let waitedMs = 0;
 /** What other processes kept busy just before each measurement, in cores. */
 const backgroundLoad: number[] = [];
@@ -162,7 +188,7 @@ const backgroundLoad: number[] = [];
  */
 async function waitForQuiet(): Promise<void> {
   const started = Date.now();
-  let busy = await busyCores(500, availableParallelism());
+  let busy = await busyCores(QUIET_SAMPLE_MS, availableParallelism());
   while (busy > QUIET_CORES && Date.now() - started < 20_000 && waitedMs + (Date.now() - started) < MAX_TOTAL_WAIT_MS) {
     busy = await busyCores(1000, availableParallelism());
   }
@@ -270,7 +296,7 @@ async function openConnections(server: RunningServer, total: number, role: 'memb
     loaders.push(spawnNode(`${role} load ${k} (${server.contender.label})`, join(DIST, 'load/members.load.js'), config, { cpu: LOAD_CPU }));
   }
   try {
-    const ready = await Promise.all(loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'ready' }>>('ready', 120_000)));
+    const ready = await Promise.all(loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'ready' }>>('ready', STEP_TIMEOUT_MS)));
     const connected = ready.reduce((sum, report) => sum + report.connected, 0);
     if (connected !== total) throw new Error(`${server.contender.label}: ${connected} of ${total} connections open`);
     lastConnectNs = Math.max(...ready.map((report) => report.connectNs));
@@ -307,6 +333,8 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
         const e2e: number[] = [];
         const issue: number[] = [];
         const cpuPerDelivery: number[] = [];
+        let owed = 0;
+        let received = 0;
         // Burst 0 warms the server up and is not counted.
         for (let burst = 0; burst <= fanout.bursts; burst++) {
           if (burst > 0) await waitForQuiet();
@@ -315,12 +343,14 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
           const cpuBefore = cpuSecondsOf(server.child.pid);
           server.child.send({ type: 'burst', broadcasts, text, inFlight });
           const [done, ...reached] = await Promise.all([
-            server.child.next<Extract<ServerReport, { type: 'burst-done' }>>('burst-done', 120_000),
-            ...loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'reached' }>>('reached', 120_000)),
+            server.child.next<Extract<ServerReport, { type: 'burst-done' }>>('burst-done', STEP_TIMEOUT_MS),
+            ...loaders.map((loader) => loader.next<Extract<MembersReport, { type: 'reached' }>>('reached', STEP_TIMEOUT_MS)),
           ]);
           const cpuSeconds = cpuSecondsOf(server.child.pid) - cpuBefore;
           const lastArrival = Math.max(...reached.map((report) => report.atNs));
           const deliveries = broadcasts * members;
+          owed += deliveries;
+          received += reached.reduce((sum, report) => sum + report.received, 0);
           if (burst > 0) {
             e2e.push(deliveries / ((lastArrival - done.startNs) / 1e9));
             issue.push(deliveries / ((done.endNs - done.startNs) / 1e9));
@@ -342,6 +372,8 @@ async function fanoutScenario(): Promise<FanoutRow[]> {
           serverDeliveriesPerSec: median(issue),
           serverUsPerDelivery: median(cpuPerDelivery),
           usPerDeliveryBursts: cpuPerDelivery,
+          deliveries: owed,
+          received,
         });
         }
       } finally {
@@ -438,7 +470,7 @@ async function connectRound(server: RunningServer, connections: number) {
     const ownBefore = ownCpuSeconds();
     const cpuBefore = cpuSecondsOf(server.child.pid);
     for (const loader of loaders) loader.send({ type: 'go' });
-    const done = await Promise.all(loaders.map((loader) => loader.next<Extract<ConnectLoadReport, { type: 'done' }>>('done', 120_000)));
+    const done = await Promise.all(loaders.map((loader) => loader.next<Extract<ConnectLoadReport, { type: 'done' }>>('done', STEP_TIMEOUT_MS)));
     const opened = done.reduce((sum, report) => sum + report.opened, 0);
     if (opened !== connections) throw new Error(`${server.contender.label}: ${opened} of ${connections} connections opened`);
     await until(server, 'no connections', (counts) => counts.connections === 0);
@@ -457,14 +489,16 @@ async function connectRound(server: RunningServer, connections: number) {
       otherCores: Math.max(0, other) / windowSeconds,
     };
   } finally {
+    // After the measurement: a generator's exit must not land in the round's CPU figures.
+    for (const loader of loaders) loader.send({ type: 'close' });
     await Promise.all(loaders.map((loader) => loader.stop()));
   }
 }
 
 /** Pause after a connect round before the server's CPU is read (an idle server uses next to none). */
 const CONNECT_SETTLE_MS = 100;
-/** Times a connect round disturbed by other processes is run again before it is kept anyway. */
-const CONNECT_RETRIES = 3;
+/** Times a connect round disturbed by other processes is run again before it is kept anyway (a smoke never waits). */
+const CONNECT_RETRIES = smoke ? 0 : 3;
 
 // ---- 13.3 idle memory ----------------------------------------------------------------------
 
@@ -490,7 +524,7 @@ async function memoryScenario(): Promise<MemoryRow[]> {
         const n = memory.connections;
         // The figure is only meaningful over many connections, all of them still open after GC.
         if (after.connections !== n) throw new Error(`${contender.label}: ${after.connections} of ${n} connections open after GC`);
-        if (!quick && n < MIN_MEMORY_CONNECTIONS) throw new Error(`idle memory measured over ${n} connections, fewer than ${MIN_MEMORY_CONNECTIONS}`);
+        if (!quick && !smoke && n < MIN_MEMORY_CONNECTIONS) throw new Error(`idle memory measured over ${n} connections, fewer than ${MIN_MEMORY_CONNECTIONS}`);
         rows.push({
           contender: contender.id,
           connections: n,
@@ -516,7 +550,7 @@ async function memoryScenario(): Promise<MemoryRow[]> {
 
 async function microScenario(): Promise<MicroResult[]> {
   await waitForQuiet();
-  const micro = spawnNode('micro-benchmarks', join(DIST, 'micro.js'), { durationMs: quick ? 150 : 400 }, { cpu: SERVER_CPU });
+  const micro = spawnNode('micro-benchmarks', join(DIST, 'micro.js'), { durationMs: SETTINGS.micro.durationMs }, { cpu: SERVER_CPU });
   try {
     return (await micro.next<{ type: 'micro'; results: MicroResult[] }>('micro', 120_000)).results;
   } finally {
@@ -543,6 +577,7 @@ const results: Results = {
   machine: machineFacts(),
   settings: SETTINGS,
   quick,
+  smoke,
   echo: [],
   fanout: [],
   connect: [],
@@ -577,9 +612,9 @@ results.background = {
   maxCores: Math.max(0, ...backgroundLoad),
   waitedSeconds: Math.round(waitedMs / 1000),
 };
-/** Scenarios not run this time keep the rows of the previous run (RESULTS.md says which and when). */
+/** Scenarios not run this time keep the rows of the previous run in OUT_DIR (RESULTS.md says which and when). */
 function carryOver(current: Results): void {
-  const previousPath = join(BENCH_DIR, 'results.json');
+  const previousPath = join(OUT_DIR, 'results.json');
   const skipped = (['echo', 'fanout', 'connect', 'memory', 'micro'] as const).filter((name) => !only.has(name));
   if (skipped.length === 0 || !existsSync(previousPath)) return;
   const previous = JSON.parse(readFileSync(previousPath, 'utf8')) as Results;
@@ -587,6 +622,7 @@ function carryOver(current: Results): void {
   current.carriedOver = { scenarios: [...skipped], from: previous.carriedOver?.from ?? previous.machine.date };
 }
 
-const written = writeReports(BENCH_DIR, results);
+mkdirSync(OUT_DIR, { recursive: true });
+const written = writeReports(OUT_DIR, results, BENCH_DIR);
 log(`done in ${results.durationSeconds} s; wrote ${written.join(', ')}`);
 process.exit(results.errors.length > 0 ? 1 : 0);

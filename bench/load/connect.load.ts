@@ -20,7 +20,8 @@ export interface ConnectLoadConfig {
   maxLifetimeMs: number;
 }
 
-export type ConnectLoadCommand = { type: 'go' };
+/** `close`: the orchestrator has read the server's CPU; exit (it would otherwise wait to be killed). */
+export type ConnectLoadCommand = { type: 'go' } | { type: 'close' };
 
 export type ConnectLoadReport =
   | { type: 'ready' }
@@ -84,6 +85,7 @@ function run(): Promise<void> {
 }
 
 process.on('message', (command: ConnectLoadCommand) => {
+  if (command.type === 'close') process.exit(0);
   if (command.type !== 'go') return;
   const cpuBefore = ownCpuSeconds();
   const startNs = nowNs();

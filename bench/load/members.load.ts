@@ -23,13 +23,15 @@ export type MembersCommand = { type: 'arm'; perSocket: number } | { type: 'close
 export type MembersReport =
   | { type: 'ready'; connected: number; connectNs: number }
   | { type: 'armed' }
-  | { type: 'reached'; atNs: number }
+  /** `received`: messages its connections got since the arm, the moment they reached what was armed. */
+  | { type: 'reached'; atNs: number; received: number }
   | { type: 'error'; message: string };
 
 const config = childConfig<MembersLoadConfig>();
 boundLifetime(config.maxLifetimeMs);
 
 let received = 0;
+let receivedAtArm = 0;
 let target = Number.POSITIVE_INFINITY;
 
 let sockets: BenchSocket[];
@@ -56,7 +58,7 @@ try {
         seen = count;
         if (received >= target) {
           target = Number.POSITIVE_INFINITY;
-          void send({ type: 'reached', atNs: nowNs() } satisfies MembersReport);
+          void send({ type: 'reached', atNs: nowNs(), received: received - receivedAtArm } satisfies MembersReport);
         }
       };
       return socket;
@@ -70,6 +72,7 @@ try {
 
 process.on('message', (command: MembersCommand) => {
   if (command.type === 'arm') {
+    receivedAtArm = received;
     target = received + command.perSocket * sockets.length;
     void send({ type: 'armed' } satisfies MembersReport);
   } else if (command.type === 'close') {

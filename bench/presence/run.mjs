@@ -8,8 +8,17 @@
 //      until all 3 nodes list exactly the members the clients hold;
 //   4. replica memory per remote member (in this process, NodeReplica from dist/, --expose-gc).
 // Writes bench/presence/RESULTS.md and prints it. Loopback only; stops by itself.
+//
+//   MEMBERS=10000      members of the channel of step 2
+//   CHURN_S=10         seconds of churn in step 3, at CHURN_RATE=500 joins/leaves per second
+//   PRESENCE_OUT=dir   where RESULTS.md goes (default bench/presence/)
+//   PRESENCE_SMOKE=1   every step at a tiny scale (300 members, 1 s of churn over 60 sessions,
+//                      20 single joins, a 2,000-member replica): a few seconds, figures
+//                      meaningless. The suite's smoke (test/bench/presence-smoke.e2e-spec.ts) runs
+//                      it; needs PRESENCE_OUT, so that it never replaces bench/presence/RESULTS.md.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
@@ -18,9 +27,20 @@ import WebSocket from 'ws';
 const BROKER = process.env.BROKER ?? 'redis';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const MEMBERS = Number(process.env.MEMBERS ?? 10_000);
-const CHURN_S = Number(process.env.CHURN_S ?? 10);
+const SMOKE = process.env.PRESENCE_SMOKE === '1';
+if (SMOKE && process.env.PRESENCE_OUT === undefined) {
+  throw new Error('PRESENCE_SMOKE=1 needs PRESENCE_OUT=<directory>: a smoke run must not replace bench/presence/RESULTS.md');
+}
+const OUT_DIR = process.env.PRESENCE_OUT ?? fileURLToPath(new URL('.', import.meta.url));
+const MEMBERS = Number(process.env.MEMBERS ?? (SMOKE ? 300 : 10_000));
+const CHURN_S = Number(process.env.CHURN_S ?? (SMOKE ? 1 : 10));
 const CHURN_RATE = Number(process.env.CHURN_RATE ?? 500);
+/** Step 1: joins (then leaves) one at a time. */
+const JOINS = SMOKE ? 20 : 200;
+/** Step 3: the sessions that join and leave. */
+const CHURNERS = SMOKE ? 60 : 600;
+/** Step 4: remote members in the replica weighed. */
+const REPLICA_MEMBERS = SMOKE ? 2000 : 100_000;
 const PREFIX = `rvbench-presence-${process.pid}-${Date.now()}`;
 const FIXTURE = fileURLToPath(new URL('../../test/cluster/fixtures/cluster-node.mjs', import.meta.url));
 const PRESENCE_TOPIC = 'presence:cluster';
@@ -108,7 +128,7 @@ function snapshot(counts) {
 
 async function replicaMemory() {
   const { NodeReplica } = await import('../../dist/cluster/presence/node-replica.js');
-  const count = 100_000;
+  const count = REPLICA_MEMBERS;
   const ops = [];
   for (let n = 0; n < count; n++) {
     ops.push(['s+', `user-${n}`, `session-${n}`]);
@@ -137,7 +157,6 @@ async function main() {
   progress('3 nodes up');
   // 1. Broker traffic per join and per leave, one at a time.
   const single = await client(`${nodes[0].url}?user=single`);
-  const JOINS = 200;
   await sleep(200);
   let before = snapshot(observer.counts);
   for (let n = 0; n < JOINS; n++) {
@@ -197,7 +216,7 @@ async function main() {
 
   progress('members() timed');
   // 3. Churn: CHURN_RATE joins/leaves per second, then time to agreement.
-  const churners = await Promise.all(Array.from({ length: 600 }, (_, n) => client(`${nodes[n % 3].url}?user=c${n}&sid=s${n}`)));
+  const churners = await Promise.all(Array.from({ length: CHURNERS }, (_, n) => client(`${nodes[n % 3].url}?user=c${n}&sid=s${n}`)));
   const truth = new Set();
   let churnOps = 0;
   const churnStart = performance.now();
@@ -259,7 +278,7 @@ async function main() {
   const report = `# Presence benchmark
 
 Written by \`npm run bench:presence\` (bench/presence/run.mjs) on ${new Date().toISOString().slice(0, 10)}; rerun it rather than editing this file.
-
+${SMOKE ? '\n**Smoke run (PRESENCE_SMOKE=1): a tiny scale that checks the harness; the figures mean nothing.**\n' : ''}
 - Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared with other work: load average ${loadBefore} before, ${loadAfter} after; Node ${process.version}; broker: ${BROKER}; run took ${Math.round((Date.now() - startedAt) / 1000)} s.
 - Three Riverside processes (test/cluster/fixtures/cluster-node.mjs on dist/), default presence options (presenceHeartbeat 1000 ms, presenceTimeout 10000 ms); WebSocket clients in the benchmark process; broker traffic counted by a subscriber of the presence topic.
 
@@ -272,11 +291,12 @@ Written by \`npm run bench:presence\` (bench/presence/run.mjs) on ${new Date().t
 | broker messages per leave, one at a time | ${perLeave.deltas.toFixed(2)} delta(s), ${Math.round(perLeave.bytes)} bytes |
 | broker messages per join/leave under churn (several changes of one node in one event-loop turn share a delta) | ${((after3.deltas - before3.deltas) / churnOps).toFixed(2)} deltas per change; ${Math.round((after3.bytes - before3.bytes) / churnOps)} bytes per change on the presence topic |
 | heartbeats | 1 message (${Math.round(heartbeatSize)} bytes) per node per presenceHeartbeat, whatever the number of members |
-| churn | ${churnOps} joins/leaves in ${churnSeconds.toFixed(1)} s (${Math.round(churnOps / churnSeconds)}/s) over 600 sessions on 3 nodes |
+| churn | ${churnOps} joins/leaves in ${churnSeconds.toFixed(1)} s (${Math.round(churnOps / churnSeconds)}/s) over ${CHURNERS} sessions on 3 nodes |
 | convergence after the churn stops: all 3 nodes list exactly the members the clients hold, complete | ${converged.toFixed(0)} ms |
 | replica memory per remote member (a session in one channel, meta \`{ nick }\`; heap, after GC) | ${Math.round(bytesPerMember)} bytes |
 `;
-  writeFileSync(fileURLToPath(new URL('./RESULTS.md', import.meta.url)), report);
+  mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(join(OUT_DIR, 'RESULTS.md'), report);
   console.log(report);
   process.exit(0);
 }

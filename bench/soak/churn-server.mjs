@@ -173,4 +173,6 @@ process.on('message', async (command) => {
     timers: resources.filter((name) => name === 'Timeout').length,
   });
 });
+// Whatever becomes of bench/soak/churn.mjs (a crash, a kill), the server does not outlive it.
+process.on('disconnect', () => process.exit(0));
 process.send({ type: 'ready', port: contender.port });

@@ -16,13 +16,18 @@
 // CHURN_MIX=connect makes every connection a 5. CHURN_FORCE_GC=0 leaves the forced GCs out of a
 // sample; CHURN_SERVER_FLAGS and CHURN_SERVER_LOG trace the server (see below).
 // Users repeat modulo CHURN_USERS (1000), so some users have several sessions at once.
+// CHURN_SMOKE=1 makes the defaults 2 batches of 1000 connections (the suite's smoke,
+// test/bench/churn-smoke.e2e-spec.ts); CHURN_BATCHES and CHURN_CONNECTIONS still win.
+// The run gives up (exit 2) after CHURN_MAX_MINUTES (60); the server exits with it.
 import { fork } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-const BATCHES = Number(process.env.CHURN_BATCHES ?? 10);
-const CONNECTIONS = Number(process.env.CHURN_CONNECTIONS ?? 20_000);
+const smoke = process.env.CHURN_SMOKE === '1';
+const BATCHES = Number(process.env.CHURN_BATCHES ?? (smoke ? 2 : 10));
+const CONNECTIONS = Number(process.env.CHURN_CONNECTIONS ?? (smoke ? 1000 : 20_000));
+const MAX_MINUTES = Number(process.env.CHURN_MAX_MINUTES ?? 60);
 const CONCURRENCY = Number(process.env.CHURN_CONCURRENCY ?? 64);
 const USERS = Number(process.env.CHURN_USERS ?? 1000);
 const CONTENDER = process.env.CHURN_CONTENDER ?? 'riverside';
@@ -43,6 +48,18 @@ const server = fork(fileURLToPath(new URL('./churn-server.mjs', import.meta.url)
   execArgv: ['--expose-gc', ...serverFlags],
   stdio: ['ignore', serverLog, 'inherit', 'ipc'],
   env: { ...process.env, CHURN_CONTENDER: CONTENDER },
+});
+// Bounded whatever happens; the server also exits when this process goes (its IPC channel closes).
+setTimeout(() => {
+  console.error(`churn: gave up after ${MAX_MINUTES} minutes`);
+  server.kill();
+  process.exit(2);
+}, MAX_MINUTES * 60_000).unref();
+let finished = false;
+server.once('exit', (code, signal) => {
+  if (finished) return;
+  console.error(`churn: the server exited (${signal ?? code}) during the run`);
+  process.exit(1);
 });
 const replies = [];
 server.on('message', (message) => replies.shift()?.(message));
@@ -145,32 +162,36 @@ async function serverSettled() {
 }
 
 let previous = await ask({ type: 'sample' });
-for (let batch = 0; batch < BATCHES; batch++) {
-  const start = performance.now();
-  await churnBatch(batch);
-  const ms = performance.now() - start;
-  await serverSettled();
-  const sample = await ask({ type: 'sample' });
-  const line = {
-    contender: CONTENDER,
-    batch,
-    connPerS: Math.round(CONNECTIONS / (ms / 1000)),
-    cpuUsPerConn: +((sample.cpuMicros - previous.cpuAfterGcMicros) / CONNECTIONS).toFixed(1),
-    // The user/system split counts the previous sample's forced GCs in user time (a few ms).
-    userUsPerConn: +((sample.userMicros - previous.userMicros) / CONNECTIONS).toFixed(1),
-    systemUsPerConn: +((sample.systemMicros - previous.systemMicros) / CONNECTIONS).toFixed(1),
-    gcUsPerConn: +((sample.gcMs * 1000) / CONNECTIONS).toFixed(1),
-    gcs: sample.gcCount,
-    majorGcs: sample.majorGcs,
-    timeWaits: sample.timeWaits,
-    heapMB: +(sample.heapUsed / 2 ** 20).toFixed(2),
-    rssMB: +(sample.rss / 2 ** 20).toFixed(1),
-    externalMB: +(sample.external / 2 ** 20).toFixed(2),
-    handles: sample.handles,
-    timers: sample.timers,
-    ...sample.sizes,
-  };
-  previous = sample;
-  console.log(JSON.stringify(line));
+try {
+  for (let batch = 0; batch < BATCHES; batch++) {
+    const start = performance.now();
+    await churnBatch(batch);
+    const ms = performance.now() - start;
+    await serverSettled();
+    const sample = await ask({ type: 'sample' });
+    const line = {
+      contender: CONTENDER,
+      batch,
+      connPerS: Math.round(CONNECTIONS / (ms / 1000)),
+      cpuUsPerConn: +((sample.cpuMicros - previous.cpuAfterGcMicros) / CONNECTIONS).toFixed(1),
+      // The user/system split counts the previous sample's forced GCs in user time (a few ms).
+      userUsPerConn: +((sample.userMicros - previous.userMicros) / CONNECTIONS).toFixed(1),
+      systemUsPerConn: +((sample.systemMicros - previous.systemMicros) / CONNECTIONS).toFixed(1),
+      gcUsPerConn: +((sample.gcMs * 1000) / CONNECTIONS).toFixed(1),
+      gcs: sample.gcCount,
+      majorGcs: sample.majorGcs,
+      timeWaits: sample.timeWaits,
+      heapMB: +(sample.heapUsed / 2 ** 20).toFixed(2),
+      rssMB: +(sample.rss / 2 ** 20).toFixed(1),
+      externalMB: +(sample.external / 2 ** 20).toFixed(2),
+      handles: sample.handles,
+      timers: sample.timers,
+      ...sample.sizes,
+    };
+    previous = sample;
+    console.log(JSON.stringify(line));
+  }
+} finally {
+  finished = true;
+  server.kill();
 }
-server.kill();
