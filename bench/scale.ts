@@ -14,7 +14,7 @@
 // the scale section of bench/RESULTS.md.
 //
 //   SCALE_SMOKE=1            2 workers, 2,000 connections, 1 s per rate, IpcTransport (and the local-workers
-//                            baseline) only, no storm;
+//                            baseline, and raw ws' fan-out to 500 members) only, no storm;
 //                            writes only SCALE_OUT (the suite's smoke test)
 //   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
 //   SCALE_REDIS_CONNECTIONS=n  connections of the Redis run (default: SCALE_CONNECTIONS)
@@ -65,7 +65,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PER_LOAD_GEN = 17_000;
 
 const SETTINGS = smoke
-  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 0, raw: false, localWorkers: true, warmupSeconds: 1 }
+  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 500, raw: true, localWorkers: true, warmupSeconds: 1 }
   : {
       workers: Number(process.env.SCALE_WORKERS ?? 7),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),

@@ -75,10 +75,11 @@ function sourcePort(): number {
 let portsTaken = 0;
 
 const DIGIT_0 = 0x30;
-const COMMA = 0x2c;
+const CLOSE_BRACE = 0x7d;
 
 /**
- * `{"t":<ns>}` from a user delivery, `{"t":<ns>,"seq":<n>}` from a fan-out. Read from the bytes
+ * `{"t":<ns>}` from a user delivery; anything else is a fan-out message (`{"t":<ns>,"seq":<n>}`
+ * from the cluster, `{"type":"msg","seq":<n>,...}` from the raw ws server). Read from the bytes
  * (no string per frame: the payload is a view of the shared read buffer, see rawUpgrade); the
  * send time, < 2^53 ns, is exact in a double.
  */
@@ -91,7 +92,8 @@ function onText(payload: Buffer): void {
     if (digit < 0 || digit > 9) break;
     t = t * 10 + digit;
   }
-  if (payload[i] === COMMA) {
+  const userDelivery = i > 5 && i === payload.length - 1 && payload[i] === CLOSE_BRACE;
+  if (!userDelivery) {
     if (++fanoutReceived >= fanoutTarget) {
       fanoutTarget = Number.POSITIVE_INFINITY;
       void send({ type: 'reached', atNs: now } satisfies ScaleLoadReport);

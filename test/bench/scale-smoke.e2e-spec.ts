@@ -35,5 +35,7 @@ describe('npm run bench:scale (smoke)', () => {
     expect(results.localWorkers).toMatchObject({ transport: '2 workers, LocalTransport', where: 'local', missedTargets: 0 });
     expect(results.localWorkers.sent).toBeGreaterThan(0);
     expect(results.localWorkers.received).toBe(results.localWorkers.sent);
+    // Single-process raw ws fan-out, the scaling rows' reference: every member got every broadcast.
+    expect(results.rawWs).toMatchObject({ members: 500, broadcasts: 25, deliveries: 500 * 25 });
   }, 180_000);
 });
