@@ -1,5 +1,5 @@
 #!/bin/sh
-# `flock /work/wt/bench.lock sh bench/tail/run.sh DIR [VAR=value ...]`: one rates-only bench:scale with the
+# `flock <lockfile> sh bench/tail/run.sh DIR [VAR=value ...]`: one rates-only bench:scale with the
 # variables given, its output time-stamped into DIR/run.log, results in DIR/results.json, and
 # every thread's CPU sampled each second into DIR/threads.jsonl; then, e.g.,
 # `node bench/tail/phase-cpu.mjs DIR/run.log DIR/threads.jsonl 'LocalTransport local'`.
