@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { childOutput } from '../support/bench-files.js';
 import { NATS_URL, natsAvailable } from '../support/nats.js';
 import { REDIS_URL, redisAvailable } from '../support/redis.js';
 
@@ -20,8 +21,8 @@ for (const broker of brokers) {
       const { stdout } = await promisify(execFile)(process.execPath, [SOAK], {
         env: { ...process.env, SOAK_TRANSPORT: broker.transport, SOAK_SECONDS: '6', REDIS_URL, NATS_URL },
         timeout: 60_000,
-      }).catch((error: { stdout?: string; stderr?: string }) => {
-        throw new Error(`the soak failed:\n${error.stdout ?? ''}\n${error.stderr ?? ''}`);
+      }).catch((error: unknown) => {
+        throw new Error(`npm run soak (${broker.transport}) failed: ${childOutput(error)}`);
       });
       const figures = JSON.parse(stdout.trim().split('\n').pop() as string);
       expect(figures.owed).toBeGreaterThan(1000);
