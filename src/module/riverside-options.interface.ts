@@ -31,7 +31,15 @@ export interface RiversideTlsOptions {
 export type RiversideWsOptions = Omit<
   WsServerOptions,
   'server' | 'port' | 'host' | 'path' | 'noServer' | 'verifyClient' | 'handleProtocols' | 'clientTracking' | 'backlog'
->;
+> & {
+  /**
+   * How long a close (idle timeout, a limit, `session.close()`, shutdown) waits for the client's
+   * close frame, in ms, before the socket is dropped and @OnTerminate runs: a client that is gone
+   * or no longer reads would otherwise hold its socket and connection slot this long. ws's own
+   * option (ws >= 8.19), with Riverside's default. @default 5000 (ws's: 30000)
+   */
+  closeTimeout?: number;
+};
 
 /**
  * Riverside's fixed-window flood limit: the `capacity`-th frame within `duration` ms closes
@@ -107,7 +115,10 @@ export interface RiversideModuleOptions {
   transmissionLimit?: Partial<TransmissionLimit>;
   /** TLS for the standalone server. @default false */
   tls?: false | RiversideTlsOptions;
-  /** Options passed to the `ws` server. `maxPayload` defaults to 1 MiB (ws's own default is 100 MiB). */
+  /**
+   * Options passed to the `ws` server. `maxPayload` defaults to 1 MiB (ws's own default is
+   * 100 MiB), `closeTimeout` to 5000 ms (ws's own is 30000).
+   */
   ws?: RiversideWsOptions;
   /** What to do with a frame of the wrong type or one the codec cannot decode. @default 'ignore' */
   invalidMessage?: 'ignore' | 'close';

@@ -32,7 +32,7 @@ export interface ResolvedRiversideOptions {
   readonly debug: boolean;
   readonly transmissionLimit: Readonly<TransmissionLimit>;
   readonly tls: false | { cert: string | Buffer; key: string | Buffer; passphrase?: string; ca?: unknown };
-  readonly ws: Readonly<RiversideWsOptions> & { maxPayload: number };
+  readonly ws: Readonly<RiversideWsOptions> & { maxPayload: number; closeTimeout: number };
   readonly invalidMessage: 'ignore' | 'close';
   readonly maxBackpressure: number;
   readonly slowConsumer: 'close' | 'drop';
@@ -70,6 +70,11 @@ const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'presenceHeartbeat', 'presenceTimeout', 'maxMetaSize',
   'handshakeTimeout', 'maxPendingSockets', 'trustProxy',
 ];
+/**
+ * ms a close waits for the client's close frame before ws drops the socket (ws's own default is
+ * 30 s): a peer that is gone or no longer reads holds its socket, slot and @OnTerminate no longer.
+ */
+const DEFAULT_CLOSE_TIMEOUT = 5000;
 const WS_OPTIONS_OWNED_BY_RIVERSIDE = [
   'server', 'port', 'host', 'path', 'noServer', 'verifyClient', 'handleProtocols', 'clientTracking', 'backlog',
 ];
@@ -175,7 +180,7 @@ function resolveTls(raw: unknown, environment: NodeJS.ProcessEnv): ResolvedRiver
 }
 
 function resolveWs(raw: unknown): ResolvedRiversideOptions['ws'] {
-  if (raw === undefined) return { maxPayload: ONE_MIB, perMessageDeflate: false };
+  if (raw === undefined) return { maxPayload: ONE_MIB, perMessageDeflate: false, closeTimeout: DEFAULT_CLOSE_TIMEOUT };
   if (!isPlainObject(raw)) return fail('ws', raw, 'an object of ws server options');
   for (const key of WS_OPTIONS_OWNED_BY_RIVERSIDE) {
     if (key in raw) fail(`ws.${key}`, raw[key], `nothing: Riverside sets ws's "${key}" itself`);
@@ -184,6 +189,7 @@ function resolveWs(raw: unknown): ResolvedRiversideOptions['ws'] {
     perMessageDeflate: false,
     ...raw,
     maxPayload: positiveInteger('ws.maxPayload', raw.maxPayload, ONE_MIB),
+    closeTimeout: positiveInteger('ws.closeTimeout', raw.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
   };
 }
 

@@ -105,8 +105,8 @@ describe('resolveRiversideOptions', () => {
       expect(resolved.tls).toBe(false);
     });
 
-    it('caps frames at 1 MiB (not ws’s 100 MiB) and leaves compression off', () => {
-      expect(resolved.ws).toEqual({ maxPayload: 1024 * 1024, perMessageDeflate: false });
+    it('caps frames at 1 MiB (not ws’s 100 MiB), leaves compression off and waits 5 s for a close frame (not ws’s 30 s)', () => {
+      expect(resolved.ws).toEqual({ maxPayload: 1024 * 1024, perMessageDeflate: false, closeTimeout: 5000 });
     });
 
     it('ignores invalid messages', () => {
@@ -214,12 +214,14 @@ describe('resolveRiversideOptions', () => {
       expect(resolveRiversideOptions({ idleTimeout: 0 }).idleTimeout).toBe(Infinity);
     });
 
-    it('passes ws options through, keeping the 1 MiB maxPayload unless given', () => {
+    it('passes ws options through, keeping the 1 MiB maxPayload and the 5 s closeTimeout unless given', () => {
       expect(resolveRiversideOptions({ ws: { perMessageDeflate: true } }).ws).toEqual({
         perMessageDeflate: true,
         maxPayload: 1024 * 1024,
+        closeTimeout: 5000,
       });
       expect(resolveRiversideOptions({ ws: { maxPayload: 16 } }).ws.maxPayload).toBe(16);
+      expect(resolveRiversideOptions({ ws: { closeTimeout: 250 } }).ws.closeTimeout).toBe(250);
     });
 
     it('reads tls cert and key from file paths', () => {
