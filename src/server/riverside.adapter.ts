@@ -1,6 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { WebSocketServer } from 'ws';
+import type { RiversideWsOptions } from '../module/riverside-options.interface.js';
 import { RiversideServer } from './riverside.server.js';
 
 type GatewayOptions = Record<string, unknown> & { namespace?: string; server?: unknown; path?: string };
@@ -13,7 +14,7 @@ type GatewayOptions = Record<string, unknown> & { namespace?: string; server?: u
  * port Riverside serves (its standalone port, or the Nest HTTP server with `port: 'http'`)
  * is routed by Riverside's single upgrade listener, so both share one server instead of
  * fighting over it. Such a gateway gets Riverside's Origin check (`allowedOrigins`), shares
- * `maxConnections`, defaults to its `ws.maxPayload`, and its clients are closed with 1001 at
+ * `maxConnections`, defaults to its `ws.maxPayload` and `ws.closeTimeout`, and its clients are closed with 1001 at
  * shutdown; other gateways behave exactly as under WsAdapter.
  * @publicApi
  */
@@ -30,10 +31,11 @@ export class RiversideAdapter extends WsAdapter {
     if (riverside === null || server !== undefined || namespace !== undefined || !riverside.servesPort(port)) {
       return super.create(port, options);
     }
-    // Riverside's maxPayload unless the gateway sets its own (ws's default, 100 MiB, is an easy DoS).
-    const wsServer = this.bindErrorHandler(
-      new WebSocketServer({ maxPayload: riverside.options.ws.maxPayload, ...wsOptions, noServer: true }),
-    );
+    // Riverside's maxPayload and closeTimeout unless the gateway sets its own: ws's defaults (100
+    // MiB, an easy DoS; 30 s holding a vanished client's socket after a close) are not the server's.
+    const { maxPayload, closeTimeout } = riverside.options.ws;
+    const serverOptions: RiversideWsOptions = { maxPayload, closeTimeout, ...wsOptions };
+    const wsServer = this.bindErrorHandler(new WebSocketServer({ ...serverOptions, noServer: true }));
     riverside.addGateway(path ?? '/', wsServer);
     return wsServer;
   }

@@ -1,8 +1,9 @@
 import 'reflect-metadata';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OnAuthenticate, OnTerminate, RiversideHandler, RiversideStats, type TerminateReason } from 'nestjs-riverside';
+import { closeCodeOf, muteClient } from '../support/mute-client.js';
 import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
 
 // A close the server starts (idle timeout, a limit, session.close()) sends a close frame and
@@ -22,47 +23,6 @@ class RecordingHandler {
   terminate(reason: TerminateReason) {
     this.reasons.push(reason);
   }
-}
-
-/** A client that completes the upgrade, then only listens: it never answers a close frame. */
-interface MuteClient {
-  readonly socket: Socket;
-  /** The first bytes after the 101 (the server's close frame, here). */
-  readonly frames: Buffer[];
-  /** Resolves with performance.now() when the server ends the TCP connection. */
-  readonly ended: Promise<number>;
-}
-
-function muteClient(port: number): Promise<MuteClient> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const frames: Buffer[] = [];
-    const ended = new Promise<number>((done) => socket.once('end', () => done(performance.now())));
-    let head = Buffer.alloc(0);
-    let upgraded = false;
-    socket.on('data', (chunk: Buffer) => {
-      if (upgraded) return void frames.push(chunk);
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      if (!head.subarray(0, 12).toString().includes('101')) return reject(new Error(`not upgraded: ${head.toString()}`));
-      upgraded = true;
-      if (head.length > end + 4) frames.push(head.subarray(end + 4));
-      resolve({ socket, frames, ended });
-    });
-    socket.on('error', reject);
-    socket.write(
-      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
-        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
-    );
-  });
-}
-
-/** The close code of the first frame the server sent, which must be a close frame. */
-function closeCodeOf(frames: Buffer[]): number {
-  const bytes = Buffer.concat(frames);
-  expect(bytes[0]).toBe(0x88);
-  return bytes.readUInt16BE(2);
 }
 
 describe('ws.closeTimeout: a client that does not answer the close frame', () => {

@@ -5,6 +5,7 @@ import { SubscribeMessage, WebSocketGateway, type WsResponse } from '@nestjs/web
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   type AuthRequest,
@@ -19,9 +20,11 @@ import {
   type RiversideModuleOptions,
 } from 'nestjs-riverside';
 import { TestClient, type TestClientOptions } from 'nestjs-riverside/testing';
+import type { WebSocket } from 'ws';
 import { EchoHandler } from '../support/echo-handlers.js';
 import { fetchRaw } from '../support/http.js';
 import { eventually, OpenedApps, RecordingLogger, type RunningApp, startRiverside } from '../support/riverside-app.js';
+import { closeCodeOf, maskedTextFrame, muteClient } from '../support/mute-client.js';
 import { CERT_PATH, KEY_PATH } from '../support/tls-fixture.js';
 
 // SPEC 2 (server, HTTP surface, adapter) and 14.1 (graceful shutdown), as a client sees them.
@@ -420,6 +423,36 @@ describe('RiversideAdapter with plain gateways (SPEC 2.4)', () => {
       next.send({ event: 'ping', data: 1 });
       expect(await next.expectMessage()).toEqual({ event: 'pong', data: 1 });
     });
+  });
+
+  it("gives a gateway on Riverside's server its ws.closeTimeout: a client that does not answer the close frame is dropped", async () => {
+    const CLOSE_TIMEOUT = 300;
+    @WebSocketGateway({ path: '/gw' })
+    class ClosingGateway {
+      @SubscribeMessage('bye')
+      bye(client: WebSocket) {
+        client.close(4000, 'bye');
+      }
+    }
+    @Module({
+      imports: [RiversideModule.forRoot({ port: 'http', ws: { closeTimeout: CLOSE_TIMEOUT } })],
+      providers: [WsPathEchoHandler, ClosingGateway],
+    })
+    class AppModule {}
+    const { httpPort } = await startHttpApp(AppModule, (nest) => nest.useWebSocketAdapter(new RiversideAdapter(nest)));
+    const client = await muteClient(httpPort, '/gw');
+    try {
+      const sent = performance.now();
+      client.socket.write(maskedTextFrame(JSON.stringify({ event: 'bye' })));
+      const endedAt = await Promise.race([
+        client.ended,
+        new Promise<number>((_, reject) => setTimeout(() => reject(new Error('the gateway still holds the socket 5 s after its close')), 5000)),
+      ]);
+      expect(closeCodeOf(client.frames)).toBe(4000);
+      expect(endedAt - sent).toBeGreaterThanOrEqual(CLOSE_TIMEOUT - 50);
+    } finally {
+      client.socket.destroy();
+    }
   });
 
   it('closes gateway clients with 1001 at shutdown, as it closes its own connections', async () => {
