@@ -45,6 +45,11 @@ const MAX_OPS = 1536;
 export class IpcTransport implements RiversideTransport {
   /** Put in front of every topic: `<prefix>:user:42`. */
   readonly prefix: string;
+  /**
+   * The hub acknowledges every subscription, in order, or the channel closes (rejecting it): a
+   * new session waits for its subscription however busy the primary is, rather than 2 s.
+   */
+  readonly subscriptionsSettle = true;
   private readonly topicPrefix: string;
   private readonly readyTimeout: number;
   private readonly givenChannel: IpcChannel | undefined;
