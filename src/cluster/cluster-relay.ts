@@ -146,8 +146,8 @@ export class ClusterRelay implements TopicListener {
 
   /**
    * Settles once the broker has confirmed the topic's subscription, or failed it, or after
-   * SUBSCRIBE_WAIT_MS (counted as a transport error): a join's writes wait on it. Null when
-   * nothing is pending.
+   * SUBSCRIBE_WAIT_MS (counted as a transport error) unless the transport's subscriptions always
+   * settle: a join's writes wait on it. Null when nothing is pending.
    */
   subscriptionPending(topic: string): Promise<void> | null {
     return this.subscribing.get(topic) ?? null;
