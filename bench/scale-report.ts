@@ -108,6 +108,16 @@ export function render(results: Results): string {
           `Connections dropped: ${n(s.dropped)}, the killed worker's ${n(s.killedConnections)} ${others === 0 ? '(none of the other workers)' : `and ${n(others)} of the other workers`}.` +
           (s.peakCpuShare !== undefined ? ` CPU of the busiest worker during the storm: ${n(s.busiestMeanCpuShare * 100)}% of a core on average, ${n(s.peakCpuShare * 100)}% in its busiest half second.` : ''),
       );
+      if (s.deliveries && s.initWait) {
+        const d = s.deliveries;
+        const w = s.initWait;
+        lines.push(
+          '',
+          `During the storm, for ${n(d.seconds)} s from the kill, the surviving workers delivered to one another's users (connected throughout) at ${n(d.rate)}/s: ` +
+            `${n(d.sent)} sent, ${n(d.lost)} lost, latency p50 ${n(d.p50, 1)} ms, p99 ${n(d.p99, 1)} ms, max ${n(d.max, 1)} ms. ` +
+            `The ${n(w.sessions)} sessions opened after the kill waited p50 ${n(w.p50)} ms, p99 ${n(w.p99)} ms, max ${n(w.max)} ms from \`@OnAuthenticate\` to \`@OnInit\` (the hub confirming their subscription, mostly).`,
+        );
+      }
     }
   }
   lines.push('', END);

@@ -14,8 +14,8 @@
 // the scale section of bench/RESULTS.md.
 //
 //   SCALE_SMOKE=1            2 workers, 2,000 connections, 1 s per rate, IpcTransport (and the local-workers
-//                            baseline, and raw ws' fan-out to 500 members) only, no storm;
-//                            writes only SCALE_OUT (the suite's smoke test)
+//                            baseline, and raw ws' fan-out to 500 members) only, and a storm of 1,000
+//                            connections on 3 workers; writes only SCALE_OUT (the suite's smoke test)
 //   SCALE_CONNECTIONS=n      connections of the main run (default 100000)
 //   SCALE_REDIS_CONNECTIONS=n  connections of the Redis run (default: SCALE_CONNECTIONS)
 //   SCALE_OPEN_BUDGET=s      seconds the load generators may spend opening connections (default 600)
@@ -31,6 +31,10 @@
 //   SCALE_STORM_HANDSHAKES=n maxHandshakesPerSecond of every worker in the storm run (default 300)
 //   SCALE_STORM_CONNECTIONS=n connections of the storm run (default: SCALE_CONNECTIONS); one
 //                            worker's share of them reconnects at once
+//   SCALE_STORM_RATE=n       cross-worker deliveries/s to users of the surviving workers during the storm (default 1000)
+//   SCALE_STORM_DRIVE_SECONDS=n  for how long after the kill (default 10)
+//   SCALE_STORM_ONLY=1       only the storm run (scaled-down storms: with SCALE_WORKERS and
+//                            SCALE_STORM_CONNECTIONS); writes only SCALE_OUT
 //   SCALE_OUT=path.json      where to write the results (default bench/scale-results.json)
 //   SCALE_PROFILE_DIR=dir    `node --cpu-prof` on the cluster's processes, profiles written there on exit
 //   SCALE_LOCAL_WORKERS=0    no like-for-like baseline (SCALE_WORKERS workers each on LocalTransport,
@@ -60,12 +64,13 @@ const DIST = fileURLToPath(new URL('.', import.meta.url));
 const BENCH_DIR = join(DIST, '..');
 const smoke = process.env.SCALE_SMOKE === '1';
 const ratesOnly = process.env.SCALE_RATES_ONLY === '1';
+const stormOnly = process.env.SCALE_STORM_ONLY === '1';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Connections per load-generator process (the per-process file limit is 20,000). */
 const PER_LOAD_GEN = 17_000;
 
 const SETTINGS = smoke
-  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: false, stormHandshakesPerSecond: 500, stormConnections: 0, scaling: [] as number[], scalingMembers: 500, raw: true, localWorkers: true, warmupSeconds: 1 }
+  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: true, stormWorkers: 3, stormHandshakesPerSecond: 200, stormConnections: 1000, stormDriveRate: 200, stormDriveSeconds: 2, scaling: [] as number[], scalingMembers: 500, raw: true, localWorkers: true, warmupSeconds: 1 }
   : {
       workers: Number(process.env.SCALE_WORKERS ?? 7),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
@@ -74,8 +79,11 @@ const SETTINGS = smoke
       seconds: Number(process.env.SCALE_SECONDS ?? 10),
       broadcasts: 20,
       storm: !ratesOnly,
+      stormWorkers: Number(process.env.SCALE_WORKERS ?? 7),
       stormHandshakesPerSecond: Number(process.env.SCALE_STORM_HANDSHAKES ?? 300),
       stormConnections: Number(process.env.SCALE_STORM_CONNECTIONS ?? process.env.SCALE_CONNECTIONS ?? 100_000),
+      stormDriveRate: Number(process.env.SCALE_STORM_RATE ?? 1000),
+      stormDriveSeconds: Number(process.env.SCALE_STORM_DRIVE_SECONDS ?? 10),
       scaling: ratesOnly ? [1] : [1, 2],
       scalingMembers: Number(process.env.SCALE_SCALING_MEMBERS ?? 10_000),
       raw: !ratesOnly,
@@ -104,7 +112,7 @@ interface Cluster {
   workers: number;
 }
 
-async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local', maxHandshakesPerSecond?: number): Promise<Cluster> {
+async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local', maxHandshakesPerSecond?: number, measureInit = false): Promise<Cluster> {
   const port = await freePort();
   const config: ScaleServerConfig = {
     port,
@@ -115,6 +123,7 @@ async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local
     maxHandshakesPerSecond,
     schedulingPolicy: SCHEDULING,
     maxLifetimeMs: MAX_LIFETIME,
+    measureInit,
   };
   // No pinning: the workers are meant to spread over every core.
   const child = spawnNode(`cluster(${workers}, ${transport})`, join(DIST, 'servers/scale-cluster.server.js'), config, { cpu: -1, nodeFlags: ['--expose-gc', ...serverFlags, ...profileFlags] });
@@ -192,6 +201,8 @@ async function gather(loads: LoadGens) {
 
 /** How often the storm samples the workers' connections and CPU, in ms. */
 const STORM_SAMPLE_MS = 500;
+/** Users of each surviving worker the deliveries during the storm go to. */
+const STORM_TARGETS_PER_WORKER = 200;
 /** The storm gives up waiting for every client to be back after this long, in s. */
 const STORM_BUDGET_S = 120;
 
@@ -199,14 +210,20 @@ const STORM_BUDGET_S = 120;
  * Reconnect storm: SIGKILL the first worker (about 1/workers of the connections), whose clients
  * all reconnect at once (honouring Retry-After). Counts the 503s of this phase only, the time
  * until every client is back, the connections the other workers dropped (none expected), and
- * the CPU of each worker over the storm (its busiest STORM_SAMPLE_MS, and on average).
+ * the CPU of each worker over the storm (its busiest STORM_SAMPLE_MS, and on average). Meanwhile
+ * the survivors deliver to one another's users (connected throughout) at `stormDriveRate`: their
+ * latency and losses are what the storm costs the users who were not cut off. And how long each
+ * new session waited from @OnAuthenticate to @OnInit (its subscription to the hub, mostly).
  */
 async function reconnectStorm(cluster: Cluster, loads: LoadGens) {
   const before = await gather(loads); // refusals of the opening, not of the storm
   const workers = (await clusterStats(cluster, false)).workers.map((w) => w.pid);
   const startedAt = Date.now();
-  cluster.child.send({ type: 'kill-worker' });
+  cluster.child.send({ type: 'kill-worker', sample: STORM_TARGETS_PER_WORKER });
   const killed = await cluster.child.next<Extract<ScaleReport, { type: 'killed' }>>('killed', 60_000);
+  for (const child of loads.children) child.send({ type: 'measure' });
+  cluster.child.send({ type: 'drive', rate: SETTINGS.stormDriveRate, seconds: SETTINGS.stormDriveSeconds, users: killed.targets, where: 'remote', survivors: true });
+  const driven = cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.stormDriveSeconds + 60) * 1000);
   const pids = workers.filter((pid) => pid !== killed.pid);
   const cpuAtKill = pids.map(cpuSecondsOf);
   // The replacement joins the figures once it listens (its boot, before that, is not the storm's).
@@ -234,7 +251,12 @@ async function reconnectStorm(cluster: Cluster, loads: LoadGens) {
   }
   const seconds = (Date.now() - startedAt) / 1000;
   const cpuShares = pids.map((pid, i) => (cpuSecondsOf(pid) - cpuAtKill[i]) / seconds);
+  const { sent, missed } = await driven;
+  await sleep(1000); // stragglers
+  cluster.child.send({ type: 'init-waits' });
+  const waits = (await cluster.child.next<Extract<ScaleReport, { type: 'init-waits' }>>('init-waits', 30_000)).waits.sort((a, b) => a - b);
   const after = await gather(loads);
+  const { micros } = after;
   const dropped = after.closed - before.closed;
   const result = {
     workers: cluster.workers,
@@ -251,11 +273,32 @@ async function reconnectStorm(cluster: Cluster, loads: LoadGens) {
     busiestMeanCpuShare: Math.max(...cpuShares),
     /** The most CPU one worker used in one STORM_SAMPLE_MS, in cores. */
     peakCpuShare,
+    /** Cross-worker deliveries to users of the surviving workers during the storm (ms). */
+    deliveries: {
+      rate: SETTINGS.stormDriveRate,
+      seconds: SETTINGS.stormDriveSeconds,
+      sent,
+      /** Deliveries that went to a user of the sending worker (no other target found): not cross-worker. */
+      missedTargets: missed,
+      received: micros.length,
+      lost: sent - micros.length,
+      p50: percentile(micros, 50) / 1000,
+      p99: percentile(micros, 99) / 1000,
+      max: (micros[micros.length - 1] ?? Number.NaN) / 1000,
+    },
+    /** Sessions opened after the kill: ms from @OnAuthenticate to @OnInit. */
+    initWait: { sessions: waits.length, p50: percentile(waits, 50), p99: percentile(waits, 99), max: waits[waits.length - 1] ?? Number.NaN },
   };
   log(
     `storm: killed a worker with ${killed.connections} connections; ${open} of ${loads.connected} open again after ${seconds.toFixed(1)} s, ` +
       `${result.refused} handshakes refused with 503 (${result.attempts} retries), ${result.otherWorkersDropped} other connections dropped, ` +
       `busiest worker ${(result.busiestMeanCpuShare * 100).toFixed(0)}% of a core on average, ${(peakCpuShare * 100).toFixed(0)}% at peak (${STORM_SAMPLE_MS} ms)`,
+  );
+  const d = result.deliveries;
+  const w = result.initWait;
+  log(
+    `storm: ${d.rate}/s cross-worker deliveries to connected users for ${d.seconds} s: sent ${d.sent}, lost ${d.lost}, p50 ${d.p50.toFixed(1)} ms, p99 ${d.p99.toFixed(1)} ms, max ${d.max.toFixed(1)} ms; ` +
+      `${w.sessions} new sessions waited for @OnInit p50 ${w.p50.toFixed(0)} ms, p99 ${w.p99.toFixed(0)} ms, max ${w.max.toFixed(0)} ms`,
   );
   return result;
 }
@@ -443,9 +486,9 @@ async function mainRun(transport: 'ipc' | 'redis'): Promise<TransportRun> {
  * reconnect when dropped, then one worker killed.
  */
 async function stormRun() {
-  const { workers, stormConnections, stormHandshakesPerSecond } = SETTINGS;
+  const { stormWorkers: workers, stormConnections, stormHandshakesPerSecond } = SETTINGS;
   log(`storm: ${workers} workers with maxHandshakesPerSecond ${stormHandshakesPerSecond}, ${stormConnections} connections`);
-  const cluster = await startCluster(workers, 'ipc', stormHandshakesPerSecond);
+  const cluster = await startCluster(workers, 'ipc', stormHandshakesPerSecond, true);
   try {
     const loads = await openConnections(cluster.port, '/bench', stormConnections, 0, true);
     log(`storm: ${loads.connected} connections in ${loads.openSeconds.toFixed(1)} s (${Math.round(loads.openRate)}/s, under the limit of ${workers} x ${stormHandshakesPerSecond}/s)`);
@@ -543,16 +586,16 @@ async function rawWsRun() {
 const started = Date.now();
 const loadBefore = loadavg();
 const runs: TransportRun[] = [];
-for (const transport of TRANSPORTS) runs.push(await mainRun(transport));
-const localWorkers = SETTINGS.localWorkers ? await localWorkersRun() : null;
-const storm = SETTINGS.storm && TRANSPORTS.includes('ipc') ? await stormRun() : null;
+if (!stormOnly) for (const transport of TRANSPORTS) runs.push(await mainRun(transport));
+const localWorkers = SETTINGS.localWorkers && !stormOnly ? await localWorkersRun() : null;
+const storm = (SETTINGS.storm && TRANSPORTS.includes('ipc')) || stormOnly ? await stormRun() : null;
 const scaling = [];
-for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
-const rawWs = SETTINGS.raw ? await rawWsRun() : null;
+if (!stormOnly) for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
+const rawWs = SETTINGS.raw && !stormOnly ? await rawWsRun() : null;
 const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, localWorkers, storm, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-if (!smoke && !ratesOnly) {
+if (!smoke && !ratesOnly && !stormOnly) {
   const { renderScaleSection } = await import('./scale-report.js');
   const file = join(BENCH_DIR, 'RESULTS.md');
   const current = readFileSync(file, 'utf8');

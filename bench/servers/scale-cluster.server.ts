@@ -35,10 +35,15 @@ export interface ScaleServerConfig {
   /** runRiversideWorkers' schedulingPolicy: who accepts the connections (the primary, or each worker). */
   schedulingPolicy: 'round-robin' | 'none';
   maxLifetimeMs: number;
+  /** Record how long each session waited from @OnAuthenticate to @OnInit (the storm run). */
+  measureInit?: boolean;
 }
 
 /** The connected users: `[first, count]` ranges of `u<n>` ids (one per load generator). */
 export type UserRanges = [number, number][];
+
+/** Where the drive picks its target users: `[first, count]` ranges of `u<n>` ids, or a list of ids. */
+export type DriveTargets = UserRanges | string[];
 
 /** A user id picked uniformly among the ranges. */
 function randomUser(ranges: UserRanges, total: number): string {
@@ -53,11 +58,18 @@ function randomUser(ranges: UserRanges, total: number): string {
 /** Orchestrator -> primary. */
 export type ScaleCommand =
   | { type: 'stats'; gc: boolean }
-  /** Deliveries to users at `rate` msg/s (all workers together) for `seconds`: to users of other workers, or of the same one. */
-  | { type: 'drive'; rate: number; seconds: number; users: UserRanges; where: 'remote' | 'local' }
+  /**
+   * Deliveries to users at `rate` msg/s (all workers together) for `seconds`: to users of other
+   * workers, or of the same one. `users`: ranges, or a list of ids (`targets` of 'killed').
+   * `survivors`: only the workers that outlived the last 'kill-worker' drive (not its replacement).
+   */
+  | { type: 'drive'; rate: number; seconds: number; users: DriveTargets; where: 'remote' | 'local'; survivors?: boolean }
   /** `count` deliveries to channel `room` from the first worker, each in its own macrotask. */
   | { type: 'broadcast'; count: number }
-  | { type: 'kill-worker' };
+  /** SIGKILLs the first worker; `sample` users of each other worker come back in 'killed' (targets for deliveries during the storm). */
+  | { type: 'kill-worker'; sample: number }
+  /** The waits from @OnAuthenticate to @OnInit (ms) of every worker's sessions since the last 'kill-worker' (measureInit only). */
+  | { type: 'init-waits' };
 
 export interface WorkerFigures {
   pid: number;
@@ -74,24 +86,40 @@ export type ScaleReport =
   | { type: 'driven'; sent: number; missed: number }
   | { type: 'broadcast-done'; startNs: number; endNs: number }
   /** Right after the SIGKILL; `replaced` follows once the replacement listens. */
-  | { type: 'killed'; pid: number; connections: number }
+  | { type: 'killed'; pid: number; connections: number; targets: string[] }
+  | { type: 'init-waits'; waits: number[] }
   | { type: 'replaced'; pid: number };
 
 /** Primary <-> worker, next to the IpcHub's messages (which carry `riverside`). */
-type WorkerMessage = { bench: 'stats'; gc: boolean } | { bench: 'drive'; rate: number; seconds: number; users: UserRanges; where: 'remote' | 'local' } | { bench: 'broadcast'; count: number };
-type WorkerAnswer = { bench: 'stats'; figures: WorkerFigures } | { bench: 'driven'; sent: number; missed: number } | { bench: 'broadcast-done'; startNs: number; endNs: number };
+type WorkerMessage =
+  | { bench: 'stats'; gc: boolean }
+  | { bench: 'drive'; rate: number; seconds: number; users: DriveTargets; where: 'remote' | 'local' }
+  | { bench: 'broadcast'; count: number }
+  | { bench: 'users'; count: number }
+  | { bench: 'init-waits'; reset: boolean };
+type WorkerAnswer =
+  | { bench: 'stats'; figures: WorkerFigures }
+  | { bench: 'driven'; sent: number; missed: number }
+  | { bench: 'broadcast-done'; startNs: number; endNs: number }
+  | { bench: 'users'; users: string[] }
+  | { bench: 'init-waits'; waits: number[] };
 
 const config = childConfig<ScaleServerConfig>();
 const ROOM = 'room';
 
 /** Users with a session on this worker (for picking remote or local targets). */
 const localUsers = new Set<string>();
+/** measureInit: when each user's handshake reached @OnAuthenticate (ms), until its @OnInit. */
+const authenticatedAt = new Map<string, number>();
+/** measureInit: ms from @OnAuthenticate to @OnInit, per session since the last reset. */
+let initWaits: number[] = [];
 
 @RiversideHandler({ path: '/bench' })
 class ScaleHandler {
   @OnAuthenticate()
   authenticate(request: AuthRequest): AuthResult<boolean> {
     const { user, role } = request.queries;
+    if (config.measureInit) authenticatedAt.set(String(user), performance.now());
     return { userId: String(user), state: role === 'member' };
   }
 
@@ -99,6 +127,11 @@ class ScaleHandler {
   init(session: Session<boolean>): void {
     localUsers.add(session.userId);
     if (session.state) session.join(ROOM);
+    const at = authenticatedAt.get(session.userId);
+    if (at !== undefined) {
+      authenticatedAt.delete(session.userId);
+      initWaits.push(performance.now() - at);
+    }
   }
 
   @OnTerminate()
@@ -160,6 +193,13 @@ async function worker(): Promise<void> {
       case 'drive':
         void drive(delivery, message.rate, message.seconds, message.users, message.where).then(({ sent, missed }) => answer({ bench: 'driven', sent, missed }));
         return;
+      case 'users':
+        answer({ bench: 'users', users: [...localUsers].slice(0, message.count) });
+        return;
+      case 'init-waits':
+        answer({ bench: 'init-waits', waits: initWaits });
+        if (message.reset) initWaits = [];
+        return;
       case 'broadcast': {
         const startNs = nowNs();
         let seq = 0;
@@ -180,9 +220,11 @@ async function worker(): Promise<void> {
  * user picked at random among the connected `users`: one with no session here ('remote') or one with ('local').
  * The message carries the monotonic send time; the clients compute the latency.
  */
-async function drive(delivery: DeliveryService, rate: number, seconds: number, users: UserRanges, where: 'remote' | 'local') {
+async function drive(delivery: DeliveryService, rate: number, seconds: number, users: DriveTargets, where: 'remote' | 'local') {
   const local = [...localUsers];
-  const total = users.reduce((n, [, count]) => n + count, 0);
+  const listed = typeof users[0] === 'string' ? (users as string[]) : null;
+  const total = listed === null ? (users as UserRanges).reduce((n, [, count]) => n + count, 0) : 0;
+  const pick = listed === null ? () => randomUser(users as UserRanges, total) : () => listed[Math.floor(Math.random() * listed.length)];
   const startNs = nowNs();
   const endNs = startNs + seconds * 1e9;
   let sent = 0;
@@ -194,7 +236,7 @@ async function drive(delivery: DeliveryService, rate: number, seconds: number, u
       if (where === 'local') user = local[Math.floor(Math.random() * local.length)];
       else {
         let tries = 0;
-        do user = randomUser(users, total);
+        do user = pick();
         while (localUsers.has(user) && ++tries < 20);
         if (localUsers.has(user)) missed++;
       }
@@ -238,6 +280,9 @@ async function primary(): Promise<void> {
       ),
     );
 
+  /** The workers that outlived the last 'kill-worker' (its replacement not among them). */
+  let survivors: Worker[] = [];
+
   process.on('message', (command: ScaleCommand) => {
     void (async () => {
       switch (command.type) {
@@ -247,7 +292,7 @@ async function primary(): Promise<void> {
           return;
         }
         case 'drive': {
-          const workers = supervisor.workers();
+          const workers = command.survivors ? survivors : supervisor.workers();
           const answers = await ask<Extract<WorkerAnswer, { bench: 'driven' }>>(
             { bench: 'drive', rate: command.rate / workers.length, seconds: command.seconds, users: command.users, where: command.where },
             'driven',
@@ -262,12 +307,20 @@ async function primary(): Promise<void> {
           return;
         }
         case 'kill-worker': {
-          const [victim] = supervisor.workers();
+          const [victim, ...others] = supervisor.workers();
+          survivors = others;
           const [{ figures }] = await ask<Extract<WorkerAnswer, { bench: 'stats' }>>({ bench: 'stats', gc: false }, 'stats', [victim]);
+          const samples = await ask<Extract<WorkerAnswer, { bench: 'users' }>>({ bench: 'users', count: command.sample }, 'users', others);
+          await ask({ bench: 'init-waits', reset: true }, 'init-waits', others);
           const replaced = new Promise<number>((resolve) => cluster.once('listening', (w) => resolve(w.process.pid ?? -1)));
           victim.process.kill('SIGKILL');
-          await send({ type: 'killed', pid: figures.pid, connections: figures.connections } satisfies ScaleReport);
+          await send({ type: 'killed', pid: figures.pid, connections: figures.connections, targets: samples.flatMap((s) => s.users) } satisfies ScaleReport);
           await send({ type: 'replaced', pid: await replaced } satisfies ScaleReport);
+          return;
+        }
+        case 'init-waits': {
+          const answers = await ask<Extract<WorkerAnswer, { bench: 'init-waits' }>>({ bench: 'init-waits', reset: false }, 'init-waits');
+          await send({ type: 'init-waits', waits: answers.flatMap((a) => a.waits) } satisfies ScaleReport);
           return;
         }
       }

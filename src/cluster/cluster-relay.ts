@@ -22,6 +22,8 @@ const LOG_INTERVAL_MS = 5000;
 /**
  * How long a new session (before @OnInit) or a join (its later writes) waits for the broker to
  * confirm a subscription before going on anyway; a longer wait is counted as a transport error.
+ * Over a transport whose subscriptions always settle (`subscriptionsSettle`), they wait on, and
+ * past this a warning only says so.
  */
 const SUBSCRIBE_WAIT_MS = 2000;
 
@@ -51,6 +53,9 @@ export class ClusterRelay implements TopicListener {
   private readonly logger = new Logger('Riverside');
   private failures: TransportFailures | undefined;
   private lastWarnedAt = -Infinity;
+  private lastSlowWarnedAt = -Infinity;
+  /** Slow subscriptions not logged yet (see subscriptionSlow). */
+  private slowUnlogged = 0;
   /** Subscriptions sent to the broker and not yet confirmed, by topic. */
   private readonly subscribing = new Map<string, Promise<void>>();
 
@@ -110,10 +115,14 @@ export class ClusterRelay implements TopicListener {
     const confirmed = this.transport
       .subscribe(topic, this.onNodeMessage)
       .catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error));
-    // Bounded once per topic: a broker that never confirms delays writes by SUBSCRIBE_WAIT_MS at most.
+    const settles = this.transport.subscriptionsSettle === true;
+    // Bounded once per topic: a broker that never confirms delays writes by SUBSCRIBE_WAIT_MS at
+    // most. One whose subscriptions always settle is waited for: going on would let the session
+    // miss what other nodes send before the broker holds the subscription (SPEC 14.4).
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
+        if (settles) return this.subscriptionSlow(topic);
         this.transportFailed(`waiting for the subscription to ${topic}`, new Error(`not confirmed within ${SUBSCRIBE_WAIT_MS} ms`));
         resolve();
       }, SUBSCRIBE_WAIT_MS);
@@ -137,8 +146,8 @@ export class ClusterRelay implements TopicListener {
 
   /**
    * Settles once the broker has confirmed the topic's subscription, or failed it, or after
-   * SUBSCRIBE_WAIT_MS (counted as a transport error): a join's writes wait on it. Null when
-   * nothing is pending.
+   * SUBSCRIBE_WAIT_MS (counted as a transport error) unless the transport's subscriptions always
+   * settle: a join's writes wait on it. Null when nothing is pending.
    */
   subscriptionPending(topic: string): Promise<void> | null {
     return this.subscribing.get(topic) ?? null;
@@ -231,6 +240,25 @@ export class ClusterRelay implements TopicListener {
     } catch (error) {
       this.transportFailed(`delivering a ${BRIDGE_TOPIC} envelope`, error);
     }
+  }
+
+  /**
+   * A subscription the transport will confirm (or fail) but has not within SUBSCRIBE_WAIT_MS: the
+   * broker, or the cluster primary for IpcTransport, is busy or starved of CPU (a reconnect storm
+   * on few cores). Nothing failed and nothing is lost; the session waits on. Logged at most once
+   * per LOG_INTERVAL_MS.
+   */
+  private subscriptionSlow(topic: string): void {
+    this.slowUnlogged++;
+    const now = Date.now();
+    if (now - this.lastSlowWarnedAt < LOG_INTERVAL_MS) return;
+    const more = this.slowUnlogged > 1 ? ` (${this.slowUnlogged - 1} more since the last report)` : '';
+    this.lastSlowWarnedAt = now;
+    this.slowUnlogged = 0;
+    this.logger.warn(
+      `Cluster transport slow: the subscription to ${topic} is not confirmed after ${SUBSCRIBE_WAIT_MS} ms${more}; ` +
+        'the session waits for it before @OnInit. Is the broker (for IpcTransport, the cluster primary) short of CPU?',
+    );
   }
 
   /** Counted every time; logged at most once per interval (see TransportFailures). */

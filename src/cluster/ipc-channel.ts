@@ -16,6 +16,10 @@ export interface IpcChannel {
    * `IpcHubOptions.maxWorkerBacklog`).
    */
   send(message: unknown, callback?: (error: Error | null) => void): boolean;
+  /**
+   * Listens for messages; IpcTransport also listens for 'disconnect' where the channel emits it
+   * (`process`, `cluster.Worker`), to fail the subscriptions that wait for the hub's answer.
+   */
   on(event: 'message', listener: (message: unknown) => void): unknown;
   off(event: 'message', listener: (message: unknown) => void): unknown;
 }

@@ -45,6 +45,12 @@ const MAX_OPS = 1536;
 export class IpcTransport implements RiversideTransport {
   /** Put in front of every topic: `<prefix>:user:42`. */
   readonly prefix: string;
+  /**
+   * The hub acknowledges every subscription, in order, or the channel closes (its 'disconnect'
+   * rejects what waits): a new session waits for its subscription however busy the primary is,
+   * rather than 2 s.
+   */
+  readonly subscriptionsSettle = true;
   private readonly topicPrefix: string;
   private readonly readyTimeout: number;
   private readonly givenChannel: IpcChannel | undefined;
@@ -115,13 +121,20 @@ export class IpcTransport implements RiversideTransport {
     this.flush();
     sendQuietly(channel, { riverside: 'bye' });
     channel.off('message', this.onMessage);
+    disconnectEvents(channel).off?.('disconnect', this.onDisconnect);
     this.channel = null;
     this.connecting = null;
     this.handlers.clear();
-    const closed = new Error('IpcTransport was closed');
-    for (const { reject } of this.acks.values()) reject(closed);
+    this.rejectWaiting(new Error('IpcTransport was closed'));
+  }
+
+  /** The channel closed under us (the primary died): nothing waiting will be answered. */
+  private readonly onDisconnect = (): void => this.rejectWaiting(channelClosed());
+
+  private rejectWaiting(error: Error): void {
+    for (const { reject } of this.acks.values()) reject(error);
     this.acks.clear();
-    for (const { reject } of this.opsWaiters) reject(closed);
+    for (const { reject } of this.opsWaiters) reject(error);
     this.opsWaiters = [];
   }
 
@@ -129,6 +142,7 @@ export class IpcTransport implements RiversideTransport {
     const channel = this.givenChannel ?? processChannel();
     this.channel = channel;
     channel.on('message', this.onMessage);
+    disconnectEvents(channel).on?.('disconnect', this.onDisconnect);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -237,6 +251,11 @@ function processChannel(): IpcChannel {
     );
   }
   return process as unknown as IpcChannel;
+}
+
+/** `process` and a `cluster.Worker` emit 'disconnect' when their IPC channel closes; other channels may not. */
+function disconnectEvents(channel: IpcChannel): { on?(event: 'disconnect', listener: () => void): unknown; off?(event: 'disconnect', listener: () => void): unknown } {
+  return channel as unknown as ReturnType<typeof disconnectEvents>;
 }
 
 function notConnected(): Error {

@@ -30,6 +30,16 @@ export interface RiversideTransport {
    * transport without it offers no external namespace.
    */
   subscribeExternal?(handler: TransportMessageHandler): Promise<void>;
+  /**
+   * Optional: true when `subscribe()` always settles, however slow the broker is: it resolves
+   * once the broker holds the subscription, or rejects when the link to it is gone. A new
+   * session's @OnInit (and a join's writes) then wait for the subscription as long as it takes,
+   * so that nothing other nodes send after it is missed. Otherwise they wait 2 s at most and go
+   * on, counting a transport error: a broker that never answers must not hold every session.
+   * `IpcTransport` sets it (the primary answers every subscription over an ordered channel, or the
+   * channel closes).
+   */
+  readonly subscriptionsSettle?: boolean;
 }
 
 /**

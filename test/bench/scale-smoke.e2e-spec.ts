@@ -12,7 +12,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Issue 11: `npm run bench:scale` scaled down (2 workers, 2,000 connections, IpcTransport), so the
 // benchmark cannot rot, with the like-for-like baseline (the same workers each on LocalTransport). The figures are not asserted (the machine is shared); what every client
 // observes is: every connection opened, every delivery arrived, and SIGTERM closed every session
-// with 1001. (The reconnect storm runs in the full benchmark only.)
+// with 1001; and in a small reconnect storm (3 workers, 1,000 connections, one worker killed),
+// every client came back and every delivery to the connected users arrived.
 describe('npm run bench:scale (smoke)', () => {
   it('runs 2 workers with 2,000 connections and loses nothing', async () => {
     // bench/dist/ is compiled once per run, by the suite's global setup (test/support/build-once.ts).
@@ -37,5 +38,14 @@ describe('npm run bench:scale (smoke)', () => {
     expect(results.localWorkers.received).toBe(results.localWorkers.sent);
     // Single-process raw ws fan-out, the scaling rows' reference: every member got every broadcast.
     expect(results.rawWs).toMatchObject({ members: 500, broadcasts: 25, deliveries: 500 * 25 });
+    // The storm: the killed worker's clients back, the others untouched, the survivors' deliveries
+    // to one another's users all arrived (timed), and the new sessions' wait for @OnInit timed.
+    const { storm } = results;
+    expect(storm).toMatchObject({ workers: 3, expected: 1000, stillOpen: 1000, otherWorkersDropped: 0 });
+    expect(storm.deliveries.sent).toBeGreaterThan(0);
+    expect(storm.deliveries).toMatchObject({ lost: 0, missedTargets: 0, received: storm.deliveries.sent });
+    expect(storm.deliveries.p99).toBeGreaterThan(0);
+    expect(storm.initWait.sessions).toBeGreaterThanOrEqual(storm.killedConnections);
+    expect(storm.initWait.p99).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { type IpcChannel, IpcHub, IpcTransport } from 'nestjs-riverside';
@@ -57,6 +58,27 @@ describe('IpcTransport', () => {
       'IpcTransport: no IpcHub answered within readyTimeout (100 ms). Start the workers with runRiversideWorkers()',
     );
     close();
+  });
+
+  it("fails a subscription that waits for the hub's answer when the channel to the primary closes", async () => {
+    const hub = new IpcHub();
+    const pair = channelPair();
+    hub.attach(pair.primary);
+    // A cluster worker's `process`: it emits 'disconnect' when the primary goes.
+    const lifecycle = new EventEmitter();
+    const worker = {
+      send: pair.worker.send,
+      on: (event: string, listener: (message: unknown) => void) => (event === 'message' ? pair.worker.on('message', listener) : lifecycle.on(event, listener)),
+      off: (event: string, listener: (message: unknown) => void) => (event === 'message' ? pair.worker.off('message', listener) : lifecycle.off(event, listener)),
+    } as IpcChannel;
+    const transport = new IpcTransport({ channel: worker });
+    await transport.connect();
+    hub.detach(pair.primary); // the primary stops answering
+    const subscribed = transport.subscribe('user:1', () => undefined);
+    lifecycle.emit('disconnect');
+    await expect(subscribed).rejects.toThrow('IpcTransport: the IPC channel to the primary is closed');
+    await transport.close();
+    pair.close();
   });
 
   it('fails connect() clearly in a process without an IPC channel', async () => {
