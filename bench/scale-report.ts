@@ -15,6 +15,12 @@ function bar(value: number, max: number, width = 40): string {
   return '#'.repeat(Math.max(1, Math.round((value / max) * width)));
 }
 
+/** Each window's p99 and, in parentheses, that of all their samples pooled (one window: '-'). */
+function byWindow(row: any): string {
+  if (!Array.isArray(row.p99ByRound) || row.p99ByRound.length < 2) return '-';
+  return `${row.p99ByRound.map((v: number) => n(v, 1)).join(', ')} (${n(row.p99Pooled, 1)}) ms`;
+}
+
 export function render(results: Results): string {
   const lines: string[] = [START, '', '## Scale-out: workers on one port (`npm run bench:scale`)', ''];
   lines.push(
@@ -51,14 +57,18 @@ export function render(results: Results): string {
     'A worker delivers `{ user }` messages to users picked at random among those with no session on it ("remote": every message crosses to another worker through the transport) or among its own ("local"), spread evenly over the workers in 5 ms ticks. The "N workers, LocalTransport" row is the like-for-like baseline: the same number of workers and connections and the same drive, each worker on LocalTransport (no cluster: nothing is published), delivering to its own users. Latency is from the `deliver()` call to the client reading the frame (one monotonic clock for all processes). Server CPU is that of the primary and every worker together, divided by the deliveries; wake-ups are the times their event loops went to sleep and were woken again (voluntary context switches of their main threads).',
     '',
   );
-  lines.push('| transport | target | rate asked | sent | received | p50 | p99 | p99.9 | max | server CPU / delivery | event-loop wake-ups / delivery |');
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push(
+    `At ${n(results.settings.rates[0])}/s each row is ${n(results.settings.rounds)} windows of ${n(results.settings.seconds)} s in a row: p50, p99 and p99.9 are the medians of the windows' own (one window's p99 on 2 shared cores is a few scheduling accidents), with each window's p99 and the p99 of all their samples pooled beside them; the other rates are one window.`,
+    '',
+  );
+  lines.push('| transport | target | rate asked | sent | received | p50 | p99 | p99 by window (pooled) | p99.9 | max | server CPU / delivery | event-loop wake-ups / delivery |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const baseline = results.scaling.find((row: any) => row.local)?.local;
   const localWorkers = results.localWorkers ?? null;
   for (const run of [...results.runs, ...(localWorkers ? [{ rates: [localWorkers] }] : []), ...(baseline ? [{ rates: [baseline] }] : [])]) {
     for (const row of run.rates) {
       lines.push(
-        `| ${row.transport} | ${row.where} | ${n(row.rate)}/s | ${n(row.sent)} | ${n(row.received)} | ${n(row.p50, 2)} ms | ${n(row.p99, 2)} ms | ${n(row.p999, 2)} ms | ${n(row.max, 1)} ms | ${n(row.cpuMicrosPerDelivery, 1)} µs | ${n(row.wakesPerDelivery, 2)} |`,
+        `| ${row.transport} | ${row.where} | ${n(row.rate)}/s | ${n(row.sent)} | ${n(row.received)} | ${n(row.p50, 2)} ms | ${n(row.p99, 2)} ms | ${byWindow(row)} | ${n(row.p999, 2)} ms | ${n(row.max, 1)} ms | ${n(row.cpuMicrosPerDelivery, 1)} µs | ${n(row.wakesPerDelivery, 2)} |`,
       );
     }
   }

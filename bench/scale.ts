@@ -23,6 +23,8 @@
 //                            worker, and when the storm kills one, the 6 others can take its
 //                            clients below maxConnections (19,000); with 6, 5 x 19,000 < 100,000)
 //   SCALE_SECONDS=n          seconds per steady rate (default 10)
+//   SCALE_ROUNDS=n           windows of SCALE_SECONDS at the first rate (5,000/s), whose percentiles' medians
+//                            the row gives (default 3; the other rates run one)
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
 //   SCALE_WARMUP_SECONDS=n   seconds of deliveries at the first rate, not measured, before the steady rates (default 1)
 //   SCALE_TRANSPORTS=ipc,redis
@@ -44,7 +46,7 @@
 //   SCALE_TRACE_DIR=dir      record, for the latency tail, every process' GC pauses and the load generators'
 //                            samples (send and receive times), and each rate phase's run-queue waits of
 //                            the server, the load generators and redis-server; read them with
-//                            `node bench/dist/trace-tail.js dir [phase]` (default phase redis-remote-5000)
+//                            `node bench/dist/trace-tail.js dir [phase]` (default phase redis-remote-5000-1, the first round)
 //   SCALE_SERVER_FLAGS, SCALE_LOAD_FLAGS  extra Node flags (space-separated) of the cluster's
 //                            processes (workers inherit the primary's) and of the load generators
 //   REDIS_URL                (default redis://127.0.0.1:6379)
@@ -70,13 +72,14 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PER_LOAD_GEN = 17_000;
 
 const SETTINGS = smoke
-  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, broadcasts: 5, storm: true, stormWorkers: 3, stormHandshakesPerSecond: 200, stormConnections: 1000, stormDriveRate: 200, stormDriveSeconds: 2, scaling: [] as number[], scalingMembers: 500, raw: true, localWorkers: true, warmupSeconds: 1 }
+  ? { workers: 2, connections: 2000, members: 1000, rates: [1000], seconds: 1, rounds: 2, broadcasts: 5, storm: true, stormWorkers: 3, stormHandshakesPerSecond: 200, stormConnections: 1000, stormDriveRate: 200, stormDriveSeconds: 2, scaling: [] as number[], scalingMembers: 500, raw: true, localWorkers: true, warmupSeconds: 1 }
   : {
       workers: Number(process.env.SCALE_WORKERS ?? 7),
       connections: Number(process.env.SCALE_CONNECTIONS ?? 100_000),
       members: Math.min(10_000, Number(process.env.SCALE_CONNECTIONS ?? 100_000)),
       rates: [5000, 20_000],
       seconds: Number(process.env.SCALE_SECONDS ?? 10),
+      rounds: Number(process.env.SCALE_ROUNDS ?? 3),
       broadcasts: 20,
       storm: !ratesOnly,
       stormWorkers: Number(process.env.SCALE_WORKERS ?? 7),
@@ -307,13 +310,20 @@ interface RateRow {
   transport: string;
   where: 'remote' | 'local';
   rate: number;
+  /** Measured windows of SETTINGS.seconds each; the latency figures are their medians. */
+  rounds: number;
   sent: number;
   received: number;
   missedTargets: number;
   achieved: number;
+  /** Median over the rounds of each round's percentile (one round: its own). */
   p50: number;
   p99: number;
   p999: number;
+  /** Each round's p99, in order. */
+  p99ByRound: number[];
+  /** p99 of every round's samples pooled. */
+  p99Pooled: number;
   max: number;
   cpuMicrosPerDelivery: number;
   /** The same, less the CPU the server spends idle (connections open, nothing delivered) over as long. */
@@ -334,7 +344,8 @@ async function idleCpu(pids: number[]): Promise<number> {
   return cpuPerSecond;
 }
 
-async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idle: number, transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
+/** One measured window of deliveries at `rate`: what was sent, the latencies, the server's CPU. */
+async function rateWindow(cluster: Cluster, loads: LoadGens, pids: number[], idle: number, phase: string, rate: number, where: 'remote' | 'local', users: UserRanges) {
   for (const child of loads.children) child.send({ type: 'measure' });
   await sleep(100);
   const cpuBefore = serverCpu(pids);
@@ -345,31 +356,65 @@ async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idl
   cluster.child.send({ type: 'drive', rate, seconds: SETTINGS.seconds, users, where });
   const driven = await cluster.child.next<Extract<ScaleReport, { type: 'driven' }>>('driven', (SETTINGS.seconds + 60) * 1000);
   await sleep(1000); // stragglers
-  runQueues?.stop(`${transport}-${where}-${rate}`, Number(startNs), Number(process.hrtime.bigint()));
+  runQueues?.stop(phase, Number(startNs), Number(process.hrtime.bigint()));
   const cpu = serverCpu(pids) - cpuBefore;
-  const primaryCpu = cpuSecondsOf(pids[0]) - primaryBefore;
-  const waits = pids.reduce((n, pid) => n + waitsOf(pid), 0) - waitsBefore;
-  const netCpu = cpu - idle * (Number(process.hrtime.bigint() - startNs) / 1e9);
-  const { micros } = await gather(loads);
+  return {
+    driven,
+    micros: (await gather(loads)).micros,
+    cpu,
+    primaryCpu: cpuSecondsOf(pids[0]) - primaryBefore,
+    waits: pids.reduce((n, pid) => n + waitsOf(pid), 0) - waitsBefore,
+    netCpu: cpu - idle * (Number(process.hrtime.bigint() - startNs) / 1e9),
+  };
+}
+
+type RateWindow = Awaited<ReturnType<typeof rateWindow>>;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Deliveries at a steady rate. The first rate runs SETTINGS.rounds windows: one window's p99 is
+ * a few scheduling accidents on 2 shared cores (bench/PROFILE.md, "The Redis path profiled"), so
+ * the row gives the median of the windows' percentiles, with each window's p99 and the p99 of all
+ * their samples pooled beside it.
+ */
+async function steadyRate(cluster: Cluster, loads: LoadGens, pids: number[], idle: number, transport: string, rate: number, where: 'remote' | 'local', users: UserRanges): Promise<RateRow> {
+  const rounds = rate === SETTINGS.rates[0] ? SETTINGS.rounds : 1;
+  const windows: RateWindow[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    windows.push(await rateWindow(cluster, loads, pids, idle, `${transport}-${where}-${rate}${rounds > 1 ? `-${round}` : ''}`, rate, where, users));
+  }
+  const sum = (pick: (w: RateWindow) => number) => windows.reduce((total, w) => total + pick(w), 0);
+  const sent = sum((w) => w.driven.sent);
+  const ofRounds = (p: number) => median(windows.map((w) => percentile(w.micros, p) / 1000));
+  const pooled = windows.flatMap((w) => w.micros).sort((a, b) => a - b);
   const row: RateRow = {
     transport,
     where,
     rate,
-    sent: driven.sent,
-    received: micros.length,
-    missedTargets: driven.missed,
-    achieved: driven.sent / SETTINGS.seconds,
-    p50: percentile(micros, 50) / 1000,
-    p99: percentile(micros, 99) / 1000,
-    p999: percentile(micros, 99.9) / 1000,
-    max: (micros[micros.length - 1] ?? Number.NaN) / 1000,
-    cpuMicrosPerDelivery: (cpu * 1e6) / driven.sent,
-    netCpuMicrosPerDelivery: (netCpu * 1e6) / driven.sent,
-    primaryCpuMicrosPerDelivery: (primaryCpu * 1e6) / driven.sent,
-    wakesPerDelivery: waits / driven.sent,
+    rounds,
+    sent,
+    received: pooled.length,
+    missedTargets: sum((w) => w.driven.missed),
+    achieved: sent / (SETTINGS.seconds * rounds),
+    p50: ofRounds(50),
+    p99: ofRounds(99),
+    p999: ofRounds(99.9),
+    p99ByRound: windows.map((w) => percentile(w.micros, 99) / 1000),
+    p99Pooled: percentile(pooled, 99) / 1000,
+    max: (pooled[pooled.length - 1] ?? Number.NaN) / 1000,
+    cpuMicrosPerDelivery: (sum((w) => w.cpu) * 1e6) / sent,
+    netCpuMicrosPerDelivery: (sum((w) => w.netCpu) * 1e6) / sent,
+    primaryCpuMicrosPerDelivery: (sum((w) => w.primaryCpu) * 1e6) / sent,
+    wakesPerDelivery: sum((w) => w.waits) / sent,
   };
+  const byRound = rounds > 1 ? ` (medians of ${rounds} rounds; p99 by round ${row.p99ByRound.map((v) => v.toFixed(2)).join(', ')}; pooled ${row.p99Pooled.toFixed(2)})` : '';
   log(
-    `${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms, ` +
+    `${transport} ${where} ${rate}/s: sent ${row.sent}, received ${row.received}, p50 ${row.p50} ms, p99 ${row.p99} ms, p999 ${row.p999} ms${byRound}, ` +
       `${row.cpuMicrosPerDelivery.toFixed(1)} µs CPU/delivery (${row.netCpuMicrosPerDelivery.toFixed(1)} µs net of idle, ${row.primaryCpuMicrosPerDelivery.toFixed(1)} µs of it in the primary; ${row.wakesPerDelivery.toFixed(2)} event-loop wake-ups/delivery)`,
   );
   return row;

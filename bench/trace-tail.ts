@@ -1,5 +1,5 @@
 // Attributes a rate phase's latency tail (SCALE_TRACE_DIR runs of bench:scale):
-//   node bench/dist/trace-tail.js <dir> [phase name, default redis-remote-5000]
+//   node bench/dist/trace-tail.js <dir> [phase name, default redis-remote-5000-1: the first round at 5,000/s]
 // Reads the GC pauses of every process (dir/<role>-<pid>.json) and the run-queue series of the
 // phase (dir/phase-<name>.json), takes the deliveries sent during the phase, and for the slowest
 // 1% says what overlapped them: a GC pause in the receiving load generator (known exactly), in any
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { PhaseTrace } from './lib/run-queue-trace.js';
 import type { TraceFile } from './lib/trace.js';
 
-const [dir, phaseName = 'redis-remote-5000'] = process.argv.slice(2);
+const [dir, phaseName = 'redis-remote-5000-1'] = process.argv.slice(2);
 const phase = JSON.parse(readFileSync(join(dir, `phase-${phaseName}.json`), 'utf8')) as PhaseTrace;
 const files = readdirSync(dir).filter((f) => /^(load|worker|primary)-\d+\.json$/.test(f)).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as TraceFile);
 

@@ -28,6 +28,10 @@ describe('npm run bench:scale (smoke)', () => {
       expect(row.sent).toBeGreaterThan(0);
       expect(row.received).toBe(row.sent);
       expect(row.missedTargets).toBe(0);
+      // The first rate is measured in rounds (2 in the smoke): the row's p99 is their median.
+      expect(row.rounds).toBe(2);
+      expect(row.p99ByRound).toHaveLength(2);
+      expect(row.p99).toBe((row.p99ByRound[0] + row.p99ByRound[1]) / 2);
     }
     expect(ipc.rates.map((row: { where: string }) => row.where)).toEqual(['local', 'remote']);
     expect(ipc.fanout.deliveries).toBe(1000 * 5);
