@@ -15,10 +15,9 @@ import { LocalTransport } from './local.transport.js';
 import { BRIDGE_TOPIC, targetOfTopic, topicOf, userTopic } from './topics.js';
 import type { RiversideTransport } from './transport.interface.js';
 import { decodeWireMessage, encodeWireMessage, isFromOrigin, type WireMessage } from './wire-message.js';
+import { LogThrottle } from './log-throttle.js';
 import { TransportFailures } from './transport-failures.js';
 
-/** Transport failures are logged at most this often; all of them are counted. */
-const LOG_INTERVAL_MS = 5000;
 /**
  * How long a new session (before @OnInit) or a join (its later writes) waits for the broker to
  * confirm a subscription before going on anyway; a longer wait is counted as a transport error.
@@ -52,10 +51,8 @@ export class ClusterRelay implements TopicListener {
   private readonly transport: RiversideTransport;
   private readonly logger = new Logger('Riverside');
   private failures: TransportFailures | undefined;
-  private lastWarnedAt = -Infinity;
-  private lastSlowWarnedAt = -Infinity;
-  /** Slow subscriptions not logged yet (see subscriptionSlow). */
-  private slowUnlogged = 0;
+  private readonly invalidCloseLog = new LogThrottle();
+  private readonly slowSubscriptionLog = new LogThrottle();
   /** Subscriptions sent to the broker and not yet confirmed, by topic. */
   private readonly subscribing = new Map<string, Promise<void>>();
 
@@ -212,9 +209,7 @@ export class ClusterRelay implements TopicListener {
     const safe = safeRemoteClose(code, reason);
     if (safe.problem !== null) {
       this.stats.invalidRemoteCloses++;
-      const now = Date.now();
-      if (now - this.lastWarnedAt >= LOG_INTERVAL_MS) {
-        this.lastWarnedAt = now;
+      if (this.invalidCloseLog.take() !== null) {
         this.logger.warn(`A close for ${topicOf(target)} from the cluster transport was fixed: ${safe.problem}`);
       }
     }
@@ -249,12 +244,9 @@ export class ClusterRelay implements TopicListener {
    * per LOG_INTERVAL_MS.
    */
   private subscriptionSlow(topic: string): void {
-    this.slowUnlogged++;
-    const now = Date.now();
-    if (now - this.lastSlowWarnedAt < LOG_INTERVAL_MS) return;
-    const more = this.slowUnlogged > 1 ? ` (${this.slowUnlogged - 1} more since the last report)` : '';
-    this.lastSlowWarnedAt = now;
-    this.slowUnlogged = 0;
+    const heldBack = this.slowSubscriptionLog.take();
+    if (heldBack === null) return;
+    const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
     this.logger.warn(
       `Cluster transport slow: the subscription to ${topic} is not confirmed after ${SUBSCRIBE_WAIT_MS} ms${more}; ` +
         'the session waits for it before @OnInit. Is the broker (for IpcTransport, the cluster primary) short of CPU?',

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { LogThrottle } from './log-throttle.js';
 import { OptionChecks } from './option-checks.js';
 import { asChannelPayload, type IpcChannel, bytesProbe, isIpcHubMessage, sendQuietly } from './ipc-channel.js';
 
@@ -20,7 +21,6 @@ export interface IpcHubOptions {
 }
 
 const KNOWN_OPTIONS = ['maxWorkerBacklog'] as const;
-const LOG_INTERVAL_MS = 5000;
 
 /** What the hub knows of one attached worker. */
 class Attached {
@@ -33,9 +33,8 @@ class Attached {
   outboxBytes = 0;
   /** Whether the channel carries bytes (found out at the hello), else base64 strings. */
   bytes = false;
-  /** Deliveries dropped since the last log line. */
-  unlogged = 0;
-  lastLoggedAt = -Infinity;
+  /** Its drops are logged at most once per interval. */
+  readonly dropLog = new LogThrottle();
 
   constructor(
     readonly channel: IpcChannel,
@@ -188,18 +187,15 @@ export class IpcHub {
 
   private drop(state: Attached): void {
     this.dropped++;
-    state.unlogged++;
-    const now = Date.now();
-    if (now - state.lastLoggedAt < LOG_INTERVAL_MS) return;
-    state.lastLoggedAt = now;
+    const heldBack = state.dropLog.take();
+    if (heldBack === null) return;
     // A cluster.Worker has its process; a ChildProcess is one.
     const channel = state.channel as { pid?: number; process?: { pid?: number } };
     const pid = channel.process?.pid ?? channel.pid;
     this.logger.warn(
       `IpcHub: dropping deliveries for the worker${pid === undefined ? '' : ` ${pid}`}: it has not read ${state.backlog} bytes ` +
-        `(maxWorkerBacklog ${this.maxWorkerBacklog}); ${state.unlogged} dropped since the last report`,
+        `(maxWorkerBacklog ${this.maxWorkerBacklog}); ${heldBack + 1} dropped since the last report`,
     );
-    state.unlogged = 0;
   }
 
   private forgetTopics(state: Attached): void {
