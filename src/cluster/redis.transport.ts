@@ -2,6 +2,7 @@ import { MissingPackageError } from '../errors/missing-package.error.js';
 import { requireOptional } from '../optional-package.js';
 import { flushAtEndOfTurn, type TurnFlushable } from '../event-loop-turn.js';
 import { BrokerTransport, TOPIC_CHUNK, within } from './broker-transport.js';
+import { type OwnRedisPublisher, QuietPublisher } from './redis-quiet-publisher.js';
 import {
   type RedisClientLike,
   type RedisConnectionOverrides,
@@ -66,6 +67,8 @@ export class RedisTransport extends BrokerTransport {
   private readonly options: RedisTransportOptions;
   private readonly ownConnection: RedisConnectionOverrides;
   private readonly Redis: RedisConstructor | null;
+  /** Publishes without Redis' replies, on a publisher connection of our own (`url`). */
+  private readonly quiet: QuietPublisher;
 
   private publisher: RedisClientLike | null = null;
   private subscriber: RedisClientLike | null = null;
@@ -90,6 +93,7 @@ export class RedisTransport extends BrokerTransport {
     const maxDelay = options.maxReconnectDelay ?? 500;
     this.ownConnection = { ...OWN_CONNECTION, retryStrategy: (attempt) => Math.min(50 * attempt, maxDelay) };
     this.Redis = options.url !== undefined ? loadIoredis() : null;
+    this.quiet = new QuietPublisher(this.logger, `${this.channelPrefix}publish-check`);
   }
 
   /** Opens (or adopts) the connections and waits until both are ready, up to `readyTimeout`. */
@@ -108,6 +112,10 @@ export class RedisTransport extends BrokerTransport {
     // ioredis default) fails fast too instead of piling up publishes while Redis is down.
     if (publisher.status !== 'ready') throw new Error(`Redis publisher connection is ${publisher.status}, not ready`);
     if (this.corked === null) this.cork(publisher.stream);
+    if (this.ownsPublisher && this.quiet.isQuiet(publisher as OwnRedisPublisher)) {
+      this.quiet.publish(publisher as OwnRedisPublisher, this.channelPrefix + topic, toBuffer(payload));
+      return;
+    }
     await publisher.publish(this.channelPrefix + topic, toBuffer(payload));
   }
 
@@ -169,10 +177,13 @@ export class RedisTransport extends BrokerTransport {
     this.connecting = null;
     this.abortConnect?.(new Error('RedisTransport was closed while connecting'));
     const hadExternal = this.externalHandler !== null;
+    // Redis answers nothing on a quiet connection, not even QUIT: close it without one.
+    const quietPublisher = this.ownsPublisher && this.quiet.isQuiet(publisher as OwnRedisPublisher);
+    this.quiet.forget();
     const channels = this.forgetTopics().map((topic) => this.channelPrefix + topic);
     this.detach(publisher, subscriber);
     await Promise.all([
-      this.ownsPublisher ? release(publisher) : undefined,
+      quietPublisher ? publisher.disconnect() : this.ownsPublisher ? release(publisher) : undefined,
       this.ownsSubscriber
         ? release(subscriber)
         : subscriber.status === 'ready'
@@ -305,7 +316,10 @@ export class RedisTransport extends BrokerTransport {
     );
   };
 
-  private readonly onPublisherReady = (): void => this.restored('publisher');
+  private readonly onPublisherReady = (): void => {
+    this.restored('publisher');
+    if (this.ownsPublisher && this.publisher !== null) this.quiet.engage(this.publisher as OwnRedisPublisher);
+  };
   private readonly onPublisherClose = (): void => this.lost('publisher');
   private readonly onSubscriberClose = (): void => this.lost('subscriber');
   private readonly onError = (error: Error): void => {

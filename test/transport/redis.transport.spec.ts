@@ -135,6 +135,103 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
     });
   });
 
+  describe('publishing on a connection of its own (url): no replies to read', () => {
+    /** The publisher connection a url transport opened (private: what its socket reads is the point). */
+    const publisherOf = (transport: RedisTransport) =>
+      (transport as unknown as { publisher: Redis & { stream: Socket } }).publisher;
+
+    async function crossing(a: RedisTransport, b: RedisTransport, count: number): Promise<string[]> {
+      const received: string[] = [];
+      await b.subscribe('user:q', (payload) => received.push(Buffer.from(payload).toString()));
+      for (let i = 0; i < count; i++) await a.publish('user:q', Buffer.from(`m${i}`));
+      await eventually(() => expect(received).toHaveLength(count));
+      return received;
+    }
+
+    it('publishes without Redis answering each PUBLISH: the publisher socket reads nothing while 200 messages cross, in order', async () => {
+      const prefix = uniquePrefix('quiet');
+      const a = new RedisTransport({ url: REDIS_URL, prefix });
+      const b = new RedisTransport({ url: REDIS_URL, prefix });
+      await Promise.all([a.connect(), b.connect()]);
+      // The switch is made once the publisher is ready; the first publishes may still be answered.
+      await crossing(a, b, 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const socket = publisherOf(a).stream;
+      const readBefore = socket.bytesRead;
+      const received: string[] = [];
+      await b.subscribe('user:r', (payload) => received.push(Buffer.from(payload).toString()));
+      for (let i = 0; i < 200; i++) await a.publish('user:r', Buffer.from(`n${i}`));
+      await eventually(() => expect(received).toEqual(Array.from({ length: 200 }, (_, i) => `n${i}`)));
+      expect(socket.bytesRead - readBefore).toBe(0);
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('keeps publishing without replies after its publisher connection is killed and comes back', async () => {
+      const prefix = uniquePrefix('quiet-kill');
+      const a = new RedisTransport({ url: REDIS_URL, prefix });
+      const b = new RedisTransport({ url: REDIS_URL, prefix });
+      await Promise.all([a.connect(), b.connect()]);
+      await crossing(a, b, 1);
+      const killer = ioredis();
+      const before = publisherOf(a).stream;
+      await killer.call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${before.localPort}`);
+      await eventually(() => expect(publisherOf(a).stream).not.toBe(before));
+      await eventually(() => expect(publisherOf(a).status).toBe('ready'));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const socket = publisherOf(a).stream;
+      const readBefore = socket.bytesRead;
+      const received: string[] = [];
+      await b.subscribe('user:s', (payload) => received.push(Buffer.from(payload).toString()));
+      for (let i = 0; i < 50; i++) await a.publish('user:s', Buffer.from(`k${i}`));
+      await eventually(() => expect(received).toHaveLength(50));
+      expect(socket.bytesRead - readBefore).toBe(0);
+      await Promise.all([a.close(), b.close()]);
+    });
+
+    it('closes at once, what it published just before close() delivered', async () => {
+      const prefix = uniquePrefix('quiet-close');
+      const a = new RedisTransport({ url: REDIS_URL, prefix });
+      const b = new RedisTransport({ url: REDIS_URL, prefix });
+      await Promise.all([a.connect(), b.connect()]);
+      await crossing(a, b, 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const received: string[] = [];
+      await b.subscribe('user:t', (payload) => received.push(Buffer.from(payload).toString()));
+      void a.publish('user:t', Buffer.from('last'));
+      const started = Date.now();
+      await a.close();
+      expect(Date.now() - started).toBeLessThan(300);
+      await eventually(() => expect(received).toEqual(['last']));
+      await b.close();
+    });
+
+    it.each([
+      ['may not run CLIENT REPLY', (_prefix: string) => ['&*', '+@all', '-client']],
+      ['may publish only to some channels under the prefix', (prefix: string) => [`&${prefix}:user:*`, '+@all']],
+    ])('with a Redis user that %s: publishes as before, Redis answering each', async (_, rules) => {
+      const prefix = uniquePrefix('quiet-acl');
+      const user = `${prefix}-user`;
+      const admin = ioredis();
+      await admin.call('ACL', 'SETUSER', user, 'on', '>secret', '~*', ...rules(prefix));
+      try {
+        const url = REDIS_URL.replace('redis://', `redis://${user}:secret@`);
+        const a = new RedisTransport({ url, prefix });
+        const b = new RedisTransport({ url: REDIS_URL, prefix });
+        await Promise.all([a.connect(), b.connect()]);
+        await crossing(a, b, 1);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const socket = publisherOf(a).stream;
+        const readBefore = socket.bytesRead;
+        await b.subscribe('user:u', () => {});
+        for (let i = 0; i < 10; i++) await a.publish('user:u', Buffer.from(`a${i}`));
+        expect(socket.bytesRead - readBefore).toBe(10 * ':1\r\n'.length);
+        await Promise.all([a.close(), b.close()]);
+      } finally {
+        await admin.call('ACL', 'DELUSER', user);
+      }
+    });
+  });
+
   describe('with Nest apps', () => {
     describe('external publishers (SPEC 9.4)', () => {
       let prefix: string;
