@@ -37,12 +37,15 @@ export interface RiversideWorkersOptions {
    * - `'round-robin'` (Node's default on Linux): the primary accepts each connection and passes
    *   it to the next worker over IPC. Even spread, but every connection costs an IPC round trip
    *   in the primary and in the worker (measured here: ~60-80 µs in the primary, ~150 µs in the
-   *   worker, and the primary's one core caps the opening rate of the whole cluster).
+   *   worker, and the primary's one core caps the opening rate of the whole cluster). A
+   *   connection passed to a worker in the instant it dies is never answered nor closed by Node
+   *   (bench/workers/dead-worker-handoff.mjs): clients should time out their handshake.
    * - `'none'`: the workers share the listening socket and the kernel hands each connection to
    *   whichever worker accepts first. No per-connection IPC (about twice the opening rate in
-   *   bench:scale), but no guarantee of an even spread: a worker with an idle event loop takes
-   *   more. Pair it with `maxConnections` per worker, so that one too full answers 503 and the
-   *   client's retry lands elsewhere.
+   *   bench:scale), but no guarantee of an even spread: while the workers are not busy, one
+   *   can take 2-3x its share (700 connections at 100/s over 7 workers: 5 to 276 a worker,
+   *   bench/workers/accept-spread.mjs). Pair it with `maxConnections` per worker, so that one
+   *   too full answers 503 rather than taking more than it can hold.
    *
    * Unset: Node's own choice (`NODE_CLUSTER_SCHED_POLICY` or `cluster.schedulingPolicy`). It
    * only takes effect if nothing in the process forked a cluster worker before.
