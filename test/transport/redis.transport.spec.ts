@@ -140,61 +140,48 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
     const publisherOf = (transport: RedisTransport) =>
       (transport as unknown as { publisher: Redis & { stream: Socket } }).publisher;
 
-    async function crossing(a: RedisTransport, b: RedisTransport, count: number): Promise<string[]> {
+    /** Two connected transports on one prefix, A's publisher past its switch (made once it is ready). */
+    async function twoTransports(prefix: string, urlOfA = REDIS_URL) {
+      const a = new RedisTransport({ url: urlOfA, prefix });
+      const b = new RedisTransport({ url: REDIS_URL, prefix });
+      await Promise.all([a.connect(), b.connect()]);
+      await crossing(a, b, 'user:warm', 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return { a, b, close: () => Promise.all([a.close(), b.close()]) };
+    }
+
+    /** Publishes `count` messages from A to B's subscription; what B got, and what A's publisher socket read meanwhile. */
+    async function crossing(a: RedisTransport, b: RedisTransport, topic: string, count: number) {
+      const socket = publisherOf(a).stream;
+      const readBefore = socket.bytesRead;
       const received: string[] = [];
-      await b.subscribe('user:q', (payload) => received.push(Buffer.from(payload).toString()));
-      for (let i = 0; i < count; i++) await a.publish('user:q', Buffer.from(`m${i}`));
+      await b.subscribe(topic, (payload) => received.push(Buffer.from(payload).toString()));
+      for (let i = 0; i < count; i++) await a.publish(topic, Buffer.from(`m${i}`));
       await eventually(() => expect(received).toHaveLength(count));
-      return received;
+      return { received, bytesRead: socket.bytesRead - readBefore };
     }
 
     it('publishes without Redis answering each PUBLISH: the publisher socket reads nothing while 200 messages cross, in order', async () => {
-      const prefix = uniquePrefix('quiet');
-      const a = new RedisTransport({ url: REDIS_URL, prefix });
-      const b = new RedisTransport({ url: REDIS_URL, prefix });
-      await Promise.all([a.connect(), b.connect()]);
-      // The switch is made once the publisher is ready; the first publishes may still be answered.
-      await crossing(a, b, 1);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      const socket = publisherOf(a).stream;
-      const readBefore = socket.bytesRead;
-      const received: string[] = [];
-      await b.subscribe('user:r', (payload) => received.push(Buffer.from(payload).toString()));
-      for (let i = 0; i < 200; i++) await a.publish('user:r', Buffer.from(`n${i}`));
-      await eventually(() => expect(received).toEqual(Array.from({ length: 200 }, (_, i) => `n${i}`)));
-      expect(socket.bytesRead - readBefore).toBe(0);
-      await Promise.all([a.close(), b.close()]);
+      const { a, b, close } = await twoTransports(uniquePrefix('quiet'));
+      const { received, bytesRead } = await crossing(a, b, 'user:r', 200);
+      expect(received).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`));
+      expect(bytesRead).toBe(0);
+      await close();
     });
 
     it('keeps publishing without replies after its publisher connection is killed and comes back', async () => {
-      const prefix = uniquePrefix('quiet-kill');
-      const a = new RedisTransport({ url: REDIS_URL, prefix });
-      const b = new RedisTransport({ url: REDIS_URL, prefix });
-      await Promise.all([a.connect(), b.connect()]);
-      await crossing(a, b, 1);
-      const killer = ioredis();
+      const { a, b, close } = await twoTransports(uniquePrefix('quiet-kill'));
       const before = publisherOf(a).stream;
-      await killer.call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${before.localPort}`);
+      await ioredis().call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${before.localPort}`);
       await eventually(() => expect(publisherOf(a).stream).not.toBe(before));
       await eventually(() => expect(publisherOf(a).status).toBe('ready'));
       await new Promise((resolve) => setTimeout(resolve, 50));
-      const socket = publisherOf(a).stream;
-      const readBefore = socket.bytesRead;
-      const received: string[] = [];
-      await b.subscribe('user:s', (payload) => received.push(Buffer.from(payload).toString()));
-      for (let i = 0; i < 50; i++) await a.publish('user:s', Buffer.from(`k${i}`));
-      await eventually(() => expect(received).toHaveLength(50));
-      expect(socket.bytesRead - readBefore).toBe(0);
-      await Promise.all([a.close(), b.close()]);
+      expect((await crossing(a, b, 'user:s', 50)).bytesRead).toBe(0);
+      await close();
     });
 
     it('closes at once, what it published just before close() delivered', async () => {
-      const prefix = uniquePrefix('quiet-close');
-      const a = new RedisTransport({ url: REDIS_URL, prefix });
-      const b = new RedisTransport({ url: REDIS_URL, prefix });
-      await Promise.all([a.connect(), b.connect()]);
-      await crossing(a, b, 1);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const { a, b } = await twoTransports(uniquePrefix('quiet-close'));
       const received: string[] = [];
       await b.subscribe('user:t', (payload) => received.push(Buffer.from(payload).toString()));
       void a.publish('user:t', Buffer.from('last'));
@@ -214,18 +201,9 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
       const admin = ioredis();
       await admin.call('ACL', 'SETUSER', user, 'on', '>secret', '~*', ...rules(prefix));
       try {
-        const url = REDIS_URL.replace('redis://', `redis://${user}:secret@`);
-        const a = new RedisTransport({ url, prefix });
-        const b = new RedisTransport({ url: REDIS_URL, prefix });
-        await Promise.all([a.connect(), b.connect()]);
-        await crossing(a, b, 1);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        const socket = publisherOf(a).stream;
-        const readBefore = socket.bytesRead;
-        await b.subscribe('user:u', () => {});
-        for (let i = 0; i < 10; i++) await a.publish('user:u', Buffer.from(`a${i}`));
-        expect(socket.bytesRead - readBefore).toBe(10 * ':1\r\n'.length);
-        await Promise.all([a.close(), b.close()]);
+        const { a, b, close } = await twoTransports(prefix, REDIS_URL.replace('redis://', `redis://${user}:secret@`));
+        expect((await crossing(a, b, 'user:u', 10)).bytesRead).toBe(10 * ':1\r\n'.length);
+        await close();
       } finally {
         await admin.call('ACL', 'DELUSER', user);
       }
