@@ -20,6 +20,8 @@ export class LocalDelivery {
 
   /** Writes the message to every local session behind the target; returns how many sockets. */
   deliver(target: DeliveryTarget, message: EncodedMessage): number {
+    const one = this.registry.soleConnection(target);
+    if (one !== null) return one.deliver(message.frameFor(one.handler.codec)) ? 1 : 0;
     const connections = this.registry.resolve(target);
     if (connections.size === 0) return 0;
     const sole = this.explorer.soleCodec;
@@ -43,6 +45,8 @@ export class LocalDelivery {
 
   /** Writes an already-encoded frame (from another node) to every local session behind the target. */
   deliverFrame(target: DeliveryTarget, frame: OutboundFrame): number {
+    const one = this.registry.soleConnection(target);
+    if (one !== null) return one.deliver(frame) ? 1 : 0;
     return writeAll(this.registry.resolve(target), frame);
   }
 

@@ -100,6 +100,24 @@ export class SessionRegistry {
     );
   }
 
+  /**
+   * The connection behind a user or session target when it is the only one, else null (a
+   * channel, a user with several sessions, nobody). Most users have one session: the delivery
+   * paths write to it without building a one-element set per delivery, which was young garbage
+   * on every delivery to a user.
+   */
+  soleConnection(target: DeliveryTarget): Connection | null {
+    if (target.channel != null) return null;
+    if (target.user != null) {
+      const bucket = this.byUser.get(String(target.user));
+      return bucket === undefined || bucket instanceof Set ? null : bucket;
+    }
+    if (!Array.isArray(target.session)) return null;
+    const bucket = this.byUser.get(String(target.session[0]));
+    if (bucket === undefined || bucket instanceof Set) return null;
+    return bucket.session.id === String(target.session[1]) ? bucket : null;
+  }
+
   /** The connections of one session: its user's, with that session id. */
   private sessionConnections(userId: string, sessionId: string): ReadonlySet<Connection> {
     const bucket = this.byUser.get(userId);
