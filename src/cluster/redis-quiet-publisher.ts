@@ -25,8 +25,8 @@ const noop = (): void => {};
  *
  * Redis answers every PUBLISH with the number of subscribers it reached, a number nobody here
  * reads. On a publisher that sends a few messages per event-loop turn, reading that answer is one
- * more socket wake-up per publish: measured in `npm run bench:scale`, about a sixth of the server
- * CPU of a cross-node delivery. Once a connection is ready, `CLIENT REPLY OFF` tells Redis not to
+ * more socket wake-up per publish: a third to a half of the publishing process' CPU per publish
+ * (bench/tail/redis-quiet-cost.mjs). Once a connection is ready, `CLIENT REPLY OFF` tells Redis not to
  * answer anything on it, and publishes are written to the socket directly (ioredis would wait
  * for answers that never come).
  *
