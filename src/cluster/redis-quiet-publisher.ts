@@ -77,8 +77,8 @@ export class QuietPublisher {
     );
   }
 
-  /** Whether the client's current connection no longer gets replies. */
-  isQuiet(client: OwnRedisPublisher): boolean {
+  /** Whether the client's current connection no longer gets replies (only ever one {@link engage}d). */
+  isQuiet(client: RedisClientLike): client is OwnRedisPublisher {
     return this.quietSocket !== null && client.stream === this.quietSocket;
   }
 

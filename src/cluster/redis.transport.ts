@@ -114,8 +114,8 @@ export class RedisTransport extends BrokerTransport {
     // ioredis default) fails fast too instead of piling up publishes while Redis is down.
     if (publisher.status !== 'ready') throw new Error(`Redis publisher connection is ${publisher.status}, not ready`);
     if (this.corked === null) this.cork(publisher.stream);
-    if (this.ownsPublisher && this.quiet.isQuiet(publisher as OwnRedisPublisher)) {
-      this.quiet.publish(publisher as OwnRedisPublisher, this.channelPrefix + topic, toBuffer(payload));
+    if (this.quiet.isQuiet(publisher)) {
+      this.quiet.publish(publisher, this.channelPrefix + topic, toBuffer(payload));
       return;
     }
     await publisher.publish(this.channelPrefix + topic, toBuffer(payload));
@@ -180,7 +180,7 @@ export class RedisTransport extends BrokerTransport {
     this.abortConnect?.(new Error('RedisTransport was closed while connecting'));
     const hadExternal = this.externalHandler !== null;
     // Redis answers nothing on a quiet connection, not even QUIT: close it without one.
-    const quietPublisher = this.ownsPublisher && this.quiet.isQuiet(publisher as OwnRedisPublisher);
+    const quietPublisher = this.quiet.isQuiet(publisher);
     this.quiet.forget();
     const channels = this.forgetTopics().map((topic) => this.channelPrefix + topic);
     this.detach(publisher, subscriber);

@@ -5,7 +5,7 @@ import type { DeliveryTarget } from './delivery-target.js';
 import type { EncodedMessage } from './encoded-message.js';
 import type { Connection } from '../connection/connection.js';
 import type { OutboundFrame } from './outbound-frame.js';
-import { SessionRegistry } from './session-registry.js';
+import { isLoneConnection, type ResolvedTarget, SessionRegistry } from './session-registry.js';
 
 /**
  * Delivery to the sessions of this node (Riverside's LocalDelivery). DeliveryService calls it
@@ -20,9 +20,8 @@ export class LocalDelivery {
 
   /** Writes the message to every local session behind the target; returns how many sockets. */
   deliver(target: DeliveryTarget, message: EncodedMessage): number {
-    const one = this.registry.soleConnection(target);
-    if (one !== null) return one.deliver(message.frameFor(one.handler.codec)) ? 1 : 0;
     const connections = this.registry.resolve(target);
+    if (isLoneConnection(connections)) return connections.deliver(message.frameFor(connections.handler.codec)) ? 1 : 0;
     if (connections.size === 0) return 0;
     const sole = this.explorer.soleCodec;
     if (sole !== null) return writeAll(connections, message.frameFor(sole));
@@ -45,15 +44,15 @@ export class LocalDelivery {
 
   /** Writes an already-encoded frame (from another node) to every local session behind the target. */
   deliverFrame(target: DeliveryTarget, frame: OutboundFrame): number {
-    const one = this.registry.soleConnection(target);
-    if (one !== null) return one.deliver(frame) ? 1 : 0;
-    return writeAll(this.registry.resolve(target), frame);
+    const connections = this.registry.resolve(target);
+    if (isLoneConnection(connections)) return connections.deliver(frame) ? 1 : 0;
+    return writeAll(connections, frame);
   }
 
   info(target: DeliveryTarget, info: unknown): number {
     let reached = 0;
     // A copy: an @OnInfo that runs now may join or leave and change the set being iterated.
-    for (const connection of [...this.registry.resolve(target).keys()]) {
+    for (const connection of copyOf(this.registry.resolve(target))) {
       if (connection.info(info)) reached++;
     }
     return reached;
@@ -61,12 +60,17 @@ export class LocalDelivery {
 
   close(target: DeliveryTarget, code: number, reason: string): number {
     let closed = 0;
-    for (const connection of [...this.registry.resolve(target).keys()]) {
+    for (const connection of copyOf(this.registry.resolve(target))) {
       if (connection.isOpen) closed++;
       connection.close(code, reason);
     }
     return closed;
   }
+}
+
+/** The connections as a list of their own, safe to iterate while callbacks join, leave or close. */
+function copyOf(found: ResolvedTarget): Connection[] {
+  return isLoneConnection(found) ? [found] : [...found.keys()];
 }
 
 /** Writes one frame to every connection; returns how many took it. */

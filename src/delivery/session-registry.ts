@@ -32,6 +32,18 @@ const NO_CONNECTIONS: ReadonlySet<Connection> = new Set();
 type UserBucket = Connection | Set<Connection>;
 
 /**
+ * The connections behind a delivery target: the connection itself when a user or session target
+ * finds exactly one (most users have one session: no one-element set per delivery), else a set or
+ * map of them, empty when there are none. Read it with {@link isLoneConnection}.
+ */
+export type ResolvedTarget = Connection | ReadonlySet<Connection> | ReadonlyMap<Connection, unknown>;
+
+/** Whether a target resolved to one connection rather than a collection. */
+export function isLoneConnection(found: ResolvedTarget): found is Connection {
+  return !(found instanceof Set) && !(found instanceof Map);
+}
+
+/**
  * The sessions of this node, indexed by user, by session and by channel. The only place that
  * knows who is connected here; DeliveryService and the server read it.
  */
@@ -87,9 +99,9 @@ export class SessionRegistry {
   }
 
   /** Connections behind a target; empty (never a throw) when there are none. */
-  resolve(target: DeliveryTarget): ReadonlySet<Connection> | ReadonlyMap<Connection, unknown> {
+  resolve(target: DeliveryTarget): ResolvedTarget {
     if (target.channel != null) return this.byChannel.get(String(target.channel)) ?? NO_CONNECTIONS;
-    if (target.user != null) return this.connectionsOf(String(target.user));
+    if (target.user != null) return this.byUser.get(String(target.user)) ?? NO_CONNECTIONS;
     if (Array.isArray(target.session)) {
       const [userId, sessionId] = target.session;
       return this.sessionConnections(String(userId), String(sessionId));
@@ -100,29 +112,11 @@ export class SessionRegistry {
     );
   }
 
-  /**
-   * The connection behind a user or session target when it is the only one, else null (a
-   * channel, a user with several sessions, nobody). Most users have one session: the delivery
-   * paths write to it without building a one-element set per delivery, which was young garbage
-   * on every delivery to a user.
-   */
-  soleConnection(target: DeliveryTarget): Connection | null {
-    if (target.channel != null) return null;
-    if (target.user != null) {
-      const bucket = this.byUser.get(String(target.user));
-      return bucket === undefined || bucket instanceof Set ? null : bucket;
-    }
-    if (!Array.isArray(target.session)) return null;
-    const bucket = this.byUser.get(String(target.session[0]));
-    if (bucket === undefined || bucket instanceof Set) return null;
-    return bucket.session.id === String(target.session[1]) ? bucket : null;
-  }
-
   /** The connections of one session: its user's, with that session id. */
-  private sessionConnections(userId: string, sessionId: string): ReadonlySet<Connection> {
+  private sessionConnections(userId: string, sessionId: string): ResolvedTarget {
     const bucket = this.byUser.get(userId);
     if (bucket === undefined) return NO_CONNECTIONS;
-    if (!(bucket instanceof Set)) return bucket.session.id === sessionId ? new Set([bucket]) : NO_CONNECTIONS;
+    if (!(bucket instanceof Set)) return bucket.session.id === sessionId ? bucket : NO_CONNECTIONS;
     let found: Set<Connection> | null = null;
     for (const connection of bucket) if (connection.session.id === sessionId) (found ??= new Set()).add(connection);
     return found ?? NO_CONNECTIONS;
