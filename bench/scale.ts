@@ -28,6 +28,7 @@
 //   SCALE_SCALING_MEMBERS=n  channel members of the 1- and 2-worker and raw ws fan-out runs (default 10000)
 //   SCALE_WARMUP_SECONDS=n   seconds of deliveries at the first rate, not measured, before the steady rates (default 1)
 //   SCALE_TRANSPORTS=ipc,redis
+//   SCALE_PRESENCE=0         the workers run with `presence: false` (default: presence on, as the module's default)
 //   SCALE_SCHEDULING=none|round-robin  runRiversideWorkers' schedulingPolicy (default none: each
 //                            worker accepts its own connections; round-robin: the primary hands them out)
 //   SCALE_STORM_HANDSHAKES=n maxHandshakesPerSecond of every worker in the storm run (default 300)
@@ -94,6 +95,8 @@ const SETTINGS = smoke
       warmupSeconds: Number(process.env.SCALE_WARMUP_SECONDS ?? 1),
     };
 const SCHEDULING = process.env.SCALE_SCHEDULING === 'round-robin' ? 'round-robin' : 'none';
+/** The workers' `presence` option (SCALE_PRESENCE=0: off, no node keeps a copy of the others' sessions). */
+const PRESENCE = process.env.SCALE_PRESENCE !== '0';
 const TRANSPORTS = (process.env.SCALE_TRANSPORTS ?? (smoke ? 'ipc' : 'ipc,redis')).split(',').filter((t) => t === 'ipc' || t === 'redis') as ('ipc' | 'redis')[];
 const MAX_LIFETIME = smoke ? 120_000 : 30 * 60_000;
 /** Opening stops after this long: on a busy machine the run reports the connections it has. */
@@ -125,6 +128,7 @@ async function startCluster(workers: number, transport: 'ipc' | 'redis' | 'local
     prefix: `bench-scale-${process.pid}-${Date.now()}`,
     maxHandshakesPerSecond,
     schedulingPolicy: SCHEDULING,
+    presence: PRESENCE,
     maxLifetimeMs: MAX_LIFETIME,
     measureInit,
   };
@@ -637,7 +641,7 @@ const storm = (SETTINGS.storm && TRANSPORTS.includes('ipc')) || stormOnly ? awai
 const scaling = [];
 if (!stormOnly) for (const workers of SETTINGS.scaling) scaling.push(await scalingRun(workers));
 const rawWs = SETTINGS.raw && !stormOnly ? await rawWsRun() : null;
-const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING }, seconds: (Date.now() - started) / 1000, runs, localWorkers, storm, scaling, rawWs };
+const results = { date: new Date().toISOString(), loadBefore, loadAfter: loadavg(), smoke, settings: { ...SETTINGS, schedulingPolicy: SCHEDULING, presence: PRESENCE }, seconds: (Date.now() - started) / 1000, runs, localWorkers, storm, scaling, rawWs };
 const out = process.env.SCALE_OUT ?? join(BENCH_DIR, 'scale-results.json');
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 if (!smoke && !ratesOnly && !stormOnly) {

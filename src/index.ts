@@ -105,4 +105,5 @@ export {
   MissingPackageError,
   HandlerTimeoutError,
   PresenceMetaError,
+  PresenceDisabledError,
 } from './errors/index.js';

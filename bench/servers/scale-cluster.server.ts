@@ -34,6 +34,8 @@ export interface ScaleServerConfig {
   maxHandshakesPerSecond?: number;
   /** runRiversideWorkers' schedulingPolicy: who accepts the connections (the primary, or each worker). */
   schedulingPolicy: 'round-robin' | 'none';
+  /** The workers' `presence` option. */
+  presence: boolean;
   maxLifetimeMs: number;
   /** Record how long each session waited from @OnAuthenticate to @OnInit (the storm run). */
   measureInit?: boolean;
@@ -161,6 +163,7 @@ function transport() {
       maxConnections: 19_000,
       idleTimeout: 0,
       shutdownTimeout: 30_000,
+      presence: config.presence,
       ...(config.maxHandshakesPerSecond !== undefined && { maxHandshakesPerSecond: config.maxHandshakesPerSecond }),
     }),
   ],

@@ -5,3 +5,4 @@ export * from './encode.error.js';
 export * from './missing-package.error.js';
 export * from './handler-timeout.error.js';
 export * from './presence-meta.error.js';
+export * from './presence-disabled.error.js';

@@ -12,7 +12,8 @@ export type RiversideErrorCode =
   | 'RIVERSIDE_ERR_HANDLER_TIMEOUT'
   | 'RIVERSIDE_ERR_TOO_MANY_CHANNELS'
   | 'RIVERSIDE_ERR_ID_TOO_LONG'
-  | 'RIVERSIDE_ERR_PRESENCE_META';
+  | 'RIVERSIDE_ERR_PRESENCE_META'
+  | 'RIVERSIDE_ERR_PRESENCE_DISABLED';
 
 /**
  * Base class of the errors thrown by nestjs-riverside; `code` is stable across versions.

@@ -201,6 +201,16 @@ export interface RiversideModuleOptions {
   /** Cluster transport carrying deliveries between nodes. @default new LocalTransport() */
   transport?: RiversideTransport;
   /**
+   * Cluster presence ({@link PresenceService}): every node keeps a copy of every other node's
+   * sessions and channel memberships, told each change and a heartbeat on the transport. `false`
+   * turns it off: no presence messages, heartbeats or copies (each node holds only its own
+   * sessions), and the PresenceService's cluster-wide queries and `on()` throw a
+   * `PresenceDisabledError`; `localMembers()` and `localCount()` keep answering for this node.
+   * Deliveries do not use presence. Turn it off on large clusters that do not query it: the
+   * copies cost every node memory for every session of the cluster (docs/scaling.md). @default true
+   */
+  presence?: boolean;
+  /**
    * How often each node tells the others it is alive (and the number of its latest presence
    * change), in ms. A node silent for 3 heartbeats is reported in presence answers'
    * `missingNodes`. Only used with a cluster transport. @default 1000

@@ -57,6 +57,7 @@ export interface ResolvedRiversideOptions {
     readonly host: string | undefined;
   } | null;
   readonly bridge: boolean;
+  readonly presence: boolean;
   readonly presenceHeartbeat: number;
   readonly presenceTimeout: number;
   readonly maxMetaSize: number;
@@ -67,7 +68,7 @@ const KNOWN_OPTIONS: readonly (keyof RiversideModuleOptions)[] = [
   'debug', 'transmissionLimit', 'tls', 'ws', 'invalidMessage', 'maxBackpressure', 'slowConsumer',
   'allowedOrigins', 'subprotocols', 'router', 'shutdownTimeout', 'transport', 'metrics', 'bridge',
   'handlerTimeout', 'maxQueuedMessages', 'maxChannelsPerSession', 'maxIdLength',
-  'presenceHeartbeat', 'presenceTimeout', 'maxMetaSize',
+  'presence', 'presenceHeartbeat', 'presenceTimeout', 'maxMetaSize',
   'handshakeTimeout', 'maxPendingSockets', 'trustProxy',
 ];
 /**
@@ -295,13 +296,19 @@ function resolveBridge(raw: unknown, transport: RiversideTransport): boolean {
   return bridge;
 }
 
-function resolvePresence(options: Record<string, unknown>): { presenceHeartbeat: number; presenceTimeout: number } {
+function resolvePresence(options: Record<string, unknown>): { presence: boolean; presenceHeartbeat: number; presenceTimeout: number } {
+  const presence = booleanOption('presence', options.presence, true);
+  if (!presence) {
+    for (const option of ['presenceHeartbeat', 'presenceTimeout'] as const) {
+      if (options[option] !== undefined) fail(option, options[option], 'no value when presence is false (nothing heartbeats: remove it, or turn presence on)');
+    }
+  }
   const presenceHeartbeat = positiveInteger('presenceHeartbeat', options.presenceHeartbeat, 1000);
   const presenceTimeout = positiveInteger('presenceTimeout', options.presenceTimeout, Math.max(10_000, 3 * presenceHeartbeat));
   if (presenceTimeout < 3 * presenceHeartbeat) {
     fail('presenceTimeout', presenceTimeout, `a positive integer of at least 3 × presenceHeartbeat (${3 * presenceHeartbeat}): a node is suspected after 3 missed heartbeats, and removed only after presenceTimeout`);
   }
-  return { presenceHeartbeat, presenceTimeout };
+  return { presence, presenceHeartbeat, presenceTimeout };
 }
 
 function supportsReusePort(nodeVersion: string): boolean {

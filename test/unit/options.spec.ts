@@ -20,7 +20,7 @@ const KEY_PEM = readFileSync(KEY_PATH, 'utf8');
 const KNOWN_OPTIONS =
   'port, host, path, codec, maxConnections, maxHandshakesPerSecond, maxConnectionAge, idleTimeout, reusePort, debug, transmissionLimit, ' +
   'tls, ws, invalidMessage, maxBackpressure, slowConsumer, allowedOrigins, subprotocols, router, shutdownTimeout, transport, ' +
-  'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength, presenceHeartbeat, presenceTimeout, maxMetaSize, ' +
+  'metrics, bridge, handlerTimeout, maxQueuedMessages, maxChannelsPerSession, maxIdLength, presence, presenceHeartbeat, presenceTimeout, maxMetaSize, ' +
   'handshakeTimeout, maxPendingSockets, trustProxy';
 
 /** Resolves options that the type system would reject, as a JavaScript caller or a config file could pass them. */
@@ -158,7 +158,8 @@ describe('resolveRiversideOptions', () => {
       expect(resolved.transport).toBeInstanceOf(LocalTransport);
     });
 
-    it('heartbeats presence every 1000 ms, removes a silent node after 10000 ms, caps channel meta at 1024 bytes', () => {
+    it('keeps cluster presence on, heartbeats it every 1000 ms, removes a silent node after 10000 ms, caps channel meta at 1024 bytes', () => {
+      expect(resolved.presence).toBe(true);
       expect(resolved.presenceHeartbeat).toBe(1000);
       expect(resolved.presenceTimeout).toBe(10_000);
       expect(resolved.maxMetaSize).toBe(1024);
@@ -614,6 +615,16 @@ describe('resolveRiversideOptions', () => {
       expect(rejectionOf({ maxMetaSize: -1 }).message).toBe(
         'RiversideModule: invalid option "maxMetaSize": expected a positive integer, got -1.',
       );
+    });
+
+    it('rejects a presence that is not a boolean, and presence timings given with presence off', () => {
+      expect(rejectionOf({ presence: 'off' }).message).toBe('RiversideModule: invalid option "presence": expected true or false, got "off".');
+      expect(rejectionOf({ presence: false, presenceHeartbeat: 500 }).message).toBe(
+        'RiversideModule: invalid option "presenceHeartbeat": expected no value when presence is false ' +
+          '(nothing heartbeats: remove it, or turn presence on), got 500.',
+      );
+      expect(rejectionOf({ presence: false, presenceTimeout: 30_000 }).option).toBe('presenceTimeout');
+      expect(resolveRiversideOptions({ presence: false }).presence).toBe(false);
     });
 
     it('rejects a presenceTimeout shorter than 3 heartbeats (a node is suspected after 3)', () => {

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { RiversideId } from '../../delivery/delivery-target.js';
 import { SessionRegistry } from '../../delivery/session-registry.js';
+import { PresenceDisabledError } from '../../errors/presence-disabled.error.js';
 import type { ResolvedRiversideOptions } from '../../module/riverside-options.resolver.js';
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../../riverside.constants.js';
 import { PresenceTracker } from './presence.tracker.js';
@@ -29,12 +30,14 @@ import type {
  * Queries answer from this node's replica of every node's entries (no round trip to the other
  * nodes): they wait only while a node's state is still arriving (a node that just started),
  * never longer than their `timeout`, and say in `complete`/`missingNodes` what they could not
- * vouch for. With the default LocalTransport they read this node's registry.
+ * vouch for. With the default LocalTransport they read this node's registry. With the module option
+ * `presence: false` the cluster-wide queries and `on()` throw a `PresenceDisabledError`.
  * @publicApi
  */
 @Injectable()
 export class PresenceService {
   private readonly defaultTimeout: number;
+  private readonly enabled: boolean;
 
   constructor(
     private readonly tracker: PresenceTracker,
@@ -42,6 +45,7 @@ export class PresenceService {
     @Inject(RIVERSIDE_RESOLVED_OPTIONS) options: ResolvedRiversideOptions,
   ) {
     this.defaultTimeout = 2 * options.presenceHeartbeat;
+    this.enabled = options.presence;
   }
 
   /** This node's id, as in `PresenceMember.node`: random per process start. */
@@ -51,6 +55,7 @@ export class PresenceService {
 
   /** Every session in the channel on every live node, with its meta and node. */
   async members(channel: RiversideId, options?: PresenceQueryOptions): Promise<PresenceMembers> {
+    this.assertEnabled('members');
     const completeness = await this.settle(options);
     const members = this.localMembers(channel);
     this.tracker.membersOf(String(channel), members);
@@ -59,6 +64,7 @@ export class PresenceService {
 
   /** How many sessions are in the channel on every live node. */
   async count(channel: RiversideId, options?: PresenceQueryOptions): Promise<PresenceCount> {
+    this.assertEnabled('count');
     const completeness = await this.settle(options);
     const name = String(channel);
     let count = this.registry.channels().get(name)?.size ?? 0;
@@ -68,6 +74,7 @@ export class PresenceService {
 
   /** Whether the user has a session on any live node (channels or not). */
   async isOnline(userId: RiversideId, options?: PresenceQueryOptions): Promise<PresenceOnline> {
+    this.assertEnabled('isOnline');
     const id = String(userId);
     if (this.registry.connectionsOf(id).size > 0) return { online: true, complete: true, missingNodes: [] };
     const completeness = await this.settle(options);
@@ -83,6 +90,7 @@ export class PresenceService {
 
   /** Every session of the user on every live node. */
   async sessionsOf(userId: RiversideId, options?: PresenceQueryOptions): Promise<PresenceSessions> {
+    this.assertEnabled('sessionsOf');
     const completeness = await this.settle(options);
     const id = String(userId);
     const sessions: PresenceSession[] = [];
@@ -116,7 +124,13 @@ export class PresenceService {
    * after the change, never inside `session.join()`; one that throws is logged.
    */
   on(listener: PresenceListener): () => void {
+    this.assertEnabled('on');
     return this.tracker.events.add(listener);
+  }
+
+  /** With `presence: false` nothing can answer for the cluster: refused, never a partial answer. */
+  private assertEnabled(method: string): void {
+    if (!this.enabled) throw new PresenceDisabledError(method);
   }
 
   private async settle(options: PresenceQueryOptions | undefined): Promise<PresenceCompleteness> {

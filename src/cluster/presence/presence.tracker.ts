@@ -45,6 +45,7 @@ const monotonic = (): number => performance.now();
 @Injectable()
 export class PresenceTracker implements MembershipListener {
   readonly nodeId: string;
+  /** Whether this node replicates presence with others: a cluster transport, and `presence` on. */
   readonly clustered: boolean;
   readonly events = new PresenceEvents();
   /** The other nodes, by id. */
@@ -78,7 +79,9 @@ export class PresenceTracker implements MembershipListener {
   ) {
     this.nodeId = relay.nodeId;
     this.transport = options.transport;
-    this.clustered = !(options.transport instanceof LocalTransport);
+    // With presence off nothing is replicated: the node behaves as a lone one toward presence,
+    // and PresenceService refuses the cluster-wide questions.
+    this.clustered = options.presence && !(options.transport instanceof LocalTransport);
     this.heartbeat = options.presenceHeartbeat;
     this.timeout = options.presenceTimeout;
     registry.setMembershipListener(this);
