@@ -38,6 +38,14 @@ export const BRIDGE_TOPIC = 'bridge';
  */
 export const PRESENCE_TOPIC = 'presence:cluster';
 
+/**
+ * A node's own presence topic, where the other nodes send their state when it asks for it
+ * (`<prefix>:presence:<nodeId>`; node ids are 16 hex digits, never `cluster`).
+ */
+export function presenceInboxTopic(nodeId: string): string {
+  return `presence:${nodeId}`;
+}
+
 /** The node-to-node topic a target's messages travel on. */
 export function topicOf(target: DeliveryTarget): string {
   if (target.channel != null) return channelTopic(String(target.channel));

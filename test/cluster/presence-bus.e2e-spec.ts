@@ -55,13 +55,17 @@ class PresenceNodeHandler {
 class SwitchableTransport implements RiversideTransport {
   cut = false;
   dropNextDelta = false;
-  constructor(private readonly inner: MemoryBusTransport) {}
+  /** The topic and type of every presence state this node published. */
+  readonly statesSent: { topic: string; n: string }[] = [];
+  constructor(readonly inner: MemoryBusTransport) {}
   connect() {
     return this.inner.connect();
   }
   async publish(topic: string, payload: Uint8Array) {
     if (this.cut) return;
-    if (this.dropNextDelta && Buffer.from(payload).toString().includes('"t":"delta"')) {
+    const text = Buffer.from(payload).toString();
+    if (text.includes('"t":"state"')) this.statesSent.push({ topic, n: (JSON.parse(text) as { n: string }).n });
+    if (this.dropNextDelta && text.includes('"t":"delta"')) {
       this.dropNextDelta = false;
       return;
     }
@@ -202,6 +206,32 @@ describe('presence on the in-process bus (SPEC 9.3)', () => {
     // The next heartbeat carries a's sequence number: b sees the gap and asks for a's state.
     await eventually(async () => expect(await userIds(b, 'room')).toEqual(['abe', 'ann']), 1000);
     expect(allEvents().map((event) => `${event.type} ${event.userId}`)).toEqual(['join ann', 'join abe']);
+  });
+
+  it("answers a request for its state on the asker's own topic, and once on the shared topic when most nodes ask in one turn", async () => {
+    const [a, b] = await startNodes(2);
+    await member(a, 'ann', 'room');
+    const { bus } = a.transport.inner;
+    // Two more nodes, played by the test: a hello or sync naming a, from node `n`, with a topic of its own (i: 1).
+    const ask = (t: 'hello' | 'sync', n: string) => bus.publish('riverside:presence:cluster', JSON.stringify({ p: 1, t, n, to: a.presence.nodeId, i: 1 }));
+    const [x, y] = ['x'.repeat(16), 'y'.repeat(16)];
+    const topicsOfStates = async (expected: string[]) => {
+      await eventually(() => expect(a.transport.statesSent.map(({ topic }) => topic)).toEqual(expected));
+      a.transport.statesSent.length = 0;
+    };
+    // b started after a: its hello was answered on its own topic.
+    await topicsOfStates([`presence:${b.presence.nodeId}`]);
+
+    ask('hello', x);
+    await topicsOfStates([`presence:${x}`]);
+    ask('sync', y);
+    await topicsOfStates([`presence:${y}`]);
+    // a knows three nodes; two of them ask in the same turn: one state for all.
+    ask('sync', x);
+    ask('sync', y);
+    await topicsOfStates(['presence:cluster']);
+    ask('sync', x);
+    await topicsOfStates([`presence:${x}`]);
   });
 
   it('a cleanly stopped node is dropped at once; its members left once, on their own node', async () => {

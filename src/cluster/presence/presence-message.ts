@@ -2,13 +2,17 @@
  * What the presence trackers of the nodes tell each other on the presence topic, as JSON
  * (`p` is the protocol version). Every message names its sender node `n`.
  *
- * - `hello`: a node started; every other node answers with its `state`.
+ * - `hello`: a node started; every other node answers with its `state`. `i: 1` says the sender
+ *   receives states on its own presence topic (`presence:<n>`); without it (a node of an earlier
+ *   version), states for it go on the shared topic.
  * - `hb`: a heartbeat, with the sender's latest delta sequence number `s` (so a lost delta is
  *   noticed within a heartbeat even on a quiet node).
  * - `delta`: changes of the sender's own sessions, numbered `s` = previous + 1.
- * - `sync`: `n` asks node `to` for its state (a gap in `to`'s sequence, or an unknown node).
+ * - `sync`: `n` asks node `to` for its state (a gap in `to`'s sequence, or an unknown node); `i`
+ *   as in `hello`.
  * - `state`: all of the sender's sessions and memberships as of sequence `s`, in `parts` parts
- *   (so that no message outgrows a broker's payload limit, NATS' 1 MiB by default).
+ *   (so that no message outgrows a broker's payload limit, NATS' 1 MiB by default), on the
+ *   asker's own topic, or on the shared one when most nodes asked at once.
  * - `bye`: the sender is shutting down cleanly; drop its entries now.
  */
 export type PresenceOp =
@@ -22,10 +26,10 @@ export type PresenceOp =
   | readonly ['m-', string, string, string, 'left' | 'disconnected'];
 
 export type PresenceMessage =
-  | { readonly p: 1; readonly t: 'hello'; readonly n: string }
+  | { readonly p: 1; readonly t: 'hello'; readonly n: string; readonly i?: 1 }
   | { readonly p: 1; readonly t: 'hb'; readonly n: string; readonly s: number }
   | { readonly p: 1; readonly t: 'delta'; readonly n: string; readonly s: number; readonly ops: readonly PresenceOp[] }
-  | { readonly p: 1; readonly t: 'sync'; readonly n: string; readonly to: string }
+  | { readonly p: 1; readonly t: 'sync'; readonly n: string; readonly to: string; readonly i?: 1 }
   | {
       readonly p: 1;
       readonly t: 'state';

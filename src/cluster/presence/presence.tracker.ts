@@ -8,7 +8,7 @@ import type { ResolvedRiversideOptions } from '../../module/riverside-options.re
 import { RIVERSIDE_RESOLVED_OPTIONS } from '../../riverside.constants.js';
 import { RiversideStats } from '../../stats/riverside-stats.js';
 import { LocalTransport } from '../local.transport.js';
-import { PRESENCE_TOPIC } from '../topics.js';
+import { PRESENCE_TOPIC, presenceInboxTopic } from '../topics.js';
 import type { RiversideTransport } from '../transport.interface.js';
 import { NodeReplica, type ReplicaChange } from './node-replica.js';
 import { decodePresence, encodePresence, packOps, type PresenceMessage, type PresenceOp } from './presence-message.js';
@@ -59,6 +59,12 @@ export class PresenceTracker implements MembershipListener {
   private pending: string[] = [];
   private flushScheduled = false;
   private stateScheduled = false;
+  /** The nodes that asked for this node's state since it was last sent (answered together, at the end of the turn). */
+  private readonly stateAskers = new Set<string>();
+  /** A node without a presence topic of its own asked (an earlier version): the state goes on the shared topic. */
+  private stateForAll = false;
+  /** This node's own presence topic, where the others send their state when it asks. */
+  private readonly inbox: string;
   private seq = 0;
   private running = false;
   private warm = false;
@@ -84,22 +90,24 @@ export class PresenceTracker implements MembershipListener {
     this.clustered = options.presence && !(options.transport instanceof LocalTransport);
     this.heartbeat = options.presenceHeartbeat;
     this.timeout = options.presenceTimeout;
+    this.inbox = presenceInboxTopic(this.nodeId);
     registry.setMembershipListener(this);
   }
 
   // ---- lifecycle --------------------------------------------------------------------------
 
-  /** After the transport connected: listens on the presence topic and says hello. */
+  /** After the transport connected: listens on the shared presence topic and its own, and says hello. */
   async start(): Promise<void> {
     if (!this.clustered || this.running) return;
     this.running = true;
-    try {
-      await this.transport.subscribe(PRESENCE_TOPIC, (payload) => this.receive(payload));
-    } catch (error) {
-      this.transportFailed(`subscribing to ${PRESENCE_TOPIC}`, error);
-    }
+    const receive = (payload: Uint8Array) => this.receive(payload);
+    await Promise.all(
+      [PRESENCE_TOPIC, this.inbox].map((topic) =>
+        this.transport.subscribe(topic, receive).catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error)),
+      ),
+    );
     this.lastTick = monotonic();
-    this.publish(encodePresence({ p: 1, t: 'hello', n: this.nodeId }));
+    this.publish(encodePresence({ p: 1, t: 'hello', n: this.nodeId, i: 1 }));
     this.timer = setInterval(() => this.tick(), this.heartbeat);
     this.timer.unref();
     // Every live node heartbeats within presenceHeartbeat: by then this node knows them all.
@@ -120,7 +128,7 @@ export class PresenceTracker implements MembershipListener {
     if (this.warmTimer) clearTimeout(this.warmTimer);
     try {
       await this.transport.publish(PRESENCE_TOPIC, encodePresence({ p: 1, t: 'bye', n: this.nodeId }));
-      await this.transport.unsubscribe(PRESENCE_TOPIC);
+      await Promise.all([this.transport.unsubscribe(PRESENCE_TOPIC), this.transport.unsubscribe(this.inbox)]);
     } catch (error) {
       this.transportFailed('saying bye on the presence topic', error);
     }
@@ -203,8 +211,18 @@ export class PresenceTracker implements MembershipListener {
     for (const message of messages) this.publish(message);
   }
 
-  /** Everything this node has, as of `seq`: the answer to a hello or a sync. */
+  /**
+   * Everything this node has, as of `seq`: the answer to the hellos and syncs of this turn. Each
+   * asker gets it on its own presence topic, so a node's start costs the cluster one copy of each
+   * node's state, not one per node. When most of the other nodes asked at once (they all lost
+   * track, e.g. after a broker outage), or a node of an earlier version without a topic of its
+   * own asked, it goes once on the shared topic instead.
+   */
   private sendState(): void {
+    const askers = [...this.stateAskers];
+    const forAll = this.stateForAll || (askers.length >= 2 && askers.length * 2 > this.replicas.size);
+    this.stateAskers.clear();
+    this.stateForAll = false;
     this.stateScheduled = false;
     if (!this.running) return;
     this.flush();
@@ -217,12 +235,16 @@ export class PresenceTracker implements MembershipListener {
       }
     }
     const seq = this.seq;
-    for (const message of packOps(ops, (part, parts) => `{"p":1,"t":"state","n":"${this.nodeId}","s":${seq},"part":${part},"parts":${parts}}`)) {
-      this.publish(message);
+    const parts = packOps(ops, (part, count) => `{"p":1,"t":"state","n":"${this.nodeId}","s":${seq},"part":${part},"parts":${count}}`);
+    for (const topic of forAll ? [PRESENCE_TOPIC] : askers.map(presenceInboxTopic)) {
+      for (const part of parts) this.publish(part, topic);
     }
   }
 
-  private scheduleState(): void {
+  /** `asker` wants this node's state; `hasInbox`: it said it receives it on its own topic. */
+  private scheduleState(asker: string, hasInbox: boolean): void {
+    if (hasInbox) this.stateAskers.add(asker);
+    else this.stateForAll = true;
     if (this.stateScheduled) return;
     this.stateScheduled = true;
     setImmediate(() => this.sendState());
@@ -255,10 +277,10 @@ export class PresenceTracker implements MembershipListener {
     replica.lastHeard = now;
     switch (message.t) {
       case 'hello':
-        this.scheduleState();
+        this.scheduleState(message.n, message.i === 1);
         break;
       case 'sync':
-        if (message.to === this.nodeId) this.scheduleState();
+        if (message.to === this.nodeId) this.scheduleState(message.n, message.i === 1);
         break;
       case 'hb':
         if (replica.syncing) {
@@ -346,7 +368,7 @@ export class PresenceTracker implements MembershipListener {
 
   private requestSync(replica: NodeReplica, now: number): void {
     replica.syncRequestedAt = now;
-    this.publish(encodePresence({ p: 1, t: 'sync', n: this.nodeId, to: replica.nodeId }));
+    this.publish(encodePresence({ p: 1, t: 'sync', n: this.nodeId, to: replica.nodeId, i: 1 }));
   }
 
   // ---- liveness ---------------------------------------------------------------------------
@@ -467,8 +489,8 @@ export class PresenceTracker implements MembershipListener {
 
   // ---- transport --------------------------------------------------------------------------
 
-  private publish(payload: Buffer): void {
-    this.transport.publish(PRESENCE_TOPIC, payload).catch((error: unknown) => this.transportFailed(`publishing on ${PRESENCE_TOPIC}`, error));
+  private publish(payload: Buffer, topic = PRESENCE_TOPIC): void {
+    this.transport.publish(topic, payload).catch((error: unknown) => this.transportFailed(`publishing on ${topic}`, error));
   }
 
   /** Counted every time; logged at most once per interval (see TransportFailures). */
