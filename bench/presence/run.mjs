@@ -6,7 +6,10 @@
 //   2. 10,000 members of one channel spread over the 3 nodes: members() time inside each node;
 //   3. churn of 500 joins/leaves per second for CHURN_S seconds over the 3 nodes, then the time
 //      until all 3 nodes list exactly the members the clients hold;
-//   4. replica memory per remote member (in this process, NodeReplica from dist/, --expose-gc).
+//   4. a node's start: a 4th node joins; the state messages the others send it (on its own topic,
+//      or on the shared one), the bytes the broker delivers to nodes, and the time until its
+//      members() is complete;
+//   5. replica memory per remote member (in this process, NodeReplica from dist/, --expose-gc).
 // Writes bench/presence/RESULTS.md and prints it. Loopback only; stops by itself.
 //
 //   MEMBERS=10000      members of the channel of step 2
@@ -97,9 +100,19 @@ async function client(url, options = {}, attempts = 3) {
 }
 
 /** Counts what goes over the presence topic, by message type. */
+/**
+ * Counts what the nodes say on the shared presence topic (by type), and the state messages on
+ * every presence topic: the shared one, read by every node, or a node's own, read by that node.
+ */
 async function brokerObserver() {
-  const counts = { messages: 0, bytes: 0, byType: {}, bytesByType: {} };
-  const count = (payload) => {
+  const counts = { messages: 0, bytes: 0, byType: {}, bytesByType: {}, states: { shared: { messages: 0, bytes: 0 }, own: { messages: 0, bytes: 0 } } };
+  const count = (payload, shared) => {
+    if (payload.includes('"t":"state"')) {
+      const states = shared ? counts.states.shared : counts.states.own;
+      states.messages++;
+      states.bytes += payload.length;
+    }
+    if (!shared) return;
     counts.messages++;
     counts.bytes += payload.length;
     try {
@@ -111,13 +124,13 @@ async function brokerObserver() {
   if (BROKER === 'redis') {
     const { Redis } = await import('ioredis');
     const redis = new Redis(REDIS_URL);
-    await redis.subscribe(`${PREFIX}:${PRESENCE_TOPIC}`);
-    redis.on('messageBuffer', (_channel, payload) => count(payload));
+    await redis.psubscribe(`${PREFIX}:presence:*`);
+    redis.on('pmessageBuffer', (_pattern, channel, payload) => count(payload, channel.toString() === `${PREFIX}:${PRESENCE_TOPIC}`));
     return { counts, close: () => redis.disconnect() };
   }
   const { connect } = await import('@nats-io/transport-node');
   const nats = await connect({ servers: NATS_URL });
-  nats.subscribe(`${PREFIX}.presence.cluster`, { callback: (_error, message) => count(Buffer.from(message.data)) });
+  nats.subscribe(`${PREFIX}.presence.*`, { callback: (_error, message) => count(Buffer.from(message.data), message.subject === `${PREFIX}.presence.cluster`) });
   await nats.flush();
   return { counts, close: () => nats.close() };
 }
@@ -257,7 +270,34 @@ async function main() {
   }
 
   progress('churn converged');
-  // 4. Memory of the replica per remote member.
+  // 4. A node's start: what the others send it, and what every node has to read of it.
+  const statesBefore = structuredClone(observer.counts.states);
+  const startAskedAt = performance.now();
+  const newcomer = await startNode();
+  const newcomerProbe = await client(`${newcomer.url}?user=probe-new`);
+  let newcomerComplete = NaN;
+  for (;;) {
+    const answer = await newcomerProbe.ask({ members: 'big', timed: true });
+    if (answer.count === MEMBERS && answer.complete) {
+      newcomerComplete = performance.now() - startAskedAt;
+      break;
+    }
+    if (performance.now() - startAskedAt > 60_000) throw new Error(`the new node never listed the ${MEMBERS} members: ${JSON.stringify(answer)}`);
+    await sleep(20);
+  }
+  nodes.push(newcomer);
+  probes.push(newcomerProbe);
+  await sleep(500);
+  const started = {};
+  for (const topic of ['shared', 'own']) {
+    started[topic] = { messages: observer.counts.states[topic].messages - statesBefore[topic].messages, bytes: observer.counts.states[topic].bytes - statesBefore[topic].bytes };
+  }
+  // The broker hands a message on the shared topic to every node (the sender too), one on a node's own topic to that node.
+  const deliveredToNodes = started.shared.bytes * nodes.length + started.own.bytes;
+  const kb = (bytes) => `${Math.round(bytes / 1024).toLocaleString('en-US')} KiB`;
+
+  progress("a node's start measured");
+  // 5. Memory of the replica per remote member.
   const bytesPerMember = await replicaMemory();
 
   for (const socket of [...members, ...churners, ...probes, single]) socket.ws.terminate();
@@ -293,6 +333,7 @@ ${SMOKE ? '\n**Smoke run (PRESENCE_SMOKE=1): a tiny scale that checks the harnes
 | heartbeats | 1 message (${Math.round(heartbeatSize)} bytes) per node per presenceHeartbeat, whatever the number of members |
 | churn | ${churnOps} joins/leaves in ${churnSeconds.toFixed(1)} s (${Math.round(churnOps / churnSeconds)}/s) over ${CHURNERS} sessions on 3 nodes |
 | convergence after the churn stops: all 3 nodes list exactly the members the clients hold, complete | ${converged.toFixed(0)} ms |
+| a node's start: a 4th node joins the 3 (${(MEMBERS + CHURNERS + 4).toLocaleString('en-US')} sessions, ${MEMBERS.toLocaleString('en-US')} members of one channel) | its members() complete ${(newcomerComplete / 1000).toFixed(2)} s after it was spawned; ${started.own.messages} state messages on its own topic (${kb(started.own.bytes)}), ${started.shared.messages} on the shared topic (${kb(started.shared.bytes)}); ${kb(deliveredToNodes)} delivered to nodes |
 | replica memory per remote member (a session in one channel, meta \`{ nick }\`; heap, after GC) | ${Math.round(bytesPerMember)} bytes |
 `;
   mkdirSync(OUT_DIR, { recursive: true });

@@ -57,7 +57,7 @@ for (const { name, broker, up } of brokers) {
       expect(report).toContain('Smoke run (PRESENCE_SMOKE=1)');
       expect(report).toContain(`broker: ${broker}`);
       const rows = tableRows(report);
-      expect(rows.size).toBe(10);
+      expect(rows.size).toBe(11);
       expect(row(rows, `members() of a ${MEMBERS}-member channel`)).toMatch(/^median [\d.]+ ms, max [\d.]+ ms$/);
       expect(row(rows, 'the same, as a client sees it')).toMatch(/^median [\d.]+ ms$/);
       expect(row(rows, `${MEMBERS} clients connected and joined`)).toMatch(/all 3 nodes listed all of them/);
@@ -66,6 +66,7 @@ for (const { name, broker, up } of brokers) {
       expect(number(row(rows, 'broker messages per leave, one at a time'), /^([\d.]+) delta/)).toBeGreaterThanOrEqual(1);
       expect(number(row(rows, 'churn'), /^(\d+) joins\/leaves/)).toBeGreaterThan(0);
       expect(number(row(rows, 'convergence after the churn stops'), /^(\d+) ms$/)).toBeGreaterThanOrEqual(0);
+      expect(row(rows, "a node's start")).toMatch(/^its members\(\) complete [\d.]+ s after it was spawned; \d+ state messages on its own topic \([\d,]+ KiB\), \d+ on the shared topic \([\d,]+ KiB\); [\d,]+ KiB delivered to nodes$/);
       expect(number(row(rows, 'replica memory per remote member'), /^(\d+) bytes$/)).toBeGreaterThan(0);
 
       expect(benchFiles()).toEqual(before);
