@@ -56,7 +56,8 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 function startNode() {
   const child = spawn(process.execPath, [FIXTURE], {
     // The members sit idle for as long as the benchmark runs.
-    env: { ...process.env, RIVERSIDE_TRANSPORT: BROKER, REDIS_URL, NATS_URL, RIVERSIDE_PREFIX: PREFIX, IDLE_TIMEOUT: '0' },
+    // The single session of step 1 is in JOINS channels at once (the default maxChannelsPerSession is 100).
+    env: { ...process.env, RIVERSIDE_TRANSPORT: BROKER, REDIS_URL, NATS_URL, RIVERSIDE_PREFIX: PREFIX, IDLE_TIMEOUT: '0', RIVERSIDE_MAX_CHANNELS_PER_SESSION: String(JOINS) },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   // The fixture exits when its stdin closes; a write to a node that already exited is no error here.
@@ -64,7 +65,13 @@ function startNode() {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('a node did not start within 30 s')), 30_000);
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const parsed = JSON.parse(line);
+      let parsed;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        // A line cut short by the node's exit (it prints its members' leaves as it stops).
+        return;
+      }
       if (typeof parsed.url === 'string') {
         clearTimeout(timer);
         resolve({ child, url: parsed.url, id: parsed.node });
@@ -90,16 +97,20 @@ async function client(url, options = {}, attempts = 3) {
   ws.on('error', () => {});
   return {
     ws,
+    /** Sends a question and waits for its answer; a node that never answers (its handler threw) fails the run. */
     ask(message) {
-      return new Promise((resolve) => {
-        waiting.push(resolve);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no answer within 60 s to ${JSON.stringify(message)} (see the node's log above)`)), 60_000);
+        waiting.push((answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        });
         ws.send(JSON.stringify(message));
       });
     },
   };
 }
 
-/** Counts what goes over the presence topic, by message type. */
 /**
  * Counts what the nodes say on the shared presence topic (by type), and the state messages on
  * every presence topic: the shared one, read by every node, or a node's own, read by that node.
