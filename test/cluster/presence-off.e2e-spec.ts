@@ -88,7 +88,7 @@ function presenceOffSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Reco
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(observer!.messages).toEqual([]);
       // Neither the shared presence topic nor a node's own (`presence:<node>`).
-      for (const node of cluster) expect(node.subscribed.filter((topic) => topic.startsWith('presence:'))).toEqual([]);
+      for (const node of cluster) expect([...node.subscribed].filter((topic) => topic.startsWith('presence:'))).toEqual([]);
     });
 
     it('with presence on (the default), the same steps are told on the presence topic', async () => {

@@ -147,5 +147,45 @@ function stateTransferSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Re
   });
 }
 
+describe.runIf(redisUp)('presence state transfers with a Redis user refused the nodes\' own presence topics', () => {
+  const nodes: ClusterNodeProcess[] = [];
+  const clients: TestClient[] = [];
+  const prefix = uniquePrefix('presence-acl');
+  const user = `${prefix}-user`;
+  const admin = rawRedis();
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.ws.terminate();
+    await Promise.all(nodes.splice(0).map((node) => node.stop()));
+    await admin.call('ACL', 'DELUSER', user);
+    admin.disconnect();
+  });
+
+  it('still gets the entries of a node started before it, on the shared topic', async () => {
+    await admin.connect();
+    // Every channel a node uses but presence:<node>.
+    const channels = ['presence:cluster', 'user:*', 'channel:*', 'ext:*', 'publish-check'].map((channel) => `&${prefix}:${channel}`);
+    await admin.call('ACL', 'SETUSER', user, 'on', '>secret', '~*', ...channels, '+@all');
+    const env = { REDIS_URL: REDIS_URL.replace('redis://', `redis://${user}:secret@`), RIVERSIDE_PREFIX: prefix, PRESENCE_HEARTBEAT: '200' };
+    const first = await startClusterNode('redis', env, 20_000);
+    nodes.push(first);
+    const ann = await TestClient.connect(`${first.url}?user=ann`, { timeout: 5000 });
+    clients.push(ann);
+    ann.send({ join: 'room' });
+    expect(await ann.expectMessage()).toEqual({ joined: 'room' });
+    // ann joined before the second node started: only the first node's state can tell it.
+    const second = await startClusterNode('redis', env, 20_000);
+    nodes.push(second);
+    const probe = await TestClient.connect(`${second.url}?user=probe`, { timeout: 5000 });
+    clients.push(probe);
+
+    probe.send({ members: 'room' });
+    const { members } = (await probe.expectMessage()) as { members: PresenceMembers };
+    expect(members.complete).toBe(true);
+    expect(members.members.map(({ userId }) => userId)).toEqual(['ann']);
+    // The refusal is logged, naming the topic.
+    expect(second.stderr()).toMatch(/subscribing to presence:[0-9a-f]{16} \(states for this node will come on presence:cluster\): NOPERM/);
+  });
+});
+
 stateTransferSuite('redis', redisUp, { REDIS_URL }, rawRedisClient);
 stateTransferSuite('nats', natsUp, { NATS_URL }, rawNatsClient);

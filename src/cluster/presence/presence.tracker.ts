@@ -65,6 +65,8 @@ export class PresenceTracker implements MembershipListener {
   private stateForAll = false;
   /** This node's own presence topic, where the others send their state when it asks. */
   private readonly inbox: string;
+  /** Whether the broker holds the subscription to `inbox` (said as `i: 1` in a hello or sync). */
+  private hasInbox = false;
   private seq = 0;
   private running = false;
   private warm = false;
@@ -101,13 +103,25 @@ export class PresenceTracker implements MembershipListener {
     if (!this.clustered || this.running) return;
     this.running = true;
     const receive = (payload: Uint8Array) => this.receive(payload);
-    await Promise.all(
-      [PRESENCE_TOPIC, this.inbox].map((topic) =>
-        this.transport.subscribe(topic, receive).catch((error: unknown) => this.transportFailed(`subscribing to ${topic}`, error)),
-      ),
-    );
+    try {
+      await this.transport.subscribe(PRESENCE_TOPIC, receive);
+    } catch (error) {
+      this.transportFailed(`subscribing to ${PRESENCE_TOPIC}`, error);
+    }
+    // After the shared topic, not with it: a broker sends both in one command, and a refusal of
+    // this one would take the shared topic with it.
+    try {
+      await this.transport.subscribe(this.inbox, receive);
+      this.hasInbox = true;
+    } catch (error) {
+      // Refused (a Redis ACL without <prefix>:presence:*) or the broker is down: the others answer
+      // this node on the shared topic. The topic is dropped rather than kept for a resubscription,
+      // where it would fail the topics sent in the same command.
+      this.transportFailed(`subscribing to ${this.inbox} (states for this node will come on ${PRESENCE_TOPIC})`, error);
+      await this.transport.unsubscribe(this.inbox).catch(() => undefined);
+    }
     this.lastTick = monotonic();
-    this.publish(encodePresence({ p: 1, t: 'hello', n: this.nodeId, i: 1 }));
+    this.publish(encodePresence({ p: 1, t: 'hello', n: this.nodeId, ...this.inboxFlag() }));
     this.timer = setInterval(() => this.tick(), this.heartbeat);
     this.timer.unref();
     // Every live node heartbeats within presenceHeartbeat: by then this node knows them all.
@@ -129,6 +143,7 @@ export class PresenceTracker implements MembershipListener {
     try {
       await this.transport.publish(PRESENCE_TOPIC, encodePresence({ p: 1, t: 'bye', n: this.nodeId }));
       await Promise.all([this.transport.unsubscribe(PRESENCE_TOPIC), this.transport.unsubscribe(this.inbox)]);
+      this.hasInbox = false;
     } catch (error) {
       this.transportFailed('saying bye on the presence topic', error);
     }
@@ -239,6 +254,11 @@ export class PresenceTracker implements MembershipListener {
     for (const topic of forAll ? [PRESENCE_TOPIC] : askers.map(presenceInboxTopic)) {
       for (const part of parts) this.publish(part, topic);
     }
+  }
+
+  /** What a hello or sync says of where this node wants states: on its own topic, if it has one. */
+  private inboxFlag(): { i?: 1 } {
+    return this.hasInbox ? { i: 1 } : {};
   }
 
   /** `asker` wants this node's state; `hasInbox`: it said it receives it on its own topic. */
@@ -368,7 +388,7 @@ export class PresenceTracker implements MembershipListener {
 
   private requestSync(replica: NodeReplica, now: number): void {
     replica.syncRequestedAt = now;
-    this.publish(encodePresence({ p: 1, t: 'sync', n: this.nodeId, to: replica.nodeId, i: 1 }));
+    this.publish(encodePresence({ p: 1, t: 'sync', n: this.nodeId, to: replica.nodeId, ...this.inboxFlag() }));
   }
 
   // ---- liveness ---------------------------------------------------------------------------
