@@ -72,6 +72,8 @@ export class PresenceTracker implements MembershipListener {
   private warm = false;
   private lastTick = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** The wall-clock instant (ms) the next heartbeat is aimed at. */
+  private nextBeat = -Infinity;
   private warmTimer: NodeJS.Timeout | null = null;
   private readonly waiters = new Set<() => void>();
   /** The JSON of the meta checked last: checkMeta and joined see the same meta, in a row. */
@@ -122,8 +124,7 @@ export class PresenceTracker implements MembershipListener {
     }
     this.lastTick = monotonic();
     this.publish(encodePresence({ p: 1, t: 'hello', n: this.nodeId, ...this.inboxFlag() }));
-    this.timer = setInterval(() => this.tick(), this.heartbeat);
-    this.timer.unref();
+    this.scheduleTick();
     // Every live node heartbeats within presenceHeartbeat: by then this node knows them all.
     this.warmTimer = setTimeout(() => {
       this.warm = true;
@@ -138,7 +139,7 @@ export class PresenceTracker implements MembershipListener {
     // The leaves of the sessions closed by the shutdown go out before the bye.
     this.flush();
     this.running = false;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     if (this.warmTimer) clearTimeout(this.warmTimer);
     try {
       await this.transport.publish(PRESENCE_TOPIC, encodePresence({ p: 1, t: 'bye', n: this.nodeId }));
@@ -392,6 +393,26 @@ export class PresenceTracker implements MembershipListener {
   }
 
   // ---- liveness ---------------------------------------------------------------------------
+
+  /**
+   * The next heartbeat, on the wall clock's grid of presenceHeartbeat ms: the nodes' heartbeats
+   * leave at about the same instant, so each node hears the others' in a few wake-ups rather than
+   * one each. Only the phase comes from the wall clock; liveness is judged on the monotonic one.
+   */
+  private scheduleTick(): void {
+    const now = Date.now();
+    // The instant after the last one aimed at (so that a timer firing a little off the grid does
+    // not beat twice), or the grid's next one after a pause, or at the start.
+    let next = this.nextBeat + this.heartbeat;
+    if (next <= now) next = now - (now % this.heartbeat) + this.heartbeat;
+    this.nextBeat = next;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.tick();
+      if (this.running) this.scheduleTick();
+    }, next - now);
+    this.timer.unref();
+  }
 
   private tick(): void {
     const now = monotonic();
