@@ -150,19 +150,25 @@ function snapshot(counts) {
   return { messages: counts.messages, bytes: counts.bytes, deltas: counts.byType.delta ?? 0, deltaBytes: counts.bytesByType.delta ?? 0, hb: counts.byType.hb ?? 0, hbBytes: counts.bytesByType.hb ?? 0 };
 }
 
+/**
+ * Heap a replica holds per remote member (a session in one channel, meta `{ nick }`): its maps,
+ * and the ids and meta as a node gets them off the wire (parsed from JSON, one copy per op).
+ */
 async function replicaMemory() {
   const { NodeReplica } = await import('../../dist/cluster/presence/node-replica.js');
   const count = REPLICA_MEMBERS;
-  const ops = [];
-  for (let n = 0; n < count; n++) {
-    ops.push(['s+', `user-${n}`, `session-${n}`]);
-    ops.push(['m+', `room-${n % 100}`, `user-${n}`, `session-${n}`, { nick: `User ${n}` }]);
-  }
   for (let n = 0; n < 4; n++) global.gc();
   const before = process.memoryUsage().heapUsed;
   const replica = new NodeReplica('node', 0);
+  const wire = [];
+  for (let n = 0; n < count; n++) {
+    wire.push(JSON.stringify(['s+', `user-${n}`, `session-${n}`]));
+    wire.push(JSON.stringify(['m+', `room-${n % 100}`, `user-${n}`, `session-${n}`, { nick: `User ${n}` }]));
+  }
+  let ops = JSON.parse(`[${wire.join(',')}]`);
+  wire.length = 0;
   replica.apply(ops);
-  ops.length = 0;
+  ops = null;
   for (let n = 0; n < 4; n++) global.gc();
   const after = process.memoryUsage().heapUsed;
   if (replica.sessions.size !== count) throw new Error('replica did not take every op');
@@ -345,7 +351,7 @@ ${SMOKE ? '\n**Smoke run (PRESENCE_SMOKE=1): a tiny scale that checks the harnes
 | churn | ${churnOps} joins/leaves in ${churnSeconds.toFixed(1)} s (${Math.round(churnOps / churnSeconds)}/s) over ${CHURNERS} sessions on 3 nodes |
 | convergence after the churn stops: all 3 nodes list exactly the members the clients hold, complete | ${converged.toFixed(0)} ms |
 | a node's start: a 4th node joins the 3 (${(MEMBERS + CHURNERS + 4).toLocaleString('en-US')} sessions, ${MEMBERS.toLocaleString('en-US')} members of one channel) | its members() complete ${(newcomerComplete / 1000).toFixed(2)} s after it was spawned; ${started.own.messages} state messages on its own topic (${kb(started.own.bytes)}), ${started.shared.messages} on the shared topic (${kb(started.shared.bytes)}); ${kb(deliveredToNodes)} delivered to nodes |
-| replica memory per remote member (a session in one channel, meta \`{ nick }\`; heap, after GC) | ${Math.round(bytesPerMember)} bytes |
+| replica memory per remote member (a session in one channel, meta \`{ nick }\`, its ids and meta as parsed off the wire; heap, after GC) | ${Math.round(bytesPerMember)} bytes |
 `;
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, 'RESULTS.md'), report);

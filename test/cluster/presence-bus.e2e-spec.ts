@@ -98,8 +98,8 @@ describe('presence on the in-process bus (SPEC 9.3)', () => {
     nodes = [];
   });
 
-  async function startNodes(count: number): Promise<BusNode[]> {
-    const bus = new MemoryBus();
+  /** `count` more nodes, on a new bus or on `bus` (to join nodes started earlier); returns every node. */
+  async function startNodes(count: number, bus = new MemoryBus()): Promise<BusNode[]> {
     for (let n = 0; n < count; n++) {
       const transport = new SwitchableTransport(new MemoryBusTransport(bus));
       const app = await startRiverside({ transport, presenceHeartbeat: HEARTBEAT, presenceTimeout: TIMEOUT }, [PresenceNodeHandler]);
@@ -145,6 +145,30 @@ describe('presence on the in-process bus (SPEC 9.3)', () => {
     });
     expect(a.presence.localMembers('room')).toEqual([{ userId: 'ann', sessionId: 'ann-s', meta: { nick: 'Ann' }, node: a.presence.nodeId }]);
     expect(a.presence.localCount('room')).toBe(1);
+  });
+
+  it("lists every session of a user on another node as they open and close, from its deltas and from its state", async () => {
+    const [a, b] = await startNodes(2);
+    const open = (sessionId: string) => b.app.connect('/', { query: { user: 'kim', sid: sessionId } });
+    const sessionIds = async (node: BusNode) => (await node.presence.sessionsOf('kim')).sessions.map(({ sessionId }) => sessionId).sort();
+    const first = await open('k1');
+    await eventually(async () => expect(await sessionIds(a)).toEqual(['k1']));
+    const [second, third] = [await open('k2'), await open('k3')];
+    await eventually(async () => expect(await sessionIds(a)).toEqual(['k1', 'k2', 'k3']));
+    await second.close();
+    await third.close();
+    await eventually(async () => expect(await sessionIds(a)).toEqual(['k1']));
+    const again = await open('k2');
+    await eventually(async () => expect(await sessionIds(a)).toEqual(['k1', 'k2']));
+    // A node started now learns them from b's state.
+    const c = (await startNodes(1, a.transport.inner.bus))[2];
+    await eventually(async () => expect(await sessionIds(c)).toEqual(['k1', 'k2']));
+    await first.close();
+    await again.close();
+    for (const node of [a, c]) {
+      await eventually(async () => expect(await node.presence.isOnline('kim')).toEqual({ online: false, complete: true, missingNodes: [] }));
+      expect(await sessionIds(node)).toEqual([]);
+    }
   });
 
   it('refuses a meta over maxMetaSize (1 KiB by default) or that JSON cannot carry, with a PresenceMetaError, joining nothing', async () => {

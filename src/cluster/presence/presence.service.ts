@@ -98,7 +98,7 @@ export class PresenceService {
       sessions.push({ userId: id, sessionId: connection.session.id, node: this.tracker.nodeId });
     }
     for (const replica of this.tracker.replicas.values()) {
-      for (const sessionId of replica.sessions.get(id) ?? []) sessions.push({ userId: id, sessionId, node: replica.nodeId });
+      for (const sessionId of replica.sessionsOf(id)) sessions.push({ userId: id, sessionId, node: replica.nodeId });
     }
     return { sessions, ...completeness };
   }
