@@ -12,7 +12,9 @@ import { PRESENCE_TOPIC, presenceInboxTopic } from '../topics.js';
 import type { RiversideTransport } from '../transport.interface.js';
 import { NodeReplica, type ReplicaChange } from './node-replica.js';
 import { decodePresence, encodePresence, packOps, type PresenceMessage, type PresenceOp } from './presence-message.js';
+import { GridInterval } from './grid-interval.js';
 import { PresenceEvents } from './presence-events.js';
+import { StateRequests } from './state-requests.js';
 import type { PresenceLeaveReason, PresenceMember } from './presence.types.js';
 import { TransportFailures } from '../transport-failures.js';
 
@@ -58,11 +60,8 @@ export class PresenceTracker implements MembershipListener {
   /** Local changes not yet published, each op already JSON. */
   private pending: string[] = [];
   private flushScheduled = false;
-  private stateScheduled = false;
-  /** The nodes that asked for this node's state since it was last sent (answered together, at the end of the turn). */
-  private readonly stateAskers = new Set<string>();
-  /** A node without a presence topic of its own asked (an earlier version): the state goes on the shared topic. */
-  private stateForAll = false;
+  /** Who asked for this node's state this turn: answered together, at the end of the turn. */
+  private readonly stateRequests = new StateRequests();
   /** This node's own presence topic, where the others send their state when it asks. */
   private readonly inbox: string;
   /** Whether the broker holds the subscription to `inbox` (said as `i: 1` in a hello or sync). */
@@ -71,9 +70,11 @@ export class PresenceTracker implements MembershipListener {
   private running = false;
   private warm = false;
   private lastTick = 0;
-  private timer: NodeJS.Timeout | null = null;
-  /** The wall-clock instant (ms) the next heartbeat is aimed at. */
-  private nextBeat = -Infinity;
+  /**
+   * Heartbeats on the wall clock's grid: every node's leave at about the same instant, so a node
+   * hears the others' in a few wake-ups a period rather than one each.
+   */
+  private readonly beat: GridInterval;
   private warmTimer: NodeJS.Timeout | null = null;
   private readonly waiters = new Set<() => void>();
   /** The JSON of the meta checked last: checkMeta and joined see the same meta, in a row. */
@@ -95,6 +96,7 @@ export class PresenceTracker implements MembershipListener {
     this.heartbeat = options.presenceHeartbeat;
     this.timeout = options.presenceTimeout;
     this.inbox = presenceInboxTopic(this.nodeId);
+    this.beat = new GridInterval(this.heartbeat, () => this.tick());
     registry.setMembershipListener(this);
   }
 
@@ -124,7 +126,7 @@ export class PresenceTracker implements MembershipListener {
     }
     this.lastTick = monotonic();
     this.publish(encodePresence({ p: 1, t: 'hello', n: this.nodeId, ...this.inboxFlag() }));
-    this.scheduleTick();
+    this.beat.start();
     // Every live node heartbeats within presenceHeartbeat: by then this node knows them all.
     this.warmTimer = setTimeout(() => {
       this.warm = true;
@@ -139,7 +141,7 @@ export class PresenceTracker implements MembershipListener {
     // The leaves of the sessions closed by the shutdown go out before the bye.
     this.flush();
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    this.beat.stop();
     if (this.warmTimer) clearTimeout(this.warmTimer);
     try {
       await this.transport.publish(PRESENCE_TOPIC, encodePresence({ p: 1, t: 'bye', n: this.nodeId }));
@@ -227,19 +229,9 @@ export class PresenceTracker implements MembershipListener {
     for (const message of messages) this.publish(message);
   }
 
-  /**
-   * Everything this node has, as of `seq`: the answer to the hellos and syncs of this turn. Each
-   * asker gets it on its own presence topic, so a node's start costs the cluster one copy of each
-   * node's state, not one per node. When most of the other nodes asked at once (they all lost
-   * track, e.g. after a broker outage), or a node of an earlier version without a topic of its
-   * own asked, it goes once on the shared topic instead.
-   */
+  /** Everything this node has, as of `seq`: the answer to the hellos and syncs of this turn (see StateRequests). */
   private sendState(): void {
-    const askers = [...this.stateAskers];
-    const forAll = this.stateForAll || (askers.length >= 2 && askers.length * 2 > this.replicas.size);
-    this.stateAskers.clear();
-    this.stateForAll = false;
-    this.stateScheduled = false;
+    const topics = this.stateRequests.take(this.replicas.size);
     if (!this.running) return;
     this.flush();
     const ops: string[] = [];
@@ -252,9 +244,7 @@ export class PresenceTracker implements MembershipListener {
     }
     const seq = this.seq;
     const parts = packOps(ops, (part, count) => `{"p":1,"t":"state","n":"${this.nodeId}","s":${seq},"part":${part},"parts":${count}}`);
-    for (const topic of forAll ? [PRESENCE_TOPIC] : askers.map(presenceInboxTopic)) {
-      for (const part of parts) this.publish(part, topic);
-    }
+    for (const topic of topics) for (const part of parts) this.publish(part, topic);
   }
 
   /** What a hello or sync says of where this node wants states: on its own topic, if it has one. */
@@ -264,11 +254,7 @@ export class PresenceTracker implements MembershipListener {
 
   /** `asker` wants this node's state; `hasInbox`: it said it receives it on its own topic. */
   private scheduleState(asker: string, hasInbox: boolean): void {
-    if (hasInbox) this.stateAskers.add(asker);
-    else this.stateForAll = true;
-    if (this.stateScheduled) return;
-    this.stateScheduled = true;
-    setImmediate(() => this.sendState());
+    if (this.stateRequests.add(asker, hasInbox)) setImmediate(() => this.sendState());
   }
 
   // ---- the other nodes --------------------------------------------------------------------
@@ -393,26 +379,6 @@ export class PresenceTracker implements MembershipListener {
   }
 
   // ---- liveness ---------------------------------------------------------------------------
-
-  /**
-   * The next heartbeat, on the wall clock's grid of presenceHeartbeat ms: the nodes' heartbeats
-   * leave at about the same instant, so each node hears the others' in a few wake-ups rather than
-   * one each. Only the phase comes from the wall clock; liveness is judged on the monotonic one.
-   */
-  private scheduleTick(): void {
-    const now = Date.now();
-    // The instant after the last one aimed at (so that a timer firing a little off the grid does
-    // not beat twice), or the grid's next one after a pause, or at the start.
-    let next = this.nextBeat + this.heartbeat;
-    if (next <= now) next = now - (now % this.heartbeat) + this.heartbeat;
-    this.nextBeat = next;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.tick();
-      if (this.running) this.scheduleTick();
-    }, next - now);
-    this.timer.unref();
-  }
 
   private tick(): void {
     const now = monotonic();
