@@ -55,6 +55,8 @@ class PresenceNodeHandler {
 class SwitchableTransport implements RiversideTransport {
   cut = false;
   dropNextDelta = false;
+  /** Nothing arrives on the node's own presence topic, though it is subscribed (a broker that accepts and never delivers). */
+  deafToOwnTopic = false;
   /** The topic and type of every presence state this node published. */
   readonly statesSent: { topic: string; n: string }[] = [];
   constructor(readonly inner: MemoryBusTransport) {}
@@ -72,8 +74,9 @@ class SwitchableTransport implements RiversideTransport {
     return this.inner.publish(topic, payload);
   }
   subscribe(topic: string, handler: TransportMessageHandler) {
+    const ownPresenceTopic = topic.startsWith('presence:') && topic !== 'presence:cluster';
     return this.inner.subscribe(topic, (payload, from) => {
-      if (!this.cut) handler(payload, from);
+      if (!this.cut && !(ownPresenceTopic && this.deafToOwnTopic)) handler(payload, from);
     });
   }
   unsubscribe(topic: string) {
@@ -99,9 +102,10 @@ describe('presence on the in-process bus (SPEC 9.3)', () => {
   });
 
   /** `count` more nodes, on a new bus or on `bus` (to join nodes started earlier); returns every node. */
-  async function startNodes(count: number, bus = new MemoryBus()): Promise<BusNode[]> {
+  async function startNodes(count: number, bus = new MemoryBus(), configure?: (transport: SwitchableTransport) => void): Promise<BusNode[]> {
     for (let n = 0; n < count; n++) {
       const transport = new SwitchableTransport(new MemoryBusTransport(bus));
+      configure?.(transport);
       const app = await startRiverside({ transport, presenceHeartbeat: HEARTBEAT, presenceTimeout: TIMEOUT }, [PresenceNodeHandler]);
       const presence = app.app.get(PresenceService);
       const events: PresenceEvent[] = [];
@@ -256,6 +260,17 @@ describe('presence on the in-process bus (SPEC 9.3)', () => {
     await topicsOfStates(['presence:cluster']);
     ask('sync', x);
     await topicsOfStates([`presence:${x}`]);
+  });
+
+  it('gets the entries of the nodes before it when nothing arrives on its own topic: it asks again on the shared topic', async () => {
+    const [a] = await startNodes(1);
+    await member(a, 'ann', 'room');
+    const c = (await startNodes(1, a.transport.inner.bus, (transport) => (transport.deafToOwnTopic = true)))[1];
+    await eventually(async () => expect(await c.presence.members('room')).toMatchObject({ complete: true, members: [{ userId: 'ann' }] }));
+    // Answered on c's topic (its hello, its first request) until c asked again without it.
+    const topics = a.transport.statesSent.map(({ topic }) => topic);
+    expect(topics.at(-1)).toBe('presence:cluster');
+    expect(new Set(topics.slice(0, -1))).toEqual(new Set([`presence:${c.presence.nodeId}`]));
   });
 
   it('a cleanly stopped node is dropped at once; its members left once, on their own node', async () => {

@@ -77,8 +77,10 @@ function stateTransferSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Re
       raw = null;
     });
 
+    // The default presenceHeartbeat (1 s): a state request unanswered for 2 heartbeats is asked
+    // again on the shared topic, and 2 s keeps a loaded machine from doing that here.
     async function startNode(): Promise<{ process: ClusterNodeProcess; id: string }> {
-      const process = await startClusterNode(broker, { ...brokerEnv, RIVERSIDE_PREFIX: prefix, PRESENCE_HEARTBEAT: '200' }, 20_000);
+      const process = await startClusterNode(broker, { ...brokerEnv, RIVERSIDE_PREFIX: prefix }, 20_000);
       nodes.push(process);
       return { process, id: String(process.output.find((line) => typeof line.url === 'string')!.node) };
     }
@@ -165,7 +167,7 @@ describe.runIf(redisUp)('presence state transfers with a Redis user refused the 
     // Every channel a node uses but presence:<node>.
     const channels = ['presence:cluster', 'user:*', 'channel:*', 'ext:*', 'publish-check'].map((channel) => `&${prefix}:${channel}`);
     await admin.call('ACL', 'SETUSER', user, 'on', '>secret', '~*', ...channels, '+@all');
-    const env = { REDIS_URL: REDIS_URL.replace('redis://', `redis://${user}:secret@`), RIVERSIDE_PREFIX: prefix, PRESENCE_HEARTBEAT: '200' };
+    const env = { REDIS_URL: REDIS_URL.replace('redis://', `redis://${user}:secret@`), RIVERSIDE_PREFIX: prefix };
     const first = await startClusterNode('redis', env, 20_000);
     nodes.push(first);
     const ann = await TestClient.connect(`${first.url}?user=ann`, { timeout: 5000 });

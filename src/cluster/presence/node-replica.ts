@@ -26,6 +26,8 @@ export class NodeReplica {
   revived = false;
   /** When the last `sync` request went out (monotonic ms), to repeat it if unanswered. */
   syncRequestedAt = -Infinity;
+  /** Sync requests sent since its state was last applied (a repeat asks for it on the shared topic). */
+  syncRequests = 0;
   /** Deltas that arrived while syncing, applied on top of the state when it comes. */
   buffered: { s: number; ops: readonly PresenceOp[] }[] = [];
   /** The parts of a state being received: its sequence number and the parts so far. */

@@ -352,6 +352,7 @@ export class PresenceTracker implements MembershipListener {
     }
     replica.seq = seq;
     replica.syncing = false;
+    replica.syncRequests = 0;
     const buffered = replica.buffered.sort((a, b) => a.s - b.s);
     replica.buffered = [];
     for (const delta of buffered) {
@@ -375,7 +376,11 @@ export class PresenceTracker implements MembershipListener {
 
   private requestSync(replica: NodeReplica, now: number): void {
     replica.syncRequestedAt = now;
-    this.publish(encodePresence({ p: 1, t: 'sync', n: this.nodeId, to: replica.nodeId, ...this.inboxFlag() }));
+    // A repeat means the state did not come on this node's own topic (lost, or a topic the broker
+    // accepted but does not deliver, e.g. a NATS permission that only fails asynchronously): it is
+    // asked for on the shared topic, where the hellos and heartbeats of that node do arrive.
+    const ownTopic = replica.syncRequests++ === 0 ? this.inboxFlag() : {};
+    this.publish(encodePresence({ p: 1, t: 'sync', n: this.nodeId, to: replica.nodeId, ...ownTopic }));
   }
 
   // ---- liveness ---------------------------------------------------------------------------
