@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PresenceMembers } from 'nestjs-riverside';
 import { TestClient } from 'nestjs-riverside/testing';
 import { uniquePrefix } from '../support/brokers.js';
-import { NATS_URL, natsAvailable } from '../support/nats.js';
+import { NATS_URL, natsAvailable, natsServerAvailable, OwnNatsServer } from '../support/nats.js';
 import { type ClusterNodeProcess, startClusterNode } from '../support/node-process.js';
 import { REDIS_URL, rawRedis, redisAvailable } from '../support/redis.js';
 import { eventually } from '../support/riverside-app.js';
@@ -13,7 +13,7 @@ import { eventually } from '../support/riverside-app.js';
 // Riverside processes (the built package) on a real Redis and a real NATS server.
 
 // STYLE 18: skipped (loudly) only outside CI when a broker is unreachable; under CI this throws.
-const [redisUp, natsUp] = await Promise.all([redisAvailable(), natsAvailable()]);
+const [redisUp, natsUp, natsServerUp] = await Promise.all([redisAvailable(), natsAvailable(), natsServerAvailable()]);
 
 /** One message seen on a presence topic: the topic without the prefix (`presence:cluster`, `presence:<node>`) and the message. */
 interface Seen {
@@ -186,6 +186,46 @@ describe.runIf(redisUp)('presence state transfers with a Redis user refused the 
     expect(members.members.map(({ userId }) => userId)).toEqual(['ann']);
     // The refusal is logged, naming the topic.
     expect(second.stderr()).toMatch(/subscribing to presence:[0-9a-f]{16} \(states for this node will come on presence:cluster\): NOPERM/);
+  });
+});
+
+describe.runIf(natsServerUp)("presence state transfers with a NATS user that may not subscribe to the nodes' own presence subjects", () => {
+  const nodes: ClusterNodeProcess[] = [];
+  const clients: TestClient[] = [];
+  let server: OwnNatsServer | null = null;
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.ws.terminate();
+    await Promise.all(nodes.splice(0).map((node) => node.stop()));
+    await server?.kill();
+  });
+
+  it('still gets the entries of a node started before it (NATS refuses the subscription only after it was made)', async () => {
+    const prefix = uniquePrefix('presence-nats-perm').replace(/[^A-Za-z0-9_-]/g, '_');
+    // Every subject a node subscribes to but <prefix>.presence.<node>.
+    const subscribe = ['presence.cluster', 'user.>', 'channel.>', 'session.>', 'ext.>', 'bridge'].map((subject) => `"${prefix}.${subject}"`);
+    server = await OwnNatsServer.start(
+      // A client without credentials is the user `node`, with those permissions.
+      `no_auth_user: node\nauthorization { users = [ { user: node, password: secret, permissions: { publish: ">", subscribe: [${subscribe.join(', ')}, "_INBOX.>"] } } ] }`,
+    );
+    const env = { NATS_URL: server.url, RIVERSIDE_PREFIX: prefix, PRESENCE_HEARTBEAT: '200' };
+    const first = await startClusterNode('nats', env, 20_000);
+    nodes.push(first);
+    const ann = await TestClient.connect(`${first.url}?user=ann`, { timeout: 5000 });
+    clients.push(ann);
+    ann.send({ join: 'room' });
+    expect(await ann.expectMessage()).toEqual({ joined: 'room' });
+    const second = await startClusterNode('nats', env, 20_000);
+    nodes.push(second);
+    const probe = await TestClient.connect(`${second.url}?user=probe`, { timeout: 5000 });
+    clients.push(probe);
+
+    // The second node's own subject delivers nothing: after 2 heartbeats it asks on the shared one.
+    await eventually(async () => {
+      probe.send({ members: 'room' });
+      const { members } = (await probe.expectMessage()) as { members: PresenceMembers };
+      expect(members.complete).toBe(true);
+      expect(members.members.map(({ userId }) => userId)).toEqual(['ann']);
+    }, 5000);
   });
 });
 

@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { NatsTransport, type TransportMessageHandler } from 'nestjs-riverside';
 import { accepting, binaryAvailable, freePort } from './brokers.js';
@@ -22,10 +25,20 @@ export function natsAvailable(): Promise<boolean> {
 export class OwnNatsServer {
   private process: ChildProcess | null = null;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    /** A nats-server configuration file (`-c`), e.g. users and their permissions. */
+    private readonly configFile?: string,
+  ) {}
 
-  static async start(): Promise<OwnNatsServer> {
-    const server = new OwnNatsServer(await freePort());
+  /** `config`: nats-server configuration text (users, permissions...), written to a file of its own. */
+  static async start(config?: string): Promise<OwnNatsServer> {
+    let configFile: string | undefined;
+    if (config !== undefined) {
+      configFile = join(mkdtempSync(join(tmpdir(), 'nats-conf-')), 'nats.conf');
+      writeFileSync(configFile, config);
+    }
+    const server = new OwnNatsServer(await freePort(), configFile);
     await server.restart();
     return server;
   }
@@ -36,7 +49,8 @@ export class OwnNatsServer {
 
   /** Starts the server (again, on the same port) and waits until it accepts connections. */
   async restart(): Promise<void> {
-    const child = spawn(NATS_SERVER_BIN, ['-a', '127.0.0.1', '-p', String(this.port)], { stdio: 'ignore' });
+    const config = this.configFile === undefined ? [] : ['-c', this.configFile];
+    const child = spawn(NATS_SERVER_BIN, [...config, '-a', '127.0.0.1', '-p', String(this.port)], { stdio: 'ignore' });
     this.process = child;
     const exited = new Promise<never>((_, reject) => {
       child.once('error', reject);
