@@ -48,6 +48,14 @@ export abstract class BrokerTransport implements RiversideTransport {
   protected abstract sendUnsubscribe(topics: readonly string[]): Promise<void>;
   /** Throws when the transport is not connected. */
   protected abstract assertOpen(action: string, topic: string): void;
+  /**
+   * Whether a failed subscribe command was refused by the broker for one of its topics (a Redis
+   * ACL refuses the whole command for one channel it does not allow), rather than lost with the
+   * connection. Then each topic is asked again on its own, so the others are not refused with it.
+   */
+  protected isRefusal(_error: unknown): boolean {
+    return false;
+  }
 
   /**
    * Resolves once the broker has the subscription (with the other subscribes of the same tick,
@@ -77,12 +85,37 @@ export abstract class BrokerTransport implements RiversideTransport {
    */
   protected async resubscribeAll(): Promise<number> {
     const topics = [...this.topics.keys()];
+    const refused = new Map<string, Error>();
     for (let start = 0; start < topics.length; start += TOPIC_CHUNK) {
       // A topic unsubscribed meanwhile is skipped; one subscribed meanwhile was sent by subscribe().
       const chunk = topics.slice(start, start + TOPIC_CHUNK).filter((topic) => this.topics.has(topic));
-      if (chunk.length > 0) await this.sendSubscribe(chunk);
+      if (chunk.length === 0) continue;
+      const failures = await this.subscribeChunk(chunk);
+      // Lost with the connection: the next reconnect starts over.
+      if (failures.size === chunk.length && !this.canSend()) throw failures.values().next().value!;
+      for (const [topic, error] of failures) refused.set(topic, error);
+    }
+    if (refused.size > 0) {
+      const [first, error] = refused.entries().next().value!;
+      throw new Error(`${refused.size} topic(s) refused (${first}: ${error.message}); every other topic is subscribed`, { cause: error });
     }
     return topics.length;
+  }
+
+  /**
+   * Subscribes to a chunk of topics in one command; if the broker refuses the command (see
+   * isRefusal), each topic again on its own. Resolves with the error of each topic that failed.
+   */
+  private async subscribeChunk(topics: readonly string[]): Promise<Map<string, Error>> {
+    try {
+      await this.sendSubscribe(topics);
+      return new Map();
+    } catch (error) {
+      if (topics.length === 1 || !this.isRefusal(error)) return new Map(topics.map((topic) => [topic, error as Error]));
+      const failures = new Map<string, Error>();
+      await Promise.all(topics.map((topic) => this.sendSubscribe([topic]).catch((alone: Error) => void failures.set(topic, alone))));
+      return failures;
+    }
   }
 
   /** Forgets every topic (close()). Pending subscribe calls settle. */
@@ -135,17 +168,18 @@ export abstract class BrokerTransport implements RiversideTransport {
       while (end < batch.length && batch[end].subscribe === subscribe && end - start < TOPIC_CHUNK) end++;
       const run = batch.slice(start, end);
       const topics = run.map((pending) => pending.topic);
-      let sent: Promise<void>;
+      let sent: Promise<Map<string, Error>>;
       if (!this.canSend()) sent = Promise.reject(new Error(`${this.name}: the broker is unreachable`));
+      else if (subscribe) sent = this.subscribeChunk(topics);
       else {
         try {
-          sent = subscribe ? this.sendSubscribe(topics) : this.sendUnsubscribe(topics);
+          sent = this.sendUnsubscribe(topics).then(() => new Map());
         } catch (error) {
           sent = Promise.reject(error);
         }
       }
       sent.then(
-        () => run.forEach((pending) => pending.done()),
+        (failures) => run.forEach((pending) => pending.done(failures.get(pending.topic))),
         (error: Error) => run.forEach((pending) => pending.done(error)),
       );
       start = end;

@@ -159,6 +159,11 @@ export class RedisTransport extends BrokerTransport {
     await (this.subscriber as RedisClientLike).subscribe(...topics.map((topic) => this.channelPrefix + topic));
   }
 
+  /** Redis answers NOPERM for a whole SUBSCRIBE when its ACL refuses one of the channels. */
+  protected override isRefusal(error: unknown): boolean {
+    return error instanceof Error && error.message.startsWith('NOPERM');
+  }
+
   protected async sendUnsubscribe(topics: readonly string[]): Promise<void> {
     await (this.subscriber as RedisClientLike).unsubscribe(...topics.map((topic) => this.channelPrefix + topic));
   }

@@ -210,6 +210,43 @@ describe.runIf(redisUp)('RedisTransport on a real Redis', () => {
     });
   });
 
+  describe('with a Redis user refused some channels under the prefix', () => {
+    it("refuses only the refused topic of a tick's subscribes, and after a reconnect subscribes the others again", async () => {
+      const prefix = uniquePrefix('acl-topics');
+      const user = `${prefix}-user`;
+      const admin = ioredis();
+      // Users' topics allowed, channels' not (say, an ACL that keeps a tenant to its own channels).
+      await admin.call('ACL', 'SETUSER', user, 'on', '>secret', '~*', '+@all', `&${prefix}:user:*`, `&${prefix}:publish-check`);
+      const transport = new RedisTransport({ url: REDIS_URL.replace('redis://', `redis://${user}:secret@`), prefix });
+      const publisher = ioredis();
+      try {
+        await transport.connect();
+        const received: string[] = [];
+        // Asked in the same tick: they reach Redis in one SUBSCRIBE command, which Redis refuses whole.
+        const [allowed, refused] = await Promise.allSettled([
+          transport.subscribe('user:ann', (payload) => received.push(Buffer.from(payload).toString())),
+          transport.subscribe('channel:secret', () => {}),
+        ]);
+        expect(allowed.status).toBe('fulfilled');
+        expect(refused).toMatchObject({ status: 'rejected', reason: { message: expect.stringContaining('NOPERM') } });
+        await publisher.publish(`${prefix}:user:ann`, 'before');
+        await eventually(() => expect(received).toEqual(['before']));
+
+        // Its subscriber connection dropped: the resubscription holds both topics again.
+        await admin.call('CLIENT', 'KILL', 'USER', user, 'TYPE', 'pubsub');
+        await eventually(async () => {
+          await publisher.publish(`${prefix}:user:ann`, 'after');
+          expect(received).toContain('after');
+        }, 5000);
+      } finally {
+        await transport.close();
+        publisher.disconnect();
+        await admin.call('ACL', 'DELUSER', user);
+        admin.disconnect();
+      }
+    });
+  });
+
   describe('with Nest apps', () => {
     describe('external publishers (SPEC 9.4)', () => {
       let prefix: string;

@@ -112,15 +112,16 @@ export class PresenceTracker implements MembershipListener {
     } catch (error) {
       this.transportFailed(`subscribing to ${PRESENCE_TOPIC}`, error);
     }
-    // After the shared topic, not with it: a broker sends both in one command, and a refusal of
-    // this one would take the shared topic with it.
+    // After the shared topic, not with it: a transport that sends both in one command could lose
+    // both to a refusal of this one (RedisTransport asks again topic by topic; a custom transport
+    // may not).
     try {
       await this.transport.subscribe(this.inbox, receive);
       this.hasInbox = true;
     } catch (error) {
       // Refused (a Redis ACL without <prefix>:presence:*) or the broker is down: the others answer
-      // this node on the shared topic. The topic is dropped rather than kept for a resubscription,
-      // where it would fail the topics sent in the same command.
+      // this node on the shared topic. The topic is dropped rather than kept for a resubscription
+      // after every reconnect, where it would be refused (and logged) again.
       this.transportFailed(`subscribing to ${this.inbox} (states for this node will come on ${PRESENCE_TOPIC})`, error);
       await this.transport.unsubscribe(this.inbox).catch(() => undefined);
     }
