@@ -149,15 +149,49 @@ function stateTransferSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Re
   });
 }
 
-describe.runIf(redisUp)('presence state transfers with a Redis user refused the nodes\' own presence topics', () => {
-  const nodes: ClusterNodeProcess[] = [];
-  const clients: TestClient[] = [];
+/** The node processes and clients a test started: stopped after it. */
+class Started {
+  readonly nodes: ClusterNodeProcess[] = [];
+  readonly clients: TestClient[] = [];
+
+  async stop(): Promise<void> {
+    for (const client of this.clients.splice(0)) client.ws.terminate();
+    await Promise.all(this.nodes.splice(0).map((node) => node.stop()));
+  }
+}
+
+/**
+ * A first node with ann in `room`, then a second node and a probe session on it. ann joined
+ * before the second node started: only the first node's state can tell the second of her.
+ */
+async function annBeforeSecondNode(broker: 'redis' | 'nats', env: Record<string, string>, started: Started) {
+  const first = await startClusterNode(broker, env, 20_000);
+  started.nodes.push(first);
+  const ann = await TestClient.connect(`${first.url}?user=ann`, { timeout: 5000 });
+  started.clients.push(ann);
+  ann.send({ join: 'room' });
+  expect(await ann.expectMessage()).toEqual({ joined: 'room' });
+  const second = await startClusterNode(broker, env, 20_000);
+  started.nodes.push(second);
+  const probe = await TestClient.connect(`${second.url}?user=probe`, { timeout: 5000 });
+  started.clients.push(probe);
+  return { second, probe };
+}
+
+/** What the probe's node answers for `members('room')`: complete, and whose. */
+async function roomAsSeenBy(probe: TestClient): Promise<{ complete: boolean; userIds: string[] }> {
+  probe.send({ members: 'room' });
+  const { members } = (await probe.expectMessage()) as { members: PresenceMembers };
+  return { complete: members.complete, userIds: members.members.map(({ userId }) => userId) };
+}
+
+describe.runIf(redisUp)("presence state transfers with a Redis user refused the nodes' own presence topics", () => {
+  const started = new Started();
   const prefix = uniquePrefix('presence-acl');
   const user = `${prefix}-user`;
   const admin = rawRedis();
   afterEach(async () => {
-    for (const client of clients.splice(0)) client.ws.terminate();
-    await Promise.all(nodes.splice(0).map((node) => node.stop()));
+    await started.stop();
     await admin.call('ACL', 'DELUSER', user);
     admin.disconnect();
   });
@@ -168,34 +202,19 @@ describe.runIf(redisUp)('presence state transfers with a Redis user refused the 
     const channels = ['presence:cluster', 'user:*', 'channel:*', 'ext:*', 'publish-check'].map((channel) => `&${prefix}:${channel}`);
     await admin.call('ACL', 'SETUSER', user, 'on', '>secret', '~*', ...channels, '+@all');
     const env = { REDIS_URL: REDIS_URL.replace('redis://', `redis://${user}:secret@`), RIVERSIDE_PREFIX: prefix };
-    const first = await startClusterNode('redis', env, 20_000);
-    nodes.push(first);
-    const ann = await TestClient.connect(`${first.url}?user=ann`, { timeout: 5000 });
-    clients.push(ann);
-    ann.send({ join: 'room' });
-    expect(await ann.expectMessage()).toEqual({ joined: 'room' });
-    // ann joined before the second node started: only the first node's state can tell it.
-    const second = await startClusterNode('redis', env, 20_000);
-    nodes.push(second);
-    const probe = await TestClient.connect(`${second.url}?user=probe`, { timeout: 5000 });
-    clients.push(probe);
+    const { second, probe } = await annBeforeSecondNode('redis', env, started);
 
-    probe.send({ members: 'room' });
-    const { members } = (await probe.expectMessage()) as { members: PresenceMembers };
-    expect(members.complete).toBe(true);
-    expect(members.members.map(({ userId }) => userId)).toEqual(['ann']);
+    expect(await roomAsSeenBy(probe)).toEqual({ complete: true, userIds: ['ann'] });
     // The refusal is logged, naming the topic.
     expect(second.stderr()).toMatch(/subscribing to presence:[0-9a-f]{16} \(states for this node will come on presence:cluster\): NOPERM/);
   });
 });
 
 describe.runIf(natsServerUp)("presence state transfers with a NATS user that may not subscribe to the nodes' own presence subjects", () => {
-  const nodes: ClusterNodeProcess[] = [];
-  const clients: TestClient[] = [];
+  const started = new Started();
   let server: OwnNatsServer | null = null;
   afterEach(async () => {
-    for (const client of clients.splice(0)) client.ws.terminate();
-    await Promise.all(nodes.splice(0).map((node) => node.stop()));
+    await started.stop();
     await server?.kill();
   });
 
@@ -207,25 +226,10 @@ describe.runIf(natsServerUp)("presence state transfers with a NATS user that may
       // A client without credentials is the user `node`, with those permissions.
       `no_auth_user: node\nauthorization { users = [ { user: node, password: secret, permissions: { publish: ">", subscribe: [${subscribe.join(', ')}, "_INBOX.>"] } } ] }`,
     );
-    const env = { NATS_URL: server.url, RIVERSIDE_PREFIX: prefix, PRESENCE_HEARTBEAT: '200' };
-    const first = await startClusterNode('nats', env, 20_000);
-    nodes.push(first);
-    const ann = await TestClient.connect(`${first.url}?user=ann`, { timeout: 5000 });
-    clients.push(ann);
-    ann.send({ join: 'room' });
-    expect(await ann.expectMessage()).toEqual({ joined: 'room' });
-    const second = await startClusterNode('nats', env, 20_000);
-    nodes.push(second);
-    const probe = await TestClient.connect(`${second.url}?user=probe`, { timeout: 5000 });
-    clients.push(probe);
+    const { probe } = await annBeforeSecondNode('nats', { NATS_URL: server.url, RIVERSIDE_PREFIX: prefix, PRESENCE_HEARTBEAT: '200' }, started);
 
     // The second node's own subject delivers nothing: after 2 heartbeats it asks on the shared one.
-    await eventually(async () => {
-      probe.send({ members: 'room' });
-      const { members } = (await probe.expectMessage()) as { members: PresenceMembers };
-      expect(members.complete).toBe(true);
-      expect(members.members.map(({ userId }) => userId)).toEqual(['ann']);
-    }, 5000);
+    await eventually(async () => expect(await roomAsSeenBy(probe)).toEqual({ complete: true, userIds: ['ann'] }), 5000);
   });
 });
 
