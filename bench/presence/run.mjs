@@ -19,13 +19,12 @@
 //                      20 single joins, a 2,000-member replica): a few seconds, figures
 //                      meaningless. The suite's smoke (test/bench/presence-smoke.e2e-spec.ts) runs
 //                      it; needs PRESENCE_OUT, so that it never replaces bench/presence/RESULTS.md.
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import WebSocket from 'ws';
+import { startClusterNode } from '../lib/cluster-node.mjs';
 
 const BROKER = process.env.BROKER ?? 'redis';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -45,7 +44,6 @@ const CHURNERS = SMOKE ? 60 : 600;
 /** Step 4: remote members in the replica weighed. */
 const REPLICA_MEMBERS = SMOKE ? 2000 : 100_000;
 const PREFIX = `rvbench-presence-${process.pid}-${Date.now()}`;
-const FIXTURE = fileURLToPath(new URL('../../test/cluster/fixtures/cluster-node.mjs', import.meta.url));
 const PRESENCE_TOPIC = 'presence:cluster';
 
 if (typeof global.gc !== 'function') throw new Error('run with node --expose-gc (npm run bench:presence does)');
@@ -54,30 +52,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 function startNode() {
-  const child = spawn(process.execPath, [FIXTURE], {
-    // The members sit idle for as long as the benchmark runs.
-    // The single session of step 1 is in JOINS channels at once (the default maxChannelsPerSession is 100).
-    env: { ...process.env, RIVERSIDE_TRANSPORT: BROKER, REDIS_URL, NATS_URL, RIVERSIDE_PREFIX: PREFIX, IDLE_TIMEOUT: '0', RIVERSIDE_MAX_CHANNELS_PER_SESSION: String(JOINS) },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  // The fixture exits when its stdin closes; a write to a node that already exited is no error here.
-  child.stdin.on('error', () => {});
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('a node did not start within 30 s')), 30_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      let parsed;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        // A line cut short by the node's exit (it prints its members' leaves as it stops).
-        return;
-      }
-      if (typeof parsed.url === 'string') {
-        clearTimeout(timer);
-        resolve({ child, url: parsed.url, id: parsed.node });
-      }
-    });
-  });
+  // The members sit idle for as long as the benchmark runs; the single session of step 1 is in
+  // JOINS channels at once (the default maxChannelsPerSession is 100).
+  return startClusterNode({ RIVERSIDE_TRANSPORT: BROKER, REDIS_URL, NATS_URL, RIVERSIDE_PREFIX: PREFIX, IDLE_TIMEOUT: '0', RIVERSIDE_MAX_CHANNELS_PER_SESSION: String(JOINS) });
 }
 
 /** A WebSocket client that answers one request at a time. */

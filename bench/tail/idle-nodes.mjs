@@ -7,45 +7,24 @@
 // and wake-ups a second per node, median and range. Presence is what runs in such a cluster
 // (heartbeats, the liveness sweep); RIVERSIDE_PRESENCE=off and PRESENCE_HEARTBEAT pass through to
 // the nodes. bench/PROFILE.md, "Stop 21".
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { startClusterNode } from '../lib/cluster-node.mjs';
 
 const NODES = Number(process.argv[2] ?? 7);
 const SECONDS = Number(process.argv[3] ?? 20);
 const BROKER = process.env.BROKER ?? 'redis';
-const FIXTURE = fileURLToPath(new URL('../../test/cluster/fixtures/cluster-node.mjs', import.meta.url));
 const PREFIX = `rvbench-idle-${process.pid}-${Date.now()}`;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function startNode() {
-  const child = spawn(process.execPath, [FIXTURE], {
-    env: {
-      ...process.env,
-      RIVERSIDE_TRANSPORT: BROKER,
-      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
-      RIVERSIDE_PREFIX: PREFIX,
-      RIVERSIDE_REPORT_SUBSCRIBED: '0',
-    },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  child.stdin.on('error', () => {});
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('a node did not start within 30 s')), 30_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        if (typeof JSON.parse(line).url === 'string') {
-          clearTimeout(timer);
-          resolve(child);
-        }
-      } catch {
-        // not a JSON line
-      }
-    });
-  });
+  return startClusterNode({
+    RIVERSIDE_TRANSPORT: BROKER,
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
+    RIVERSIDE_PREFIX: PREFIX,
+    RIVERSIDE_REPORT_SUBSCRIBED: '0',
+  }).then(({ child }) => child);
 }
 
 /** [CPU ns of every thread, runs on a CPU of the main thread] of a process. */

@@ -64,15 +64,24 @@ async function rawNatsClient(prefix: string): Promise<RawPresenceClient> {
   };
 }
 
+/** The node processes and clients a test started: stopped after it. */
+class Started {
+  readonly nodes: ClusterNodeProcess[] = [];
+  readonly clients: TestClient[] = [];
+
+  async stop(): Promise<void> {
+    for (const client of this.clients.splice(0)) client.ws.terminate();
+    await Promise.all(this.nodes.splice(0).map((node) => node.stop()));
+  }
+}
+
 function stateTransferSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Record<string, string>, rawClient: (prefix: string) => Promise<RawPresenceClient>): void {
   describe.runIf(up)(`presence state transfers between Riverside processes on ${broker}`, () => {
-    const nodes: ClusterNodeProcess[] = [];
-    const clients: TestClient[] = [];
+    const started = new Started();
     let raw: RawPresenceClient | null = null;
     let prefix = '';
     afterEach(async () => {
-      for (const client of clients.splice(0)) client.ws.terminate();
-      await Promise.all(nodes.splice(0).map((node) => node.stop()));
+      await started.stop();
       await raw?.close();
       raw = null;
     });
@@ -81,13 +90,13 @@ function stateTransferSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Re
     // again on the shared topic, and 2 s keeps a loaded machine from doing that here.
     async function startNode(): Promise<{ process: ClusterNodeProcess; id: string }> {
       const process = await startClusterNode(broker, { ...brokerEnv, RIVERSIDE_PREFIX: prefix }, 20_000);
-      nodes.push(process);
+      started.nodes.push(process);
       return { process, id: String(process.output.find((line) => typeof line.url === 'string')!.node) };
     }
 
     async function connect(node: ClusterNodeProcess, userId: string): Promise<TestClient> {
       const client = await TestClient.connect(`${node.url}?user=${userId}&sid=${userId}-s`, { timeout: 5000 });
-      clients.push(client);
+      started.clients.push(client);
       return client;
     }
 
@@ -147,17 +156,6 @@ function stateTransferSuite(broker: 'redis' | 'nats', up: boolean, brokerEnv: Re
       });
     });
   });
-}
-
-/** The node processes and clients a test started: stopped after it. */
-class Started {
-  readonly nodes: ClusterNodeProcess[] = [];
-  readonly clients: TestClient[] = [];
-
-  async stop(): Promise<void> {
-    for (const client of this.clients.splice(0)) client.ws.terminate();
-    await Promise.all(this.nodes.splice(0).map((node) => node.stop()));
-  }
 }
 
 /**
