@@ -1,0 +1,138 @@
+import { LocalTransport } from './local.transport.js';
+import { OptionChecks } from './option-checks.js';
+import { BRIDGE_TOPIC, PRESENCE_TOPIC } from './topics.js';
+import { isTransport, type RiversideTransport, type TransportMessageHandler } from './transport.interface.js';
+
+/**
+ * Options of {@link ShardedTransport}.
+ * @publicApi
+ */
+export interface ShardedTransportOptions {
+  /**
+   * The transports the topics are spread over, one per broker instance (e.g. one
+   * `RedisTransport` per Redis server), at least one. Every node of the cluster must list the
+   * same brokers in the same order: the position decides which topics a broker carries.
+   */
+  shards: readonly RiversideTransport[];
+}
+
+const KNOWN_OPTIONS = ['shards'] as const;
+
+/**
+ * Spreads the cluster's topics over several brokers, so that k Redis servers carry k times
+ * what one carries: one Redis runs pub/sub on a single thread, the first limit a large cluster
+ * meets (docs/scaling.md, "What breaks first"). Each user or channel topic lives on one shard,
+ * chosen by a hash of its name; every node publishes and subscribes it there.
+ *
+ * ```ts
+ * transport: new ShardedTransport({
+ *   shards: [new RedisTransport({ url: 'redis://10.0.0.1' }), new RedisTransport({ url: 'redis://10.0.0.2' })],
+ * })
+ * ```
+ *
+ * - Order: the messages of one sender to one user or one channel keep their order. A sender's
+ *   message to a user and its message to a channel that user is in may arrive in the other
+ *   order when the two topics are on different shards (they travel through different servers).
+ * - Presence keeps to one shard (its messages build on one another), and a node's wildcard
+ *   subscription to `ext:*` and its `bridge` subscription are held on every shard: a service
+ *   publishing from outside may use any one of the brokers.
+ * - A shard that is down costs only the topics it carries; each shard's transport reconnects on
+ *   its own.
+ * - Changing the shards (their number or order) moves most topics: restart every node together.
+ * @publicApi
+ */
+export class ShardedTransport implements RiversideTransport {
+  /** Set when every shard's `subscribe()` always settles (see `RiversideTransport`). */
+  readonly subscriptionsSettle: boolean;
+  /** Present when every shard offers it: the `ext:*` subscription is held on every shard. */
+  readonly subscribeExternal?: (handler: TransportMessageHandler) => Promise<void>;
+  private readonly shards: readonly RiversideTransport[];
+  private readonly presenceShard: RiversideTransport;
+
+  constructor(options: ShardedTransportOptions) {
+    this.shards = [...validateOptions(options).shards];
+    this.subscriptionsSettle = this.shards.every((shard) => shard.subscriptionsSettle === true);
+    this.presenceShard = this.byHash(PRESENCE_TOPIC);
+    if (this.shards.every((shard) => typeof shard.subscribeExternal === 'function')) {
+      this.subscribeExternal = async (handler) => {
+        await Promise.all(this.shards.map((shard) => shard.subscribeExternal!(handler)));
+      };
+    }
+  }
+
+  /** Connects every shard; if one fails, closes the others and rejects with the shard named. */
+  async connect(): Promise<void> {
+    const results = await Promise.allSettled(this.shards.map((shard) => shard.connect()));
+    const failed = results.findIndex((result) => result.status === 'rejected');
+    if (failed < 0) return;
+    await Promise.allSettled(this.shards.map((shard) => shard.close()));
+    throw this.shardError(failed, 'could not connect', (results[failed] as PromiseRejectedResult).reason);
+  }
+
+  /** Publishes on the topic's shard only: every node subscribes the topic there. */
+  publish(topic: string, payload: Uint8Array): Promise<void> {
+    return this.shardOf(topic).publish(topic, payload);
+  }
+
+  /** Subscribes on the topic's shard; `bridge` on every shard, where outside services may publish it. */
+  async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
+    if (topic === BRIDGE_TOPIC) await Promise.all(this.shards.map((shard) => shard.subscribe(topic, handler)));
+    else await this.shardOf(topic).subscribe(topic, handler);
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    if (topic === BRIDGE_TOPIC) await Promise.all(this.shards.map((shard) => shard.unsubscribe(topic)));
+    else await this.shardOf(topic).unsubscribe(topic);
+  }
+
+  /** Closes every shard, each whatever the others do; rejects with the first failure. */
+  async close(): Promise<void> {
+    const results = await Promise.allSettled(this.shards.map((shard) => shard.close()));
+    const failed = results.findIndex((result) => result.status === 'rejected');
+    if (failed >= 0) throw this.shardError(failed, 'failed to close', (results[failed] as PromiseRejectedResult).reason);
+  }
+
+  /** The shard that carries `topic`: presence topics all on one, the others by a hash of the name. */
+  private shardOf(topic: string): RiversideTransport {
+    return topic.startsWith('presence:') ? this.presenceShard : this.byHash(topic);
+  }
+
+  private byHash(topic: string): RiversideTransport {
+    return this.shards.length === 1 ? this.shards[0] : this.shards[fnv1a(topic) % this.shards.length];
+  }
+
+  private shardError(index: number, what: string, cause: unknown): Error {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    return new Error(`ShardedTransport: shard ${index} of ${this.shards.length} ${what}: ${message}`, { cause });
+  }
+}
+
+/**
+ * 32-bit FNV-1a over the UTF-16 code units of `text`: fast on short names, spreads them evenly,
+ * and gives every node the same answer.
+ */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+function validateOptions(options: ShardedTransportOptions): ShardedTransportOptions {
+  const check = new OptionChecks('ShardedTransport');
+  check.knownKeys(options, KNOWN_OPTIONS, 'an object with shards');
+  const { shards } = options;
+  if (!Array.isArray(shards) || shards.length === 0) check.invalid('shards', shards, 'a non-empty array of transports (one per broker)');
+  shards.forEach((shard, index) => {
+    if (!isTransport(shard)) check.invalid(`shards[${index}]`, shard, 'a RiversideTransport (e.g. new RedisTransport({ url }))');
+    if (shard instanceof LocalTransport) check.invalid(`shards[${index}]`, shard, 'a transport to a broker: LocalTransport carries nothing between nodes');
+    if (shards.indexOf(shard) !== index) check.invalid(`shards[${index}]`, shard, `a transport not listed already (it is shards[${shards.indexOf(shard)}] too)`);
+  });
+  const external = shards.map((shard) => typeof shard.subscribeExternal === 'function');
+  if (external.some((has) => has !== external[0])) {
+    check.invalid('shards', shards, 'transports that all offer subscribeExternal or none does (one kind of broker)');
+  }
+  return options;
+}

@@ -1,0 +1,217 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DeliveryService, InvalidOptionsError, LocalTransport, PresenceService, RedisTransport, RiversideStats, ShardedTransport } from 'nestjs-riverside';
+import { ClusterNodeHandler, join, runClusterDeliveryContract } from '../cluster/cluster-delivery.contract.js';
+import { freePort, uniquePrefix } from '../support/brokers.js';
+import { OwnRedisServer, REDIS_URL, redisAvailable, redisServerAvailable, subscriberCount } from '../support/redis.js';
+import { eventually, type RunningApp, startRiverside } from '../support/riverside-app.js';
+import { runTransportContract } from './transport.contract.js';
+
+// STYLE 18: skipped (loudly) only outside CI when Redis is unreachable; under CI this throws.
+const redisUp = await redisAvailable();
+const redisServerUp = await redisServerAvailable();
+
+/** Clients the test itself opened, cut after each test. */
+const opened: Redis[] = [];
+function ioredis(url: string): Redis {
+  const client = new Redis(url);
+  client.on('error', () => {}); // the outage test stops a server: no ioredis console noise
+  opened.push(client);
+  return client;
+}
+afterEach(() => {
+  for (const client of opened.splice(0)) client.disconnect();
+});
+
+/** A node's transport: one RedisTransport per server, in the order given. */
+function sharded(urls: readonly string[], prefix: string): ShardedTransport {
+  return new ShardedTransport({ shards: urls.map((url) => new RedisTransport({ url, prefix })) });
+}
+
+/** On which of `urls` (by position) `topic` has subscribers, and how many on each. */
+async function subscribersByServer(urls: readonly string[], prefixed: string): Promise<number[]> {
+  return Promise.all(urls.map((url) => subscriberCount(ioredis(url), prefixed)));
+}
+
+describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis servers', () => {
+  let second: OwnRedisServer;
+  let urls: string[];
+  beforeAll(async () => {
+    second = await OwnRedisServer.start();
+    urls = [REDIS_URL, second.url];
+  });
+  afterAll(() => second?.stop());
+
+  runTransportContract('ShardedTransport (two Redis servers)', async () => {
+    const prefix = uniquePrefix('sharded');
+    const a = sharded(urls, prefix);
+    const b = sharded(urls, prefix);
+    const otherPrefix = sharded(urls, `${prefix}-other`);
+    return { a, b, otherPrefix, cleanup: () => Promise.all([a.close(), b.close(), otherPrefix.close()]).then(() => {}) };
+  });
+
+  runClusterDeliveryContract('two Redis servers, sharded', () => {
+    const prefix = uniquePrefix('sharded-nodes');
+    return {
+      a: sharded(urls, prefix),
+      b: sharded(urls, prefix),
+      // A topic lives on one server: what the node holds is the sum over both.
+      subscribers: async (topic: string) => (await subscribersByServer(urls, `${prefix}:${topic}`)).reduce((sum, count) => sum + count, 0),
+    };
+  });
+
+  describe('with Nest apps', () => {
+    let nodes: RunningApp[] = [];
+    afterEach(async () => {
+      await Promise.all(nodes.map((node) => node.close()));
+      nodes = [];
+    });
+
+    async function twoNodes(prefix: string, options: { bridge?: boolean; presenceHeartbeat?: number } = {}) {
+      nodes = [
+        await startRiverside({ transport: sharded(urls, prefix), ...options }, [ClusterNodeHandler]),
+        await startRiverside({ transport: sharded(urls, prefix), ...options }, [ClusterNodeHandler]),
+      ];
+      return { nodeA: nodes[0], nodeB: nodes[1] };
+    }
+
+    it('puts each user topic on exactly one server, both servers carrying some, and delivers to every user', async () => {
+      const prefix = uniquePrefix('spread');
+      const { nodeA, nodeB } = await twoNodes(prefix, { presenceHeartbeat: 60_000 });
+      const users = Array.from({ length: 24 }, (_, i) => `u${i}`);
+      const clients = await Promise.all(users.map((user) => nodeB.connect('/', { query: { user } })));
+      let placement: number[] = [];
+      await eventually(async () => {
+        const counts = await Promise.all(users.map((user) => subscribersByServer(urls, `${prefix}:user:${user}`)));
+        for (const count of counts) expect([...count].sort()).toEqual([0, 1]);
+        placement = counts.map((count) => count.indexOf(1));
+      });
+      expect(placement.filter((server) => server === 0).length).toBeGreaterThan(2);
+      expect(placement.filter((server) => server === 1).length).toBeGreaterThan(2);
+
+      const delivery = nodeA.app.get(DeliveryService);
+      users.forEach((user, n) => delivery.deliver({ user }, { n }));
+      for (const [n, client] of clients.entries()) expect(await client.expectMessage()).toEqual({ n });
+    });
+
+    it('keeps every presence topic on one server, and members() spans the nodes', async () => {
+      const prefix = uniquePrefix('sharded-presence');
+      const { nodeA, nodeB } = await twoNodes(prefix);
+      await join(await nodeA.connect('/', { query: { user: 'ann' } }), 'room');
+      await join(await nodeB.connect('/', { query: { user: 'bob' } }), 'room');
+      for (const node of [nodeA, nodeB]) {
+        await eventually(async () => {
+          const answer = await node.app.get(PresenceService).members('room');
+          expect(answer.complete).toBe(true);
+          expect(answer.members.map((member) => member.userId).sort()).toEqual(['ann', 'bob']);
+        });
+      }
+      const presenceTopics = await Promise.all(urls.map((url) => ioredis(url).pubsub('CHANNELS', `${prefix}:presence:*`) as Promise<string[]>));
+      // The shared topic and the two nodes' own topics, all on the same server.
+      expect(presenceTopics.map((topics) => topics.length).sort()).toEqual([0, 3]);
+    });
+
+    it("takes what a service publishes under ext: or on bridge from either server, once", async () => {
+      const prefix = uniquePrefix('sharded-external');
+      const { nodeA } = await twoNodes(prefix, { bridge: true, presenceHeartbeat: 60_000 });
+      const user = await nodeA.connect('/', { query: { user: '42' } });
+      await eventually(async () => expect((await subscribersByServer(urls, `${prefix}:user:42`)).sort()).toEqual([0, 1]));
+      for (const [n, url] of urls.entries()) {
+        await ioredis(url).publish(`${prefix}:ext:user:42`, `{"ext":${n}}`);
+        expect(await user.expectMessage()).toEqual({ ext: n });
+        await ioredis(url).publish(`${prefix}:bridge`, JSON.stringify({ recipients: ['42'], data: { bridge: n } }));
+        expect(await user.expectMessage()).toEqual({ bridge: n });
+      }
+      await user.expectNoMessage(150);
+    });
+  });
+
+  describe.runIf(redisServerUp)('while one server is down', () => {
+    let own: OwnRedisServer;
+    let nodes: RunningApp[] = [];
+    afterAll(async () => {
+      await Promise.all(nodes.map((node) => node.close()));
+      await own?.stop();
+    });
+
+    it('delivers the topics of the server that is up, and the others again once their server is back', async () => {
+      own = await OwnRedisServer.start();
+      const servers = [REDIS_URL, own.url];
+      const prefix = uniquePrefix('shard-outage');
+      nodes = [
+        await startRiverside({ transport: sharded(servers, prefix), presenceHeartbeat: 60_000 }, [ClusterNodeHandler]),
+        await startRiverside({ transport: sharded(servers, prefix), presenceHeartbeat: 60_000 }, [ClusterNodeHandler]),
+      ];
+      const [nodeA, nodeB] = nodes;
+      // Users until one lives on each server.
+      const onServer: { user: string; client: Awaited<ReturnType<RunningApp['connect']>> }[] = [];
+      for (let n = 0; onServer.filter(Boolean).length < 2 && n < 64; n++) {
+        const user = `o${n}`;
+        const client = await nodeB.connect('/', { query: { user } });
+        let counts: number[] = [];
+        await eventually(async () => {
+          counts = await subscribersByServer(servers, `${prefix}:user:${user}`);
+          expect(counts.reduce((sum, count) => sum + count, 0)).toBe(1);
+        });
+        onServer[counts.indexOf(1)] ??= { user, client };
+      }
+      const [up, down] = onServer;
+      const delivery = nodeA.app.get(DeliveryService);
+      const errors = () => nodeA.app.get(RiversideStats).transportErrors;
+
+      await own.stop();
+      const errorsBefore = errors();
+      delivery.deliver({ user: down.user }, { lost: true });
+      delivery.deliver({ user: up.user }, { still: 'across' });
+      expect(await up.client.expectMessage()).toEqual({ still: 'across' });
+      await eventually(() => expect(errors()).toBeGreaterThan(errorsBefore));
+
+      // A brand-new, empty server: the user gets messages again only if node B subscribes again.
+      await own.start();
+      let sent = 0;
+      const deadline = Date.now() + 8000;
+      for (;;) {
+        delivery.deliver({ user: down.user }, { back: ++sent });
+        try {
+          expect(await down.client.expectMessage(100)).toEqual({ back: expect.any(Number) });
+          break;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+        }
+      }
+      expect(up.client.ws.readyState).toBe(up.client.ws.OPEN);
+    });
+  });
+
+  it('rejects connect() naming the shard that could not connect, and closes the others', async () => {
+    const unreachable = `redis://127.0.0.1:${await freePort()}`;
+    const reachable = new RedisTransport({ url: REDIS_URL, prefix: uniquePrefix('half') });
+    const transport = new ShardedTransport({ shards: [reachable, new RedisTransport({ url: unreachable, prefix: 'unused', readyTimeout: 300 })] });
+    await expect(transport.connect()).rejects.toThrow(/^ShardedTransport: shard 1 of 2 could not connect: RedisTransport could not reach Redis within readyTimeout \(300 ms\)/);
+    await expect(reachable.publish('user:1', Buffer.from('x'))).rejects.toThrow('RedisTransport is not connected');
+  });
+});
+
+describe('ShardedTransport options', () => {
+  const redis = () => new RedisTransport({ url: REDIS_URL });
+
+  it.each([
+    ['no shards', () => new ShardedTransport({ shards: [] }), /^ShardedTransport: invalid option "shards": expected a non-empty array of transports \(one per broker\)/],
+    ['not an array', () => new ShardedTransport({ shards: redis() as never }), /^ShardedTransport: invalid option "shards": expected a non-empty array/],
+    ['not a transport', () => new ShardedTransport({ shards: [redis(), { url: REDIS_URL } as never] }), /^ShardedTransport: invalid option "shards\[1\]": expected a RiversideTransport/],
+    ['LocalTransport', () => new ShardedTransport({ shards: [new LocalTransport()] }), /^ShardedTransport: invalid option "shards\[0\]": expected a transport to a broker: LocalTransport carries nothing between nodes/],
+    ['one transport twice', () => { const shard = redis(); return new ShardedTransport({ shards: [shard, shard] }); }, /^ShardedTransport: invalid option "shards\[1\]": expected a transport not listed already \(it is shards\[0\] too\)/],
+    ['an unknown option', () => new ShardedTransport({ shards: [redis()], urls: [] } as never), /^ShardedTransport: invalid option "urls": expected one of the known options \(shards\)/],
+  ])('refuses %s, naming the option', (_, create, message) => {
+    expect(create).toThrow(InvalidOptionsError);
+    expect(create).toThrow(message);
+  });
+
+  it('refuses shards of which only some take external publications', () => {
+    const withoutExternal = { connect: async () => {}, publish: async () => {}, subscribe: async () => {}, unsubscribe: async () => {}, close: async () => {} };
+    expect(() => new ShardedTransport({ shards: [redis(), withoutExternal] })).toThrow(
+      /^ShardedTransport: invalid option "shards": expected transports that all offer subscribeExternal or none does/,
+    );
+    expect(new ShardedTransport({ shards: [withoutExternal, { ...withoutExternal }] }).subscribeExternal).toBeUndefined();
+  });
+});
