@@ -50,7 +50,8 @@
 //                            `node bench/dist/trace-tail.js dir [phase]` (default phase redis-remote-5000-1, the first round)
 //   SCALE_SERVER_FLAGS, SCALE_LOAD_FLAGS  extra Node flags (space-separated) of the cluster's
 //                            processes (workers inherit the primary's) and of the load generators
-//   REDIS_URL                (default redis://127.0.0.1:6379)
+//   REDIS_URL                (default redis://127.0.0.1:6379); several, comma-separated, make each
+//                            worker's transport a ShardedTransport over them
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';

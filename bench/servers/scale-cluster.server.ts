@@ -19,6 +19,7 @@ import {
   RiversideHandler,
   RiversideModule,
   RiversideStats,
+  ShardedTransport,
   type Session,
   runRiversideWorkers,
 } from 'nestjs-riverside';
@@ -144,8 +145,11 @@ class ScaleHandler {
 
 function transport() {
   switch (config.transport) {
-    case 'redis':
-      return new RedisTransport({ url: config.redisUrl, prefix: config.prefix });
+    case 'redis': {
+      // Several URLs, comma-separated: one shard per Redis server.
+      const shards = config.redisUrl.split(',').map((url) => new RedisTransport({ url, prefix: config.prefix }));
+      return shards.length === 1 ? shards[0] : new ShardedTransport({ shards });
+    }
     case 'ipc':
       return new IpcTransport({ prefix: config.prefix });
     case 'local':

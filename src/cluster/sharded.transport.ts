@@ -132,7 +132,7 @@ function validateOptions(options: ShardedTransportOptions): ShardedTransportOpti
   });
   const external = shards.map((shard) => typeof shard.subscribeExternal === 'function');
   if (external.some((has) => has !== external[0])) {
-    check.invalid('shards', shards, 'transports that all offer subscribeExternal or none does (one kind of broker)');
+    check.invalid('shards', shards, 'transports that all offer subscribeExternal, or none of them (a service publishing under ext: must reach every node, whichever shard it uses)');
   }
   return options;
 }

@@ -210,7 +210,7 @@ describe('ShardedTransport options', () => {
   it('refuses shards of which only some take external publications', () => {
     const withoutExternal = { connect: async () => {}, publish: async () => {}, subscribe: async () => {}, unsubscribe: async () => {}, close: async () => {} };
     expect(() => new ShardedTransport({ shards: [redis(), withoutExternal] })).toThrow(
-      /^ShardedTransport: invalid option "shards": expected transports that all offer subscribeExternal or none does/,
+      /^ShardedTransport: invalid option "shards": expected transports that all offer subscribeExternal, or none of them/,
     );
     expect(new ShardedTransport({ shards: [withoutExternal, { ...withoutExternal }] }).subscribeExternal).toBeUndefined();
   });
