@@ -1,5 +1,6 @@
 // One node of `npm run soak`, on the built package (dist/). Environment: SOAK_TRANSPORT ("redis"
-// with REDIS_URL, or "nats" with NATS_URL) and SOAK_PREFIX. Prints {"url": ...} once it listens.
+// with REDIS_URL, several comma-separated for a ShardedTransport over them, or "nats" with
+// NATS_URL) and SOAK_PREFIX. Prints {"url": ...} once it listens.
 //
 // Clients authenticate with `?user=<id>&sid=<id>`; messages:
 //   { "join": "<channel>" }  -> joins, answers { "joined": "<channel>" }
@@ -17,12 +18,20 @@ import {
   RiversideHandler,
   RiversideModule,
   RiversideServer,
+  ShardedTransport,
 } from '../../dist/index.js';
+
+function redisTransport() {
+  // Several URLs, comma-separated: one shard per Redis server.
+  const urls = (process.env.REDIS_URL ?? 'redis://127.0.0.1:6379').split(',');
+  const shards = urls.map((url) => new RedisTransport({ url, prefix: process.env.SOAK_PREFIX }));
+  return shards.length === 1 ? shards[0] : new ShardedTransport({ shards });
+}
 
 const transport =
   process.env.SOAK_TRANSPORT === 'nats'
     ? new NatsTransport({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', prefix: process.env.SOAK_PREFIX })
-    : new RedisTransport({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix: process.env.SOAK_PREFIX });
+    : redisTransport();
 
 class SoakHandler {
   constructor(delivery) {

@@ -1,10 +1,10 @@
 // `npm run soak`: a bounded cluster soak. Starts SOAK_NODES (3) node processes on one broker
-// (SOAK_TRANSPORT: redis (default, REDIS_URL) or nats (NATS_URL)), then for SOAK_SECONDS (60)
-// sends deliveries with sequence numbers to users, sessions and channels from one sender per node,
-// while receiver sessions come and go and join and leave channels. Every receiver checks each
-// (sender, target) stream: a delivery it was owed and never got is lost; one seen twice is
-// duplicated; one older than what it already saw is reordered. Prints the figures as one JSON line
-// and exits 1 unless all three are 0.
+// (SOAK_TRANSPORT: redis (default, REDIS_URL; several comma-separated: a ShardedTransport over
+// them) or nats (NATS_URL)), then for SOAK_SECONDS (60) sends deliveries with sequence numbers
+// to users, sessions and channels from one sender per node, while receiver sessions come and go
+// and join and leave channels. Every receiver checks each (sender, target) stream: a delivery it
+// was owed and never got is lost; one seen twice is duplicated; one older than what it already
+// saw is reordered. Prints the figures as one JSON line and exits 1 unless all three are 0.
 //
 // A receiver is owed the deliveries sent after it heard of its first join (for its user and
 // session) or of its join of a channel, until it starts to leave. Then, before the check, it
