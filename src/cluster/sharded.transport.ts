@@ -1,5 +1,6 @@
 import { LocalTransport } from './local.transport.js';
 import { OptionChecks } from './option-checks.js';
+import { ShardLayoutCheck } from './shard-layout-check.js';
 import { BRIDGE_TOPIC, PRESENCE_TOPIC } from './topics.js';
 import { isTransport, type RiversideTransport, type TransportMessageHandler } from './transport.interface.js';
 
@@ -39,6 +40,8 @@ const KNOWN_OPTIONS = ['shards'] as const;
  * - A shard that is down costs only the topics it carries; each shard's transport reconnects on
  *   its own.
  * - Changing the shards (their number or order) moves most topics: restart every node together.
+ *   A node started with another list is found at once: both it and the nodes it disagrees with
+ *   log an error naming the shard.
  * @publicApi
  */
 export class ShardedTransport implements RiversideTransport {
@@ -60,11 +63,15 @@ export class ShardedTransport implements RiversideTransport {
     }
   }
 
-  /** Connects every shard; if one fails, closes the others and rejects with the shard named. */
+  /**
+   * Connects every shard; if one fails, closes the others and rejects with the shard named. Then
+   * checks that the other nodes list the same brokers in the same order (see ShardLayoutCheck):
+   * a node that does not is logged as an error, on both sides.
+   */
   async connect(): Promise<void> {
     const results = await Promise.allSettled(this.shards.map((shard) => shard.connect()));
     const failed = results.findIndex((result) => result.status === 'rejected');
-    if (failed < 0) return;
+    if (failed < 0) return new ShardLayoutCheck(this.shards).start();
     await Promise.allSettled(this.shards.map((shard) => shard.close()));
     throw this.shardError(failed, 'could not connect', (results[failed] as PromiseRejectedResult).reason);
   }

@@ -46,6 +46,13 @@ export function presenceInboxTopic(nodeId: string): string {
   return `presence:${nodeId}`;
 }
 
+/**
+ * Where the nodes of a `ShardedTransport` say, on each broker, which of their shards they take
+ * that broker for (`<prefix>:shards`), so that a node listing the brokers in another order is
+ * found at once.
+ */
+export const SHARD_LAYOUT_TOPIC = 'shards';
+
 /** The node-to-node topic a target's messages travel on. */
 export function topicOf(target: DeliveryTarget): string {
   if (target.channel != null) return channelTopic(String(target.channel));

@@ -124,6 +124,49 @@ describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis server
       }
       await user.expectNoMessage(150);
     });
+
+    describe('nodes that list the servers differently', () => {
+      const layoutErrors = () => nodes.flatMap((node) => node.logger.errors()).filter((message) => message.startsWith('ShardedTransport: node '));
+      /** The nodes (host/pid/tag) that logged such an error. */
+      const loggedOn = () => new Set(layoutErrors().map((message) => /on this node \(([^)]+)\)/.exec(message)?.[1]));
+      const startWith = async (prefix: string, ...lists: string[][]) => {
+        for (const list of lists) nodes.push(await startRiverside({ transport: sharded(list, prefix), presenceHeartbeat: 60_000 }, [ClusterNodeHandler]));
+      };
+
+      it('is an error on both nodes when one lists them in another order', async () => {
+        await startWith(uniquePrefix('layout-order'), urls, [...urls].reverse());
+        await eventually(() => expect(loggedOn().size).toBe(2));
+        expect(layoutErrors()[0]).toMatch(
+          /^ShardedTransport: node \S+ lists 2 shard\(s\) and takes the broker that is shard [01] of 2 on this node \(\S+\) for its shard [01]: deliveries between the two are lost\. Give every node the same brokers in the same order\.$/,
+        );
+      });
+
+      it('is an error on both nodes when one lists fewer servers', async () => {
+        await startWith(uniquePrefix('layout-count'), urls, urls.slice(0, 1));
+        await eventually(() => expect(loggedOn().size).toBe(2));
+        expect(layoutErrors().join('\n')).toContain('lists 1 shard(s) and takes the broker that is shard 0 of 2');
+        expect(layoutErrors().join('\n')).toContain('lists 2 shard(s) and takes the broker that is shard 0 of 1');
+      });
+
+      it('is quiet when every node lists the same servers in the same order, each having told every server', async () => {
+        const prefix = uniquePrefix('layout-same');
+        const notices = await Promise.all(
+          urls.map(async (url) => {
+            const observer = ioredis(url);
+            const heard: string[] = [];
+            observer.on('message', (_channel: string, message: string) => heard.push(message));
+            await observer.subscribe(`${prefix}:shards`);
+            return heard;
+          }),
+        );
+        await startWith(prefix, urls, urls);
+        // One notice per node on each server, saying the server's place in the list.
+        await eventually(() => expect(notices.map((heard) => heard.map((text) => JSON.parse(text).s))).toEqual([[0, 0], [1, 1]]));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(layoutErrors()).toEqual([]);
+        expect(notices.map((heard) => heard.length)).toEqual([2, 2]); // nothing answered
+      });
+    });
   });
 
   describe.runIf(redisServerUp)('while one server is down', () => {
