@@ -166,6 +166,20 @@ describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis server
         expect(layoutErrors()).toEqual([]);
         expect(notices.map((heard) => heard.length)).toEqual([2, 2]); // nothing answered
       });
+
+      it('ignores anything else published on the shards topic, and keeps delivering', async () => {
+        const prefix = uniquePrefix('layout-junk');
+        await startWith(prefix, urls, urls);
+        const user = await nodes[1].connect('/', { query: { user: 'j' } });
+        for (const url of urls) {
+          for (const junk of ['not json', 'null', '[]', '{"s":"0","n":2,"node":"x"}', `{"s":0,"n":2,"node":"${'x'.repeat(400)}"}`]) {
+            await ioredis(url).publish(`${prefix}:shards`, junk);
+          }
+        }
+        nodes[0].app.get(DeliveryService).deliver({ user: 'j' }, { still: 'here' });
+        expect(await user.expectMessage()).toEqual({ still: 'here' });
+        expect(layoutErrors()).toEqual([]);
+      });
     });
   });
 
