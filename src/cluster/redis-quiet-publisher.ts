@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { RedisClientLike } from './redis-transport.options.js';
+import { type RedisClientLike, serverOf } from './redis-transport.options.js';
 
 /** What RedisTransport needs of a publisher connection it created itself (an ioredis client). */
 export interface OwnRedisPublisher extends RedisClientLike {
@@ -88,7 +88,7 @@ export class QuietPublisher {
    */
   publish(client: OwnRedisPublisher, channel: string, payload: Buffer): void {
     const socket = client.stream;
-    if (socket.destroyed || !socket.writable) throw new Error('Redis publisher connection is closing, not ready');
+    if (socket.destroyed || !socket.writable) throw new Error(`Redis publisher connection to ${serverOf(client)} is closing, not ready`);
     socket.write(`${PUBLISH_HEADER}${Buffer.byteLength(channel)}\r\n${channel}\r\n$${payload.length}\r\n`);
     socket.write(payload);
     socket.write(CRLF);

@@ -35,6 +35,18 @@ export interface RedisClientLike {
   disconnect(): void;
 }
 
+/**
+ * The server a client connects to, as logs name it: `host:port` (or the socket path) from an
+ * ioredis client's options, never its credentials; `Redis` for a client that does not say.
+ */
+export function serverOf(client: RedisClientLike): string {
+  const { host, port, path } = (client as { options?: { host?: unknown; port?: unknown; path?: unknown } }).options ?? {};
+  if (typeof path === 'string' && path !== '') return path;
+  if (typeof host !== 'string' || host === '') return 'Redis';
+  const shown = host.includes(':') ? `[${host}]` : host; // IPv6
+  return typeof port === 'number' ? `${shown}:${port}` : shown;
+}
+
 /** The ioredis options RedisTransport sets on the connections it creates. */
 export interface RedisConnectionOverrides {
   lazyConnect?: boolean;

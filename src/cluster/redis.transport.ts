@@ -7,6 +7,7 @@ import {
   type RedisClientLike,
   type RedisConnectionOverrides,
   type RedisTransportOptions,
+  serverOf,
   validateRedisTransportOptions,
 } from './redis-transport.options.js';
 import type { TransportMessageHandler } from './transport.interface.js';
@@ -83,6 +84,8 @@ export class RedisTransport extends BrokerTransport {
   private lastError: Error | null = null;
   /** Where each connection stands, to log an outage and a recovery once each. */
   private readonly state: Record<Role, 'connecting' | 'up' | 'down'> = { publisher: 'connecting', subscriber: 'connecting' };
+  /** The server each connection goes to (`host:port`), named in errors and logs: with several Redis servers, which one. */
+  private readonly server: Record<Role, string> = { publisher: 'Redis', subscriber: 'Redis' };
 
   constructor(options: RedisTransportOptions) {
     super('RedisTransport');
@@ -112,7 +115,7 @@ export class RedisTransport extends BrokerTransport {
     if (publisher === null) throw notConnected();
     // Checked here rather than left to ioredis, so that a client with an offline queue (the
     // ioredis default) fails fast too instead of piling up publishes while Redis is down.
-    if (publisher.status !== 'ready') throw new Error(`Redis publisher connection is ${publisher.status}, not ready`);
+    if (publisher.status !== 'ready') throw new Error(`Redis publisher connection to ${this.server.publisher} is ${publisher.status}, not ready`);
     if (this.corked === null) this.cork(publisher.stream);
     if (this.quiet.isQuiet(publisher)) {
       this.quiet.publish(publisher, this.channelPrefix + topic, toBuffer(payload));
@@ -218,6 +221,8 @@ export class RedisTransport extends BrokerTransport {
       this.ownsPublisher = this.ownsSubscriber = false;
     }
     const { publisher, subscriber } = this;
+    this.server.publisher = serverOf(publisher);
+    this.server.subscriber = serverOf(subscriber);
     this.state.publisher = this.state.subscriber = 'connecting';
     this.lastError = null;
     publisher.on('ready', this.onPublisherReady);
@@ -262,7 +267,7 @@ export class RedisTransport extends BrokerTransport {
         const cause = this.lastError ? ` (last error: ${this.lastError.message})` : '';
         settle(
           new Error(
-            `RedisTransport could not reach Redis within readyTimeout (${this.readyTimeout} ms): the publisher ` +
+            `RedisTransport could not reach Redis at ${this.servers()} within readyTimeout (${this.readyTimeout} ms): the publisher ` +
               `connection is ${publisher.status}, the subscriber connection ${subscriber.status}${cause}. ` +
               'Check the Redis address, or raise readyTimeout.',
           ),
@@ -334,7 +339,7 @@ export class RedisTransport extends BrokerTransport {
   };
 
   private restored(role: Role): void {
-    if (this.state[role] === 'down') this.logger.log(`RedisTransport: the Redis ${role} connection is back`);
+    if (this.state[role] === 'down') this.logger.log(`RedisTransport: the Redis ${role} connection to ${this.server[role]} is back`);
     this.state[role] = 'up';
   }
 
@@ -343,7 +348,13 @@ export class RedisTransport extends BrokerTransport {
     this.state[role] = 'down';
     const effect =
       role === 'publisher' ? 'deliveries to other nodes fail' : 'deliveries from other nodes are missed';
-    this.logger.warn(`RedisTransport: lost the Redis ${role} connection; ${effect} until it is back (local delivery goes on)`);
+    this.logger.warn(`RedisTransport: lost the Redis ${role} connection to ${this.server[role]}; ${effect} until it is back (local delivery goes on)`);
+  }
+
+  /** `host:port`, or both when the two connections go to different servers. */
+  private servers(): string {
+    const { publisher, subscriber } = this.server;
+    return publisher === subscriber ? publisher : `${publisher} (publisher) and ${subscriber} (subscriber)`;
   }
 }
 

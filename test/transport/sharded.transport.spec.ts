@@ -222,6 +222,10 @@ describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis server
       delivery.deliver({ user: up.user }, { still: 'across' });
       expect(await up.client.expectMessage()).toEqual({ still: 'across' });
       await eventually(() => expect(errors()).toBeGreaterThan(errorsBefore));
+      // The log says which server is gone.
+      const logged = () => nodes.flatMap((node) => node.logger.entries.map((entry) => entry.message)).join('\n');
+      await eventually(() => expect(logged()).toContain(`RedisTransport: lost the Redis subscriber connection to 127.0.0.1:${own.port};`));
+      expect(logged()).not.toContain(`lost the Redis subscriber connection to ${new URL(REDIS_URL).host}`);
 
       // A brand-new, empty server: the user gets messages again only if node B subscribes again.
       await own.start();
@@ -241,10 +245,13 @@ describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis server
   });
 
   it('rejects connect() naming the shard that could not connect, and closes the others', async () => {
-    const unreachable = `redis://127.0.0.1:${await freePort()}`;
+    const port = await freePort();
+    const unreachable = `redis://127.0.0.1:${port}`;
     const reachable = new RedisTransport({ url: REDIS_URL, prefix: uniquePrefix('half') });
     const transport = new ShardedTransport({ shards: [reachable, new RedisTransport({ url: unreachable, prefix: 'unused', readyTimeout: 300 })] });
-    await expect(transport.connect()).rejects.toThrow(/^ShardedTransport: shard 1 of 2 could not connect: RedisTransport could not reach Redis within readyTimeout \(300 ms\)/);
+    await expect(transport.connect()).rejects.toThrow(
+      new RegExp(`^ShardedTransport: shard 1 of 2 could not connect: RedisTransport could not reach Redis at 127\\.0\\.0\\.1:${port} within readyTimeout \\(300 ms\\)`),
+    );
     await expect(reachable.publish('user:1', Buffer.from('x'))).rejects.toThrow('RedisTransport is not connected');
   });
 });
