@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { InvalidOptionsError, MissingPackageError, RedisTransport, type RedisTransportOptions } from 'nestjs-riverside';
+import { InvalidOptionsError, MissingPackageError, type RedisClientLike, RedisTransport, type RedisTransportOptions } from 'nestjs-riverside';
+import { serverOf } from '../../src/cluster/redis-transport.options.js';
 
 /** Structurally an ioredis client; never connected by these tests. */
 function fakeClient() {
@@ -158,5 +159,20 @@ describe(RedisTransport, () => {
       const Transport = await withoutIoredis();
       expect(new Transport({ client: fakeClient() }).prefix).toBe('riverside');
     });
+  });
+});
+
+describe('the Redis server as errors and logs name it', () => {
+  const client = (options: unknown) => ({ options }) as unknown as RedisClientLike;
+
+  it.each([
+    [{ host: '10.0.0.2', port: 6380, password: 'secret', username: 'app' }, '10.0.0.2:6380'],
+    [{ host: '::1', port: 6379 }, '[::1]:6379'],
+    [{ path: '/run/redis.sock', host: 'localhost', port: 6379 }, '/run/redis.sock'],
+    [{ host: 'redis.internal' }, 'redis.internal'],
+    [undefined, 'Redis'],
+    [{ host: '' }, 'Redis'],
+  ])('%j is %s, never its credentials', (options, shown) => {
+    expect(serverOf(client(options))).toBe(shown);
   });
 });
