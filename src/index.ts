@@ -86,8 +86,8 @@ export type {
   NatsSubscriptionLike,
 } from './cluster/nats-transport.options.js';
 export { natsSubject } from './cluster/nats-subjects.js';
-export { IpcTransport, type IpcTransportOptions } from './cluster/ipc.transport.js';
 export { ShardedTransport, type ShardedTransportOptions } from './cluster/sharded.transport.js';
+export { IpcTransport, type IpcTransportOptions } from './cluster/ipc.transport.js';
 export { IpcHub, type IpcHubOptions } from './cluster/ipc-hub.js';
 export type { IpcChannel } from './cluster/ipc-channel.js';
 export { runRiversideWorkers, type RiversideWorkersOptions, type RiversideWorkers } from './cluster/run-riverside-workers.js';
