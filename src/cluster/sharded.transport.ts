@@ -1,7 +1,8 @@
+import { randomInt } from 'node:crypto';
 import { LocalTransport } from './local.transport.js';
 import { OptionChecks } from './option-checks.js';
 import { ShardLayoutCheck } from './shard-layout-check.js';
-import { BRIDGE_TOPIC, PRESENCE_TOPIC } from './topics.js';
+import { BRIDGE_TOPIC } from './topics.js';
 import { isTransport, type RiversideTransport, type TransportMessageHandler } from './transport.interface.js';
 
 /**
@@ -34,9 +35,13 @@ const KNOWN_OPTIONS = ['shards'] as const;
  * - Order: the messages of one sender to one user or one channel keep their order. A sender's
  *   message to a user and its message to a channel that user is in may arrive in the other
  *   order when the two topics are on different shards (they travel through different servers).
- * - Presence keeps to one shard (its messages build on one another), and a node's wildcard
- *   subscription to `ext:*` and its `bridge` subscription are held on every shard: a service
- *   publishing from outside may use any one of the brokers.
+ * - Presence: a node publishes all its presence messages on one shard, picked at random when
+ *   it starts (they build on one another, so they keep one path), and listens for presence on
+ *   every shard: the presence traffic of a large cluster spreads over the brokers too. While a
+ *   node's presence shard is down, the others count it missing after `presenceTimeout`, as they
+ *   would with one broker down.
+ * - A node's wildcard subscription to `ext:*` and its `bridge` subscription are held on every
+ *   shard: a service publishing from outside may use any one of the brokers.
  * - A shard that is down costs only the topics it carries; each shard's transport reconnects on
  *   its own.
  * - Changing the shards (their number or order) moves most topics: restart every node together.
@@ -50,12 +55,13 @@ export class ShardedTransport implements RiversideTransport {
   /** Present when every shard offers it: the `ext:*` subscription is held on every shard. */
   readonly subscribeExternal?: (handler: TransportMessageHandler) => Promise<void>;
   private readonly shards: readonly RiversideTransport[];
+  /** Where this node publishes its presence messages (all of them, in order). */
   private readonly presenceShard: RiversideTransport;
 
   constructor(options: ShardedTransportOptions) {
     this.shards = [...validateOptions(options).shards];
     this.subscriptionsSettle = this.shards.every((shard) => shard.subscriptionsSettle === true);
-    this.presenceShard = this.byHash(PRESENCE_TOPIC);
+    this.presenceShard = this.shards[randomInt(this.shards.length)];
     if (this.shards.every((shard) => typeof shard.subscribeExternal === 'function')) {
       this.subscribeExternal = async (handler) => {
         await Promise.all(this.shards.map((shard) => shard.subscribeExternal!(handler)));
@@ -76,19 +82,22 @@ export class ShardedTransport implements RiversideTransport {
     throw this.shardError(failed, 'could not connect', (results[failed] as PromiseRejectedResult).reason);
   }
 
-  /** Publishes on the topic's shard only: every node subscribes the topic there. */
+  /** Publishes on one shard: the topic's, or this node's presence shard for presence. */
   publish(topic: string, payload: Uint8Array): Promise<void> {
-    return this.shardOf(topic).publish(topic, payload);
+    return (isPresence(topic) ? this.presenceShard : this.shardOf(topic)).publish(topic, payload);
   }
 
-  /** Subscribes on the topic's shard; `bridge` on every shard, where outside services may publish it. */
+  /**
+   * Subscribes on the topic's shard; presence topics and `bridge` on every shard, where other
+   * nodes and outside services publish them.
+   */
   async subscribe(topic: string, handler: TransportMessageHandler): Promise<void> {
-    if (topic === BRIDGE_TOPIC) await Promise.all(this.shards.map((shard) => shard.subscribe(topic, handler)));
+    if (onEveryShard(topic)) await Promise.all(this.shards.map((shard) => shard.subscribe(topic, handler)));
     else await this.shardOf(topic).subscribe(topic, handler);
   }
 
   async unsubscribe(topic: string): Promise<void> {
-    if (topic === BRIDGE_TOPIC) await Promise.all(this.shards.map((shard) => shard.unsubscribe(topic)));
+    if (onEveryShard(topic)) await Promise.all(this.shards.map((shard) => shard.unsubscribe(topic)));
     else await this.shardOf(topic).unsubscribe(topic);
   }
 
@@ -99,12 +108,8 @@ export class ShardedTransport implements RiversideTransport {
     if (failed >= 0) throw this.shardError(failed, 'failed to close', (results[failed] as PromiseRejectedResult).reason);
   }
 
-  /** The shard that carries `topic`: presence topics all on one, the others by a hash of the name. */
+  /** The shard that carries a user or channel topic, by a hash of its name. */
   private shardOf(topic: string): RiversideTransport {
-    return topic.startsWith('presence:') ? this.presenceShard : this.byHash(topic);
-  }
-
-  private byHash(topic: string): RiversideTransport {
     return this.shards.length === 1 ? this.shards[0] : this.shards[fnv1a(topic) % this.shards.length];
   }
 
@@ -112,6 +117,15 @@ export class ShardedTransport implements RiversideTransport {
     const message = cause instanceof Error ? cause.message : String(cause);
     return new Error(`ShardedTransport: shard ${index} of ${this.shards.length} ${what}: ${message}`, { cause });
   }
+}
+
+function isPresence(topic: string): boolean {
+  return topic.startsWith('presence:');
+}
+
+/** Topics that every node receives on every shard: each sender publishes them on one shard of its own choosing. */
+function onEveryShard(topic: string): boolean {
+  return topic === BRIDGE_TOPIC || isPresence(topic);
 }
 
 /**
