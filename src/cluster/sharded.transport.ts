@@ -37,9 +37,9 @@ const KNOWN_OPTIONS = ['shards'] as const;
  *   order when the two topics are on different shards (they travel through different servers).
  * - Presence: a node publishes all its presence messages on one shard, picked at random when
  *   it starts (they build on one another, so they keep one path), and listens for presence on
- *   every shard: the presence traffic of a large cluster spreads over the brokers too. While a
- *   node's presence shard is down, the others count it missing after `presenceTimeout`, as they
- *   would with one broker down.
+ *   every shard: the presence traffic of a large cluster spreads over the brokers too. When a
+ *   presence message cannot be published there (its broker is down), the node's presence moves
+ *   to the next shard, so that the other nodes keep hearing its heartbeats.
  * - A node's wildcard subscription to `ext:*` and its `bridge` subscription are held on every
  *   shard: a service publishing from outside may use any one of the brokers.
  * - A shard that is down costs only the topics it carries; each shard's transport reconnects on
@@ -55,8 +55,8 @@ export class ShardedTransport implements RiversideTransport {
   /** Present when every shard offers it: the `ext:*` subscription is held on every shard. */
   readonly subscribeExternal?: (handler: TransportMessageHandler) => Promise<void>;
   private readonly shards: readonly RiversideTransport[];
-  /** Where this node publishes its presence messages (all of them, in order). */
-  private readonly presenceShard: RiversideTransport;
+  /** Where this node publishes its presence messages (all of them, in order, until it fails). */
+  private presenceShard: RiversideTransport;
 
   constructor(options: ShardedTransportOptions) {
     this.shards = [...validateOptions(options).shards];
@@ -84,7 +84,7 @@ export class ShardedTransport implements RiversideTransport {
 
   /** Publishes on one shard: the topic's, or this node's presence shard for presence. */
   publish(topic: string, payload: Uint8Array): Promise<void> {
-    return (isPresence(topic) ? this.presenceShard : this.shardOf(topic)).publish(topic, payload);
+    return isPresence(topic) ? this.publishPresence(topic, payload) : this.shardOf(topic).publish(topic, payload);
   }
 
   /**
@@ -106,6 +106,22 @@ export class ShardedTransport implements RiversideTransport {
     const results = await Promise.allSettled(this.shards.map((shard) => shard.close()));
     const failed = results.findIndex((result) => result.status === 'rejected');
     if (failed >= 0) throw this.shardError(failed, 'failed to close', (results[failed] as PromiseRejectedResult).reason);
+  }
+
+  /**
+   * A failed presence message moves the node's presence to the next shard: its next heartbeat
+   * leaves from there, and the other nodes, which listen on every shard, catch up on what was
+   * lost by the sequence gap (a state transfer), instead of counting the node missing while its
+   * broker is down.
+   */
+  private async publishPresence(topic: string, payload: Uint8Array): Promise<void> {
+    const shard = this.presenceShard;
+    try {
+      await shard.publish(topic, payload);
+    } catch (error) {
+      if (this.presenceShard === shard) this.presenceShard = this.shards[(this.shards.indexOf(shard) + 1) % this.shards.length];
+      throw error;
+    }
   }
 
   /** The shard that carries a user or channel topic, by a hash of its name. */

@@ -259,6 +259,64 @@ describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis server
     });
   });
 
+  describe.runIf(redisServerUp)("when a node's presence server goes down", () => {
+    const HEARTBEAT = 100;
+    const TIMEOUT = 600;
+    let own: OwnRedisServer;
+    let nodes: RunningApp[] = [];
+    afterAll(async () => {
+      await Promise.all(nodes.map((node) => node.close()));
+      await own?.stop();
+    });
+
+    it('moves its presence to the other server: the other nodes never count it missing', async () => {
+      own = await OwnRedisServer.start();
+      const servers = [REDIS_URL, own.url];
+      const prefix = uniquePrefix('presence-failover');
+      // The server each presence message came through, by the node id it carries.
+      const carriedBy: { node: string; server: number }[] = [];
+      await Promise.all(
+        servers.map(async (url, server) => {
+          const observer = ioredis(url);
+          observer.on('message', (_channel: string, message: string) => carriedBy.push({ node: (JSON.parse(message) as { n: string }).n, server }));
+          await observer.subscribe(`${prefix}:presence:cluster`);
+        }),
+      );
+      const start = () => startRiverside({ transport: sharded(servers, prefix), presenceHeartbeat: HEARTBEAT, presenceTimeout: TIMEOUT }, [ClusterNodeHandler]);
+      const serverOfLatest = () => carriedBy.at(-1)?.server;
+
+      // A node picks its presence server at random: start nodes until one has the server this test can stop.
+      let watched: RunningApp | undefined;
+      for (let attempt = 0; attempt < 12 && watched === undefined; attempt++) {
+        const node = await start();
+        carriedBy.length = 0;
+        await eventually(() => expect(serverOfLatest()).toBeDefined());
+        if (serverOfLatest() === 1) watched = node;
+        else await node.close();
+      }
+      if (watched === undefined) throw new Error('no node picked the second server in 12 starts');
+      const watchedId = carriedBy.at(-1)!.node;
+      nodes.push(watched);
+      const other = await start();
+      nodes.push(other);
+      await join(await watched.connect('/', { query: { user: 'ann' } }), 'room');
+      const presence = other.app.get(PresenceService);
+      await eventually(async () => expect((await presence.members('room')).members.map((member) => member.userId)).toEqual(['ann']));
+      const leaves: unknown[] = [];
+      presence.on((event) => {
+        if (event.type === 'leave') leaves.push(event);
+      });
+
+      await own.stop();
+      const stoppedAt = carriedBy.length;
+      // Its heartbeats come through the first server now.
+      await eventually(() => expect(carriedBy.slice(stoppedAt).some((seen) => seen.node === watchedId && seen.server === 0)).toBe(true), 2000);
+      await new Promise((resolve) => setTimeout(resolve, 3 * TIMEOUT));
+      expect(leaves).toEqual([]);
+      expect(await presence.members('room')).toMatchObject({ complete: true, members: [{ userId: 'ann' }] });
+    });
+  });
+
   it('rejects connect() naming the shard that could not connect, and closes the others', async () => {
     const port = await freePort();
     const unreachable = `redis://127.0.0.1:${port}`;
