@@ -198,22 +198,38 @@ describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis server
     });
   });
 
-  describe.runIf(redisServerUp)('while one server is down', () => {
-    let own: OwnRedisServer;
-    let nodes: RunningApp[] = [];
+  /**
+   * For a test that stops a Redis server: `start()` starts a second server of the test's own and
+   * gives both servers' URLs; the nodes the test puts in `nodes` are closed, and the server
+   * stopped, after the describe.
+   */
+  function stoppableServer() {
+    const nodes: RunningApp[] = [];
+    let own: OwnRedisServer | undefined;
     afterAll(async () => {
       await Promise.all(nodes.map((node) => node.close()));
       await own?.stop();
     });
+    return {
+      nodes,
+      async start() {
+        own = await OwnRedisServer.start();
+        return { own, servers: [REDIS_URL, own.url] };
+      },
+    };
+  }
+
+  describe.runIf(redisServerUp)('while one server is down', () => {
+    const outage = stoppableServer();
 
     it('delivers the topics of the server that is up, and the others again once their server is back', async () => {
-      own = await OwnRedisServer.start();
-      const servers = [REDIS_URL, own.url];
+      const { own, servers } = await outage.start();
       const prefix = uniquePrefix('shard-outage');
-      nodes = [
+      const nodes = outage.nodes;
+      nodes.push(
         await startRiverside({ transport: sharded(servers, prefix), presenceHeartbeat: 60_000 }, [ClusterNodeHandler]),
         await startRiverside({ transport: sharded(servers, prefix), presenceHeartbeat: 60_000 }, [ClusterNodeHandler]),
-      ];
+      );
       const [nodeA, nodeB] = nodes;
       // Users until one lives on each server.
       const onServer: { user: string; client: Awaited<ReturnType<RunningApp['connect']>> }[] = [];
@@ -262,16 +278,11 @@ describe.runIf(redisUp && redisServerUp)('ShardedTransport over two Redis server
   describe.runIf(redisServerUp)("when a node's presence server goes down", () => {
     const HEARTBEAT = 100;
     const TIMEOUT = 600;
-    let own: OwnRedisServer;
-    let nodes: RunningApp[] = [];
-    afterAll(async () => {
-      await Promise.all(nodes.map((node) => node.close()));
-      await own?.stop();
-    });
+    const outage = stoppableServer();
 
     it('moves its presence to the other server: the other nodes never count it missing', async () => {
-      own = await OwnRedisServer.start();
-      const servers = [REDIS_URL, own.url];
+      const { own, servers } = await outage.start();
+      const nodes = outage.nodes;
       const prefix = uniquePrefix('presence-failover');
       // The server each presence message came through, by the node id it carries.
       const carriedBy: { node: string; server: number }[] = [];
