@@ -64,3 +64,8 @@ export function tooManyChannelsMessage(channel: string, limit: number): string {
 export function idTooLongMessage(what: string, bytes: number, limit: number): string {
   return `${what} is ${bytes} bytes of UTF-8, over maxIdLength (${limit}). Use a shorter id, or raise the maxIdLength option.`;
 }
+
+/** The message of a thrown value, whatever was thrown. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

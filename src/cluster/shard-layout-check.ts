@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { errorMessage } from '../riverside.messages.js';
 import { LogThrottle } from './log-throttle.js';
 import { SHARD_LAYOUT_TOPIC } from './topics.js';
 import type { RiversideTransport } from './transport.interface.js';
@@ -39,14 +40,15 @@ export class ShardLayoutCheck {
     subscribed.forEach((result, index) => {
       if (result.status === 'fulfilled') return;
       this.logger.warn(
-        `ShardedTransport: cannot check that every node lists shard ${index} in the same place: subscribing to ${SHARD_LAYOUT_TOPIC} failed: ${describe(result.reason)}`,
+        `ShardedTransport: cannot check that every node lists shard ${index} in the same place: subscribing to ${SHARD_LAYOUT_TOPIC} failed: ${errorMessage(result.reason)}`,
       );
     });
     this.shards.forEach((_, index) => this.tell(index, false));
   }
 
   private tell(index: number, answer: boolean): void {
-    const notice: LayoutNotice = answer ? { s: index, n: this.shards.length, node: this.node, a: 1 } : { s: index, n: this.shards.length, node: this.node };
+    const notice: LayoutNotice = { s: index, n: this.shards.length, node: this.node };
+    if (answer) notice.a = 1;
     this.shards[index].publish(SHARD_LAYOUT_TOPIC, Buffer.from(JSON.stringify(notice))).catch(() => {
       // The broker is down: the nodes check again whenever one starts.
     });
@@ -80,8 +82,4 @@ function parseNotice(payload: Uint8Array): LayoutNotice | null {
   if (typeof notice !== 'object' || notice === null) return null;
   if (!Number.isInteger(notice.s) || !Number.isInteger(notice.n) || typeof notice.node !== 'string' || notice.node.length > 300) return null;
   return notice as LayoutNotice;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,8 +1,9 @@
 import { randomInt } from 'node:crypto';
+import { errorMessage } from '../riverside.messages.js';
 import { LocalTransport } from './local.transport.js';
 import { OptionChecks } from './option-checks.js';
 import { ShardLayoutCheck } from './shard-layout-check.js';
-import { BRIDGE_TOPIC } from './topics.js';
+import { BRIDGE_TOPIC, isPresenceTopic } from './topics.js';
 import { isTransport, type RiversideTransport, type TransportMessageHandler } from './transport.interface.js';
 
 /**
@@ -84,7 +85,7 @@ export class ShardedTransport implements RiversideTransport {
 
   /** Publishes on one shard: the topic's, or this node's presence shard for presence. */
   publish(topic: string, payload: Uint8Array): Promise<void> {
-    return isPresence(topic) ? this.publishPresence(topic, payload) : this.shardOf(topic).publish(topic, payload);
+    return isPresenceTopic(topic) ? this.publishPresence(topic, payload) : this.shardOf(topic).publish(topic, payload);
   }
 
   /**
@@ -96,6 +97,7 @@ export class ShardedTransport implements RiversideTransport {
     else await this.shardOf(topic).subscribe(topic, handler);
   }
 
+  /** Unsubscribes where subscribe() subscribed. */
   async unsubscribe(topic: string): Promise<void> {
     if (onEveryShard(topic)) await Promise.all(this.shards.map((shard) => shard.unsubscribe(topic)));
     else await this.shardOf(topic).unsubscribe(topic);
@@ -130,18 +132,13 @@ export class ShardedTransport implements RiversideTransport {
   }
 
   private shardError(index: number, what: string, cause: unknown): Error {
-    const message = cause instanceof Error ? cause.message : String(cause);
-    return new Error(`ShardedTransport: shard ${index} of ${this.shards.length} ${what}: ${message}`, { cause });
+    return new Error(`ShardedTransport: shard ${index} of ${this.shards.length} ${what}: ${errorMessage(cause)}`, { cause });
   }
-}
-
-function isPresence(topic: string): boolean {
-  return topic.startsWith('presence:');
 }
 
 /** Topics that every node receives on every shard: each sender publishes them on one shard of its own choosing. */
 function onEveryShard(topic: string): boolean {
-  return topic === BRIDGE_TOPIC || isPresence(topic);
+  return topic === BRIDGE_TOPIC || isPresenceTopic(topic);
 }
 
 /**

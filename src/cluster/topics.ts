@@ -38,6 +38,11 @@ export const BRIDGE_TOPIC = 'bridge';
  */
 export const PRESENCE_TOPIC = 'presence:cluster';
 
+/** Whether `topic` is one of the presence trackers' (the shared one or a node's own). */
+export function isPresenceTopic(topic: string): boolean {
+  return topic.startsWith('presence:');
+}
+
 /**
  * A node's own presence topic, where the other nodes send their state when it asks for it
  * (`<prefix>:presence:<nodeId>`; node ids are 16 hex digits, never `cluster`).

@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { RiversideStats } from '../stats/riverside-stats.js';
+import { errorMessage } from '../riverside.messages.js';
 import { LogThrottle } from './log-throttle.js';
 
 /**
@@ -21,6 +22,6 @@ export class TransportFailures {
     const heldBack = this.throttle.take();
     if (heldBack === null) return;
     const more = heldBack > 0 ? ` (and ${heldBack} more failure(s) since the last report)` : '';
-    this.logger.error(`${this.subject} ${what}: ${error instanceof Error ? error.message : String(error)}${more}`);
+    this.logger.error(`${this.subject} ${what}: ${errorMessage(error)}${more}`);
   }
 }

@@ -1,3 +1,4 @@
+import { errorMessage } from '../riverside.messages.js';
 import { RiversideError } from './riverside.error.js';
 
 /**
@@ -9,7 +10,7 @@ export class EncodeError extends RiversideError {
   constructor(codecName: string, cause: unknown) {
     super(
       'RIVERSIDE_ERR_ENCODE',
-      `${codecName} could not encode the message: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+      `${codecName} could not encode the message: ${errorMessage(cause)}. ` +
         'Send a value the codec supports, or a raw Frame.text()/Frame.binary().',
       { cause },
     );
